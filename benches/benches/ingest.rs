@@ -1,0 +1,114 @@
+//! Micro-benchmarks of the hot path: cutting input into chunks, and parsing one format with the
+//! splitter, with the regex engine, and into Arrow builders. Throughput is in input bytes.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use logcrunch::batch::ChunkBatcher;
+use logcrunch::generate::{GenerateOptions, Generator};
+use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Patterns, Row, RowSink};
+use logcrunch::scan::{self, Scanner};
+use logcrunch::schema::arrow_schema;
+
+fn generated(format: &str, lines: u64) -> Vec<u8> {
+    let g = Generator::new(GenerateOptions {
+        format: format.into(),
+        lines,
+        ..GenerateOptions::default()
+    })
+    .unwrap();
+    let mut out = Vec::new();
+    g.write(&mut out).unwrap();
+    out
+}
+
+struct Count(u64);
+
+impl RowSink for Count {
+    fn row(&mut self, row: &Row<'_>) {
+        self.0 += row.status.unwrap_or(0) as u64;
+    }
+    fn bad(&mut self, _: u64, _: u64, _: BadReason, _: &[u8]) {}
+}
+
+fn chunking(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.log");
+    std::fs::write(&path, generated("nginx_timed", 300_000)).unwrap();
+    let input = scan::resolve(&[path.display().to_string()])
+        .unwrap()
+        .remove(0);
+    let mut g = c.benchmark_group("scan");
+    g.throughput(Throughput::Bytes(input.size));
+    for chunk in [256 << 10, 4 << 20] {
+        let scanner = Scanner {
+            chunk_size: chunk,
+            max_line_bytes: 64 << 10,
+        };
+        g.bench_function(format!("mmap_chunks_{}KiB", chunk >> 10), |b| {
+            b.iter(|| {
+                let progress = Arc::new(AtomicU64::new(0));
+                let mut n = 0u64;
+                scanner
+                    .scan(0, &input, 0, false, &progress, &mut |c| {
+                        n += c.data.len() as u64;
+                        true
+                    })
+                    .unwrap();
+                black_box(n)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn parsing(c: &mut Criterion) {
+    let text = generated("nginx_timed", 100_000);
+    let patterns = Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap();
+    // The same format written ambiguously, as a regex engine must run it (DESIGN.md's example).
+    let ambiguous = Patterns::parse(
+        r#"formats:
+  nginx_timed_regex:
+    regex: '^(?P<client_ip>\S+) - (?P<user>\S+) \[(?P<ts>[^\]]*)\] "(?P<method>\S+) (?P<path>[^"]*) (?P<protocol>\S+)" (?P<status>\S+) (?P<bytes>\S+) "(?P<referer>[^"]*)" "(?P<user_agent>[^"]*)" (?P<request_time>\S+)$'
+    fields:
+      request_time: {type: seconds, column: response_time_us}
+"#,
+        Path::new("bench"),
+    )
+    .unwrap();
+    let mut g = c.benchmark_group("parse_nginx_timed");
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    let splitter = patterns.parser("nginx_timed", 64 << 10).unwrap();
+    let regex = ambiguous.parser("nginx_timed_regex", 64 << 10).unwrap();
+    for (name, p) in [("splitter_typed", &splitter), ("regex_typed", &regex)] {
+        let mut scratch = p.scratch();
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut sink = Count(0);
+                p.parse_chunk(&mut scratch, &text, 0, &mut sink);
+                black_box(sink.0)
+            })
+        });
+    }
+    let schema = arrow_schema(splitter.extras());
+    let mut scratch = splitter.scratch();
+    g.bench_function("splitter_to_arrow", |b| {
+        b.iter(|| {
+            let mut batcher =
+                ChunkBatcher::new(Arc::clone(&schema), Arc::from("bench.log"), 0, 0, 100);
+            splitter.parse_chunk(&mut scratch, &text, 0, &mut batcher);
+            black_box(batcher.finish("nginx_timed").unwrap().len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = chunking, parsing
+}
+criterion_main!(benches);

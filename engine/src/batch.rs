@@ -1,0 +1,287 @@
+//! Builds Arrow record batches of the canonical schema from parsed rows.
+//!
+//! A [`ChunkBatcher`] is the [`RowSink`] a worker hands to the parser for one chunk: it appends each
+//! row to the builder of the row's UTC day (partitions are per day, and a chunk rarely spans more
+//! than one), keeps the first bad lines as quarantine samples and counts all of them, and at the end
+//! of the chunk yields one `RecordBatch` per day. Builders are owned by the worker: no locks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondBuilder, UInt16Builder, UInt32Array, UInt64Builder,
+};
+use arrow::datatypes::SchemaRef;
+
+use crate::error::{Error, Result};
+use crate::parse::{BadReason, Row, RowSink};
+use crate::schema::StrCol;
+
+/// µs in a day.
+pub const US_PER_DAY: i64 = 86_400_000_000;
+/// Bytes of a bad line kept in its quarantine sample.
+pub const SAMPLE_BYTES: usize = 1024;
+
+/// Arrow builders for the rows of one source and day.
+pub struct BatchBuilder {
+    schema: SchemaRef,
+    source: Arc<str>,
+    ts: TimestampMicrosecondBuilder,
+    strs: Vec<StringBuilder>,
+    status: UInt16Builder,
+    bytes: UInt64Builder,
+    response_time: UInt64Builder,
+    upstream_time: UInt64Builder,
+    offset: UInt64Builder,
+    extras: Vec<StringBuilder>,
+    len: usize,
+}
+
+fn push_str(b: &mut StringBuilder, v: Option<&[u8]>) {
+    match v {
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(s) => b.append_value(s),
+            Err(_) => b.append_value(String::from_utf8_lossy(bytes)),
+        },
+        None => b.append_null(),
+    }
+}
+
+impl BatchBuilder {
+    /// Empty builders for `schema` (from [`crate::schema::arrow_schema`]) and source label `source`.
+    pub fn new(schema: SchemaRef, source: Arc<str>, extras: usize) -> BatchBuilder {
+        BatchBuilder {
+            schema,
+            source,
+            ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            strs: (0..StrCol::ALL.len())
+                .map(|_| StringBuilder::new())
+                .collect(),
+            status: UInt16Builder::new(),
+            bytes: UInt64Builder::new(),
+            response_time: UInt64Builder::new(),
+            upstream_time: UInt64Builder::new(),
+            offset: UInt64Builder::new(),
+            extras: (0..extras).map(|_| StringBuilder::new()).collect(),
+            len: 0,
+        }
+    }
+
+    /// Appends one row.
+    pub fn push(&mut self, row: &Row<'_>) {
+        self.ts.append_value(row.ts_us);
+        for (b, v) in self.strs.iter_mut().zip(row.strs.iter()) {
+            push_str(b, *v);
+        }
+        self.status.append_option(row.status);
+        self.bytes.append_option(row.bytes);
+        self.response_time.append_option(row.response_time_us);
+        self.upstream_time
+            .append_option(row.upstream_response_time_us);
+        self.offset.append_value(row.offset);
+        for (b, v) in self.extras.iter_mut().zip(row.extras.iter()) {
+            push_str(b, *v);
+        }
+        self.len += 1;
+    }
+
+    /// Rows appended since the last [`BatchBuilder::finish`].
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no rows are pending.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Takes the pending rows as a batch and leaves the builders empty.
+    pub fn finish(&mut self) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+        let n = self.len;
+        self.len = 0;
+        let mut s = self
+            .strs
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef);
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(self.ts.finish())];
+        cols.extend(s.by_ref().take(7));
+        cols.push(Arc::new(self.status.finish()));
+        cols.push(Arc::new(self.bytes.finish()));
+        cols.extend(s);
+        cols.push(Arc::new(self.response_time.finish()));
+        cols.push(Arc::new(self.upstream_time.finish()));
+        cols.push(Arc::new(UInt32Array::from(vec![0u32; n])));
+        let keys = Int32Array::from(vec![0i32; n]);
+        let values = Arc::new(StringArray::from(vec![&*self.source]));
+        cols.push(Arc::new(DictionaryArray::try_new(keys, values)?));
+        cols.push(Arc::new(self.offset.finish()));
+        cols.extend(
+            self.extras
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        RecordBatch::try_new(Arc::clone(&self.schema), cols)
+    }
+}
+
+/// A bad line kept for the quarantine file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLine {
+    /// Chunk sequence number within the source.
+    pub seq: u64,
+    /// Line index within the chunk.
+    pub line_index: u64,
+    /// Byte offset of the line in its source.
+    pub offset: u64,
+    /// Why it was rejected.
+    pub reason: BadReason,
+    /// The first [`SAMPLE_BYTES`] of the line.
+    pub sample: Vec<u8>,
+}
+
+/// Collects one chunk's rows into per-day batches and its bad lines; see the module docs.
+pub struct ChunkBatcher {
+    schema: SchemaRef,
+    source: Arc<str>,
+    extras: usize,
+    seq: u64,
+    days: BTreeMap<i32, BatchBuilder>,
+    current: Option<(i32, BatchBuilder)>,
+    /// Bad lines kept as samples (at most `sample_budget`).
+    pub bad: Vec<BadLine>,
+    /// All bad lines by reason.
+    pub bad_counts: BTreeMap<BadReason, u64>,
+    sample_budget: usize,
+}
+
+impl ChunkBatcher {
+    /// A batcher for chunk `seq` of a source labelled `source` whose rows have `schema`; keeps at
+    /// most `sample_budget` bad-line samples.
+    pub fn new(
+        schema: SchemaRef,
+        source: Arc<str>,
+        extras: usize,
+        seq: u64,
+        sample_budget: usize,
+    ) -> ChunkBatcher {
+        ChunkBatcher {
+            schema,
+            source,
+            extras,
+            seq,
+            days: BTreeMap::new(),
+            current: None,
+            bad: Vec::new(),
+            bad_counts: BTreeMap::new(),
+            sample_budget,
+        }
+    }
+
+    /// The chunk's rows as one batch per UTC day (days since the epoch).
+    pub fn finish(mut self, format: &str) -> Result<Vec<(i32, RecordBatch)>> {
+        if let Some((day, b)) = self.current.take() {
+            self.days.insert(day, b);
+        }
+        self.days
+            .into_iter()
+            .map(|(day, mut b)| {
+                b.finish()
+                    .map(|batch| (day, batch))
+                    .map_err(|source| Error::Arrow {
+                        format: format.to_string(),
+                        source,
+                    })
+            })
+            .collect()
+    }
+}
+
+impl RowSink for ChunkBatcher {
+    fn row(&mut self, row: &Row<'_>) {
+        let day = row.ts_us.div_euclid(US_PER_DAY) as i32;
+        match &mut self.current {
+            Some((d, b)) if *d == day => b.push(row),
+            current => {
+                let mut builder = self.days.remove(&day).unwrap_or_else(|| {
+                    BatchBuilder::new(
+                        Arc::clone(&self.schema),
+                        Arc::clone(&self.source),
+                        self.extras,
+                    )
+                });
+                builder.push(row);
+                if let Some((d, old)) = current.replace((day, builder)) {
+                    self.days.insert(d, old);
+                }
+            }
+        }
+    }
+
+    fn bad(&mut self, offset: u64, line_index: u64, reason: BadReason, line: &[u8]) {
+        *self.bad_counts.entry(reason).or_default() += 1;
+        if self.bad.len() < self.sample_budget {
+            self.bad.push(BadLine {
+                seq: self.seq,
+                line_index,
+                offset,
+                reason,
+                sample: line[..line.len().min(SAMPLE_BYTES)].to_vec(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::Patterns;
+    use crate::schema::arrow_schema;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
+
+    #[test]
+    fn rows_split_by_day_and_keep_types() {
+        let pats =
+            Patterns::parse(crate::parse::BUILTIN_PATTERNS, std::path::Path::new("b")).unwrap();
+        let p = pats.parser("nginx_timed", 1 << 16).unwrap();
+        let text = b"1.1.1.1 - - [31/Dec/2023:23:59:59 +0000] \"GET /a HTTP/1.1\" 200 10 \"-\" \"ua\" 0.5\n\
+                     2.2.2.2 - bob [01/Jan/2024:00:00:00 +0000] \"GET /b?q HTTP/1.1\" 404 - \"r\" \"\xffua\" 0.001\n\
+                     nonsense\n";
+        let schema = arrow_schema(p.extras());
+        let mut b = ChunkBatcher::new(schema, Arc::from("src.log"), 0, 3, 10);
+        p.parse_chunk(&mut p.scratch(), text, 100, &mut b);
+        assert_eq!(b.bad.len(), 1);
+        assert_eq!(
+            b.bad[0].offset,
+            100 + text.windows(8).position(|w| w == b"nonsense").unwrap() as u64
+        );
+        assert_eq!(b.bad[0].seq, 3);
+        let days = b.finish("nginx_timed").unwrap();
+        assert_eq!(days.len(), 2);
+        assert_eq!(days[0].0, 19_722);
+        assert_eq!(days[1].0, 19_723);
+        let second = &days[1].1;
+        let col = |n: &str| second.column(second.schema().index_of(n).unwrap()).clone();
+        assert_eq!(
+            col("ts")
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(0),
+            1_704_067_200_000_000
+        );
+        assert_eq!(col("user_agent").as_string::<i32>().value(0), "\u{fffd}ua");
+        assert!(col("bytes").is_null(0));
+        assert_eq!(
+            col("response_time_us")
+                .as_primitive::<UInt64Type>()
+                .value(0),
+            1000
+        );
+        assert_eq!(col("query").as_string::<i32>().value(0), "q");
+        let second_line = text.iter().position(|c| *c == b'\n').unwrap() as u64 + 1;
+        assert_eq!(
+            col("offset").as_primitive::<UInt64Type>().value(0),
+            100 + second_line
+        );
+    }
+}

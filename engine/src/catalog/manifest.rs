@@ -1,0 +1,198 @@
+//! The dataset manifest: which sources were ingested how far, and which Parquet files hold them.
+//!
+//! It is one JSON document replaced atomically (write, fsync, rename, fsync the directory), so a
+//! reader always sees a complete version and a crash leaves the previous one. A Parquet file is part
+//! of the dataset exactly when the manifest lists it; that single rule makes ingest idempotent and
+//! crash-safe.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::scan::Encoding;
+use crate::sink::sync_dir;
+
+/// File name of the manifest inside the dataset.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Version of the manifest layout this build writes.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// The whole manifest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Layout version.
+    pub version: u32,
+    /// Committed runs, oldest first.
+    pub runs: Vec<RunRecord>,
+    /// Every source ever ingested.
+    pub sources: Vec<SourceRecord>,
+    /// Every Parquet file of the dataset.
+    pub files: Vec<FileRecord>,
+}
+
+/// One committed ingest run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    /// Run id (also in the names of the files it wrote).
+    pub id: String,
+    /// Start time, RFC 3339 UTC.
+    pub started: String,
+    /// Seconds the run took.
+    pub elapsed_s: f64,
+    /// Sources read (new or grown).
+    pub sources: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Bad lines.
+    pub bad_lines: u64,
+}
+
+/// One source (a log file's content, recognised by its fingerprint).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourceRecord {
+    /// Stable id, referenced by files.
+    pub id: u64,
+    /// Path as given when first ingested (`-` for stdin).
+    pub path: String,
+    /// Other paths the same content was seen under (rotated or compressed copies).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// How it was stored.
+    pub encoding: Encoding,
+    /// Size on disk when last read.
+    pub size: u64,
+    /// xxh3 of the first `fingerprint_len` bytes of content.
+    pub fingerprint: u64,
+    /// Bytes covered by `fingerprint`.
+    pub fingerprint_len: u64,
+    /// Content offset up to which the source has been ingested.
+    pub offset: u64,
+    /// Whether the content ingested so far ended with a newline.
+    pub ends_with_newline: bool,
+    /// Lines read so far.
+    pub lines: u64,
+    /// Rows stored so far.
+    pub rows: u64,
+    /// Bad lines so far.
+    pub bad_lines: u64,
+    /// Bad lines by reason.
+    #[serde(default)]
+    pub bad_by_reason: BTreeMap<String, u64>,
+    /// Log format used.
+    pub format: String,
+    /// Run that last read it.
+    pub last_run: String,
+}
+
+/// One Parquet file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileRecord {
+    /// Path relative to the dataset directory.
+    pub path: String,
+    /// Source id.
+    pub source: u64,
+    /// Run that wrote it.
+    pub run: String,
+    /// Partition date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Rows.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+impl Manifest {
+    /// Reads the manifest of `dataset`; an absent file is an empty manifest.
+    pub fn load(dataset: &Path) -> Result<Manifest> {
+        let path = dataset.join(MANIFEST_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Manifest {
+                    version: MANIFEST_VERSION,
+                    ..Manifest::default()
+                });
+            }
+            Err(e) => return Err(Error::io("cannot read", &path, e)),
+        };
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::Dataset {
+            path: path.clone(),
+            message: format!("the manifest is not valid ({e}); restore it from a backup or re-ingest into a new dataset"),
+        })?;
+        if m.version > MANIFEST_VERSION {
+            return Err(Error::Dataset {
+                path,
+                message: format!(
+                    "manifest version {} is newer than this logcrunch understands ({MANIFEST_VERSION}); upgrade logcrunch",
+                    m.version
+                ),
+            });
+        }
+        Ok(m)
+    }
+
+    /// Replaces the manifest of `dataset` atomically.
+    pub fn save(&self, dataset: &Path) -> Result<()> {
+        let path = dataset.join(MANIFEST_FILE);
+        let tmp: PathBuf = dataset.join(format!(".{MANIFEST_FILE}.tmp"));
+        let text = serde_json::to_vec_pretty(self).expect("the manifest serialises");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()
+        };
+        write().map_err(|e| Error::io("cannot write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot replace", &path, e))?;
+        sync_dir(dataset)
+    }
+
+    /// The next free source id.
+    pub fn next_source_id(&self) -> u64 {
+        self.sources.iter().map(|s| s.id + 1).max().unwrap_or(0)
+    }
+
+    /// Total rows of the files listed.
+    pub fn total_rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_then_load_round_trips_and_missing_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = Manifest::load(dir.path()).unwrap();
+        assert!(empty.sources.is_empty() && empty.files.is_empty());
+        let mut m = empty.clone();
+        m.files.push(FileRecord {
+            path: "logs/date=2024-01-01/part-x-0-0.parquet".into(),
+            source: 0,
+            run: "x".into(),
+            date: "2024-01-01".into(),
+            rows: 5,
+            bytes: 100,
+        });
+        m.save(dir.path()).unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), m);
+        assert_eq!(m.total_rows(), 5);
+    }
+
+    #[test]
+    fn a_corrupt_manifest_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), "{not json").unwrap();
+        let err = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("manifest.json") && err.contains("not valid"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! Typed errors of the library.
+//!
+//! Every variant names the file, line, field or format involved and ends with what the user can do
+//! next, because these messages are what a user sees when a command stops. The binary maps them to
+//! the documented exit codes with [`Error::exit_code`]; bad *lines* are never errors (they are data,
+//! counted and quarantined by the parser).
+
+use std::path::PathBuf;
+
+/// Exit code: the command could not do its job (I/O failure, corrupt dataset, query error).
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit code: the invocation was wrong (arguments, configuration, patterns, input paths).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: the run finished but more lines were bad than `--max-bad-ratio` allows.
+pub const EXIT_BAD_RATIO: i32 = 4;
+
+/// Result alias of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that stops a logcrunch command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done ("cannot read", "cannot write", ...).
+        action: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A configuration file is invalid.
+    #[error("{path}: {message}\n  fix the file or point --config at another one")]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong, with the key involved.
+        message: String,
+    },
+    /// A log format in the patterns file is invalid.
+    #[error("format `{format}` in {path}: {message}")]
+    Pattern {
+        /// The patterns file.
+        path: PathBuf,
+        /// The format's name.
+        format: String,
+        /// What is wrong, with the field or group involved.
+        message: String,
+    },
+    /// `--format` names a format the patterns file does not define.
+    #[error(
+        "unknown log format `{name}`; formats in {path}: {known}\n  pick one with --format or add it to that file"
+    )]
+    UnknownFormat {
+        /// The name asked for.
+        name: String,
+        /// The patterns file that was searched.
+        path: PathBuf,
+        /// The names it defines, comma-separated.
+        known: String,
+    },
+    /// An input path does not exist.
+    #[error(
+        "no such file or directory: {0}\n  check the path; globs must be quoted so that logcrunch expands them"
+    )]
+    InputNotFound(PathBuf),
+    /// A directory or glob given as input holds no log files.
+    #[error(
+        "no log files in {0}\n  logcrunch reads *.log*, *access*, *.txt, *.gz and *.zst files; pass files explicitly to read others"
+    )]
+    NoLogFiles(PathBuf),
+    /// Another process holds the dataset's lock.
+    #[error(
+        "dataset {0} is being written by another logcrunch process\n  wait for it to finish, or remove {0}/.lock if no logcrunch process is running"
+    )]
+    DatasetLocked(PathBuf),
+    /// The dataset's files are inconsistent or unreadable.
+    #[error("dataset {path}: {message}")]
+    Dataset {
+        /// The dataset directory or the file in it.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Writing a Parquet file failed.
+    #[error("cannot write Parquet file {path}: {source}")]
+    Parquet {
+        /// The file being written.
+        path: PathBuf,
+        /// The Parquet writer's error.
+        source: parquet::errors::ParquetError,
+    },
+    /// Building an Arrow batch failed (a schema mismatch, which is a bug in a format definition).
+    #[error("format `{format}`: cannot build Arrow batch: {source}")]
+    Arrow {
+        /// The format whose rows were being built.
+        format: String,
+        /// Arrow's error.
+        source: arrow::error::ArrowError,
+    },
+    /// DuckDB refused a statement.
+    #[error(
+        "query failed: {source}\n  the table is `logs`; list its columns with: logcrunch query \"DESCRIBE logs\""
+    )]
+    Query {
+        /// DuckDB's error.
+        source: duckdb::Error,
+    },
+    /// A command-line value is invalid.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// Shorthand for an [`Error::Io`].
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The process exit code documented for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config { .. }
+            | Error::Pattern { .. }
+            | Error::UnknownFormat { .. }
+            | Error::InputNotFound(_)
+            | Error::NoLogFiles(_)
+            | Error::Usage(_) => EXIT_USAGE,
+            Error::Io { .. }
+            | Error::DatasetLocked(_)
+            | Error::Dataset { .. }
+            | Error::Parquet { .. }
+            | Error::Arrow { .. }
+            | Error::Query { .. } => EXIT_FAILURE,
+        }
+    }
+}
+
+impl From<duckdb::Error> for Error {
+    fn from(source: duckdb::Error) -> Self {
+        Error::Query { source }
+    }
+}

@@ -1,0 +1,823 @@
+//! `ingest`: runs the pipeline scan -> parse -> batch -> sink -> manifest for a set of inputs.
+//!
+//! Planning decides, per input, from the manifest and a content fingerprint, whether it is new,
+//! grown (resume at the recorded offset), unchanged (skip), a copy of a source already read (a
+//! rotated or compressed log: skip or resume it under the existing source), or to be replaced
+//! (`--force`). Then one producer thread cuts the inputs into chunks and `threads` rayon workers
+//! parse them into per-day Parquet files, each worker with its own parser state, builders and
+//! writers. Nothing is visible until the commit: files are renamed into place and the manifest is
+//! replaced in one atomic step; a crash before that leaves the previous dataset intact, and the next
+//! writer deletes the leftovers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::batch::{BadLine, ChunkBatcher, SAMPLE_BYTES};
+use crate::catalog::manifest::{FileRecord, Manifest, RunRecord, SourceRecord};
+use crate::catalog::{Dataset, QUARANTINE_DIR};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::parse::value::{format_rfc3339, now_us};
+use crate::parse::{BadReason, ChunkStats, Parser, Patterns};
+use crate::scan::{self, Encoding, FINGERPRINT_BYTES, Input, ScanEnd, Scanner};
+use crate::schema::arrow_schema;
+use crate::sink::{self, Sink, WrittenFile};
+
+/// Settings of one ingest run.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Dataset directory.
+    pub dataset: PathBuf,
+    /// Log format name.
+    pub format: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// Target chunk size in bytes.
+    pub chunk_size: usize,
+    /// Longest line accepted.
+    pub max_line_bytes: usize,
+    /// Bad-line samples kept per source.
+    pub quarantine_samples: usize,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// zstd level of the Parquet files.
+    pub zstd_level: i32,
+    /// Re-ingest sources already in the manifest, replacing their rows.
+    pub force: bool,
+}
+
+impl IngestOptions {
+    /// Options from the configuration, for `format`.
+    pub fn from_config(cfg: &Config, format: &str) -> IngestOptions {
+        IngestOptions {
+            dataset: cfg.storage.dataset.clone(),
+            format: format.to_string(),
+            threads: cfg.threads(),
+            chunk_size: cfg.ingest.chunk_size,
+            max_line_bytes: cfg.ingest.max_line_bytes,
+            quarantine_samples: cfg.ingest.quarantine_samples,
+            row_group_rows: cfg.ingest.row_group_rows,
+            zstd_level: cfg.ingest.zstd_level,
+            force: false,
+        }
+    }
+}
+
+/// Live counters a progress display can poll while [`Ingest::run`] works.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes to read in total (compressed size for compressed inputs; 0 when unknown).
+    pub total_bytes: AtomicU64,
+    /// Bytes read so far.
+    pub bytes: Arc<AtomicU64>,
+    /// Lines parsed so far.
+    pub lines: AtomicU64,
+}
+
+/// What happened to one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// First time seen: read from the start.
+    New,
+    /// Seen before and longer now: read from where the last run stopped.
+    Grown,
+    /// Seen before, nothing new.
+    Unchanged,
+    /// Re-read from the start with `--force`; its earlier rows were replaced.
+    Replaced,
+    /// Same content as another input of this run.
+    Duplicate,
+    /// Reading it failed; nothing of it was committed.
+    Failed,
+}
+
+/// Per-input part of the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceSummary {
+    /// The input path.
+    pub path: String,
+    /// What was done.
+    pub status: SourceStatus,
+    /// The manifest source it belongs to (another path when it is a rotated/compressed copy).
+    pub source: String,
+    /// Content offset reading started at.
+    pub start_offset: u64,
+    /// Content offset reading ended at.
+    pub end_offset: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Bad lines.
+    pub bad_lines: u64,
+    /// Problem worth knowing (truncated stream, read error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// The outcome of a run (`--json` prints it).
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestSummary {
+    /// Run id (empty when nothing was read).
+    pub run_id: String,
+    /// Dataset directory.
+    pub dataset: String,
+    /// Log format.
+    pub format: String,
+    /// Inputs given.
+    pub files: usize,
+    /// Inputs read (new, grown or replaced).
+    pub files_read: usize,
+    /// Bytes read from disk.
+    pub bytes: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Bad lines.
+    pub bad_lines: u64,
+    /// Bad lines by reason.
+    pub bad_by_reason: BTreeMap<String, u64>,
+    /// Blank lines skipped.
+    pub blank_lines: u64,
+    /// Parquet files written.
+    pub parquet_files: usize,
+    /// Wall-clock seconds.
+    pub elapsed_s: f64,
+    /// Throughput in MB/s (10^6 bytes of input per second).
+    pub mb_per_s: f64,
+    /// Lines per second.
+    pub lines_per_s: f64,
+    /// The quarantine file of this run, when there were bad lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine_file: Option<String>,
+    /// Per input.
+    pub sources: Vec<SourceSummary>,
+}
+
+impl IngestSummary {
+    /// Bad lines / (rows + bad lines); 0 when nothing was read.
+    pub fn bad_ratio(&self) -> f64 {
+        let denom = self.rows + self.bad_lines;
+        if denom == 0 {
+            0.0
+        } else {
+            self.bad_lines as f64 / denom as f64
+        }
+    }
+
+    /// Whether any input failed to read.
+    pub fn failed(&self) -> Vec<&SourceSummary> {
+        self.sources
+            .iter()
+            .filter(|s| s.status == SourceStatus::Failed)
+            .collect()
+    }
+}
+
+/// How one input will be read.
+struct Plan {
+    input: Input,
+    label: Arc<str>,
+    status: SourceStatus,
+    /// Index into `manifest.sources` of the record it continues or replaces.
+    record: Option<usize>,
+    /// Source this input duplicates (its label).
+    duplicate_of: Option<String>,
+    start: u64,
+    skip_partial: bool,
+    samples: AtomicUsize,
+}
+
+#[derive(Default)]
+struct WorkerOut {
+    files: Vec<WrittenFile>,
+    chunks: Vec<(usize, u64, ChunkStats)>,
+    bad: Vec<(usize, BadLine)>,
+    bad_counts: HashMap<(usize, BadReason), u64>,
+    error: Option<Error>,
+}
+
+/// The ingest stage; see the module docs.
+pub struct Ingest {
+    opts: IngestOptions,
+    parser: Arc<Parser>,
+}
+
+fn run_id() -> String {
+    let t = format_rfc3339(now_us());
+    let compact: String = t
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    let salt = (now_us() as u64 ^ (std::process::id() as u64) << 20) & 0xffff;
+    format!("{compact}-{salt:04x}")
+}
+
+impl Ingest {
+    /// Compiles the format and checks the options.
+    pub fn new(opts: IngestOptions, patterns: &Patterns) -> Result<Ingest> {
+        if opts.threads == 0 {
+            return Err(Error::Usage("--threads must be at least 1".into()));
+        }
+        let parser = Arc::new(patterns.parser(&opts.format, opts.max_line_bytes)?);
+        Ok(Ingest { opts, parser })
+    }
+
+    /// Ingests `inputs` into the dataset and commits them; see the module docs.
+    pub fn run(&self, inputs: &[Input], progress: &Progress) -> Result<IngestSummary> {
+        let started = Instant::now();
+        let started_at = format_rfc3339(now_us());
+        let dataset = Dataset::open_for_write(&self.opts.dataset)?;
+        let mut manifest = Manifest::load(dataset.dir())?;
+        let plans = self.plan(inputs, &manifest)?;
+        let total: u64 = plans
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.status,
+                    SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
+                )
+            })
+            .map(|p| match p.input.encoding {
+                Encoding::Plain => p.input.size.saturating_sub(p.start),
+                _ => p.input.size,
+            })
+            .sum();
+        progress.total_bytes.store(total, Ordering::Relaxed);
+        let run_id = run_id();
+        let (outs, ends) = self.execute(&plans, dataset.dir(), &run_id, progress)?;
+        let summary = self.commit(
+            &dataset,
+            &mut manifest,
+            &plans,
+            outs,
+            ends,
+            &run_id,
+            &started_at,
+            started,
+            progress,
+        )?;
+        Ok(summary)
+    }
+
+    fn plan(&self, inputs: &[Input], manifest: &Manifest) -> Result<Vec<Plan>> {
+        let mut plans = Vec::with_capacity(inputs.len());
+        let mut seen_fp: HashMap<(u64, u64), String> = HashMap::new();
+        for input in inputs {
+            let label: Arc<str> = Arc::from(input.label());
+            let mut plan = Plan {
+                input: input.clone(),
+                label: Arc::clone(&label),
+                status: SourceStatus::New,
+                record: None,
+                duplicate_of: None,
+                start: 0,
+                skip_partial: false,
+                samples: AtomicUsize::new(0),
+            };
+            if input.encoding == Encoding::Stdin {
+                plans.push(plan);
+                continue;
+            }
+            let mut fps: HashMap<u64, u64> = HashMap::new();
+            let mut fp_at = |len: u64| -> Result<u64> {
+                if let Some(h) = fps.get(&len) {
+                    return Ok(*h);
+                }
+                let (h, got) = scan::fingerprint(input, len)?;
+                let h = if got == len { h } else { !h };
+                fps.insert(len, h);
+                Ok(h)
+            };
+            let same_path =
+                |r: &SourceRecord| r.path == *label || r.aliases.iter().any(|a| *a == *label);
+            // Prefer a record of the same path, then any record whose content this input starts with.
+            let mut found = None;
+            for pass in 0..2 {
+                for (i, r) in manifest.sources.iter().enumerate().rev() {
+                    if (pass == 0) != same_path(r) || r.encoding == Encoding::Stdin {
+                        continue;
+                    }
+                    if (r.fingerprint_len > 0 || pass == 0)
+                        && fp_at(r.fingerprint_len)? == r.fingerprint
+                    {
+                        found = Some(i);
+                        break;
+                    }
+                }
+                if found.is_some() {
+                    break;
+                }
+            }
+            match found {
+                Some(i) => {
+                    let r = &manifest.sources[i];
+                    plan.record = Some(i);
+                    if self.opts.force {
+                        plan.status = SourceStatus::Replaced;
+                    } else {
+                        let unchanged = match input.encoding {
+                            Encoding::Plain => input.size <= r.offset,
+                            _ => input.size == r.size && input.encoding == r.encoding,
+                        };
+                        if unchanged {
+                            plan.status = SourceStatus::Unchanged;
+                        } else {
+                            plan.status = SourceStatus::Grown;
+                            plan.start = r.offset;
+                            plan.skip_partial = !r.ends_with_newline && r.offset > 0;
+                        }
+                    }
+                }
+                None => {
+                    let key = (fp_at(FINGERPRINT_BYTES)?, input.size);
+                    if let Some(first) = seen_fp.get(&key) {
+                        plan.status = SourceStatus::Duplicate;
+                        plan.duplicate_of = Some(first.clone());
+                    } else {
+                        seen_fp.insert(key, label.to_string());
+                    }
+                }
+            }
+            plans.push(plan);
+        }
+        Ok(plans)
+    }
+
+    fn execute(
+        &self,
+        plans: &[Plan],
+        dataset: &Path,
+        run_id: &str,
+        progress: &Progress,
+    ) -> Result<(Vec<WorkerOut>, Vec<Result<ScanEnd>>)> {
+        let threads = self.opts.threads;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("logcrunch-worker-{i}"))
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot start {threads} worker threads: {e}")))?;
+        let (tx, rx) = crossbeam_channel::bounded::<scan::Chunk>(threads * 2);
+        let abort = AtomicBool::new(false);
+        let scanner = Scanner {
+            chunk_size: self.opts.chunk_size,
+            max_line_bytes: self.opts.max_line_bytes,
+        };
+        let props = sink::writer_properties(self.opts.zstd_level, self.opts.row_group_rows)?;
+        let schema = arrow_schema(self.parser.extras());
+        let extras = self.parser.extras().len();
+        let budget = self.opts.quarantine_samples;
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(|| {
+                let mut ends = Vec::with_capacity(plans.len());
+                for (i, plan) in plans.iter().enumerate() {
+                    if matches!(
+                        plan.status,
+                        SourceStatus::Unchanged | SourceStatus::Duplicate
+                    ) || abort.load(Ordering::Relaxed)
+                    {
+                        ends.push(Ok(ScanEnd::default()));
+                        continue;
+                    }
+                    let mut emit = |chunk| !abort.load(Ordering::Relaxed) && tx.send(chunk).is_ok();
+                    ends.push(scanner.scan(
+                        i,
+                        &plan.input,
+                        plan.start,
+                        plan.skip_partial,
+                        &progress.bytes,
+                        &mut emit,
+                    ));
+                }
+                drop(tx);
+                ends
+            });
+            let outs = pool.broadcast(|ctx| {
+                let mut out = WorkerOut::default();
+                let mut sink = Sink::new(dataset, run_id, ctx.index(), props.clone());
+                let mut scratch = self.parser.scratch();
+                for chunk in rx.iter() {
+                    if out.error.is_some() {
+                        continue;
+                    }
+                    let plan = &plans[chunk.source];
+                    let left = budget.saturating_sub(plan.samples.load(Ordering::Relaxed));
+                    let mut batcher = ChunkBatcher::new(
+                        Arc::clone(&schema),
+                        Arc::clone(&plan.label),
+                        extras,
+                        chunk.seq,
+                        left,
+                    );
+                    let stats = self.parser.parse_chunk(
+                        &mut scratch,
+                        &chunk.data,
+                        chunk.offset,
+                        &mut batcher,
+                    );
+                    progress.lines.fetch_add(stats.lines, Ordering::Relaxed);
+                    out.chunks.push((chunk.source, chunk.seq, stats));
+                    plan.samples.fetch_add(batcher.bad.len(), Ordering::Relaxed);
+                    for (reason, n) in std::mem::take(&mut batcher.bad_counts) {
+                        *out.bad_counts.entry((chunk.source, reason)).or_default() += n;
+                    }
+                    out.bad.extend(
+                        std::mem::take(&mut batcher.bad)
+                            .into_iter()
+                            .map(|b| (chunk.source, b)),
+                    );
+                    let written = batcher.finish(self.parser.name()).and_then(|days| {
+                        days.iter().try_for_each(|(day, batch)| {
+                            sink.write(chunk.source, *day, &schema, batch)
+                        })
+                    });
+                    if let Err(e) = written {
+                        abort.store(true, Ordering::Relaxed);
+                        out.error = Some(e);
+                    }
+                }
+                match sink.finish() {
+                    Ok(files) => out.files = files,
+                    Err(e) => {
+                        abort.store(true, Ordering::Relaxed);
+                        out.error.get_or_insert(e);
+                    }
+                }
+                out
+            });
+            let ends = producer.join().expect("the scanner thread does not panic");
+            Ok((outs, ends))
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &self,
+        dataset: &Dataset,
+        manifest: &mut Manifest,
+        plans: &[Plan],
+        outs: Vec<WorkerOut>,
+        ends: Vec<Result<ScanEnd>>,
+        run_id: &str,
+        started_at: &str,
+        started: Instant,
+        progress: &Progress,
+    ) -> Result<IngestSummary> {
+        let mut files = Vec::new();
+        let mut chunks: Vec<Vec<(u64, ChunkStats)>> = vec![Vec::new(); plans.len()];
+        let mut bad: Vec<Vec<BadLine>> = vec![Vec::new(); plans.len()];
+        let mut bad_counts: Vec<BTreeMap<BadReason, u64>> = vec![BTreeMap::new(); plans.len()];
+        let mut worker_error = None;
+        for out in outs {
+            files.extend(out.files);
+            for (s, seq, st) in out.chunks {
+                chunks[s].push((seq, st));
+            }
+            for (s, b) in out.bad {
+                bad[s].push(b);
+            }
+            for ((s, r), n) in out.bad_counts {
+                *bad_counts[s].entry(r).or_default() += n;
+            }
+            if let Some(e) = out.error {
+                worker_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = worker_error {
+            for f in &files {
+                let _ = std::fs::remove_file(&f.tmp);
+            }
+            return Err(e);
+        }
+        let mut summaries = Vec::with_capacity(plans.len());
+        let mut quarantine: Vec<(String, u64, BadLine)> = Vec::new();
+        let mut failed = vec![false; plans.len()];
+        let mut scan_ends: Vec<ScanEnd> = Vec::with_capacity(plans.len());
+        for (i, (plan, end)) in plans.iter().zip(ends).enumerate() {
+            let (end, warning) = match end {
+                Ok(e) => {
+                    let w = e.truncated.as_ref().map(|(msg, at, _)| {
+                        format!("input ends early at content offset {at} ({msg}); the rows before it were kept")
+                    });
+                    (e, w)
+                }
+                Err(e) => {
+                    failed[i] = true;
+                    (ScanEnd::default(), Some(e.to_string()))
+                }
+            };
+            let st = &mut chunks[i];
+            st.sort_by_key(|(seq, _)| *seq);
+            let prior_lines = match (plan.status, plan.record) {
+                (SourceStatus::Grown, Some(r)) => manifest.sources[r].lines,
+                _ => 0,
+            };
+            // Line numbers: lines before this chunk in the source, plus the index in the chunk.
+            let mut before = HashMap::with_capacity(st.len());
+            let mut acc = prior_lines;
+            for (seq, s) in st.iter() {
+                before.insert(*seq, acc);
+                acc += s.lines;
+            }
+            let lines_read = acc - prior_lines;
+            let mut samples = std::mem::take(&mut bad[i]);
+            samples.sort_by_key(|b| (b.seq, b.line_index));
+            samples.truncate(self.opts.quarantine_samples);
+            for b in samples {
+                let line_no = before.get(&b.seq).copied().unwrap_or(prior_lines) + b.line_index + 1;
+                quarantine.push((plan.label.to_string(), line_no, b));
+            }
+            let mut extra_lines = 0;
+            if let Some((at, len)) = end.skipped_partial {
+                *bad_counts[i]
+                    .entry(BadReason::PartialLineContinued)
+                    .or_default() += 1;
+                quarantine.push((
+                    plan.label.to_string(),
+                    prior_lines,
+                    BadLine {
+                        seq: 0,
+                        line_index: 0,
+                        offset: at,
+                        reason: BadReason::PartialLineContinued,
+                        sample: format!("({len} bytes)").into_bytes(),
+                    },
+                ));
+            }
+            if let Some((_, at, line)) = &end.truncated
+                && !line.is_empty()
+            {
+                *bad_counts[i].entry(BadReason::TruncatedInput).or_default() += 1;
+                extra_lines += 1;
+                quarantine.push((
+                    plan.label.to_string(),
+                    acc + 1,
+                    BadLine {
+                        seq: u64::MAX,
+                        line_index: 0,
+                        offset: *at,
+                        reason: BadReason::TruncatedInput,
+                        sample: line[..line.len().min(SAMPLE_BYTES)].to_vec(),
+                    },
+                ));
+            }
+            let rows: u64 = st.iter().map(|(_, s)| s.rows).sum();
+            let bad_n: u64 = bad_counts[i].values().sum();
+            summaries.push(SourceSummary {
+                path: plan.label.to_string(),
+                status: if failed[i] {
+                    SourceStatus::Failed
+                } else {
+                    plan.status
+                },
+                source: plan
+                    .duplicate_of
+                    .clone()
+                    .or_else(|| plan.record.map(|r| manifest.sources[r].path.clone()))
+                    .unwrap_or_else(|| plan.label.to_string()),
+                start_offset: plan.start,
+                end_offset: if end.chunks == 0 && end.end == 0 {
+                    plan.start
+                } else {
+                    end.end
+                },
+                lines: lines_read + extra_lines,
+                rows,
+                bad_lines: bad_n,
+                warning,
+            });
+            scan_ends.push(end);
+        }
+
+        // Files of failed sources are dropped; the rest are published.
+        let (keep, drop): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| !failed[f.source]);
+        for f in &drop {
+            let _ = std::fs::remove_file(&f.tmp);
+        }
+        let read_any = plans.iter().enumerate().any(|(i, p)| {
+            !failed[i]
+                && matches!(
+                    p.status,
+                    SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
+                )
+        });
+        let quarantine_file = if quarantine.is_empty() || !read_any {
+            None
+        } else {
+            Some(write_quarantine(dataset.dir(), run_id, &quarantine)?)
+        };
+        sink::publish(dataset.dir(), &keep)?;
+
+        let mut superseded = Vec::new();
+        if read_any {
+            let mut id_of = vec![None; plans.len()];
+            for (i, plan) in plans.iter().enumerate() {
+                if failed[i]
+                    || !matches!(
+                        plan.status,
+                        SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
+                    )
+                {
+                    continue;
+                }
+                let end = &scan_ends[i];
+                let s = &summaries[i];
+                let reasons: BTreeMap<String, u64> = bad_counts[i]
+                    .iter()
+                    .map(|(r, n)| (r.key().into_owned(), *n))
+                    .collect();
+                let (fp, fp_len) = end.fingerprint.unwrap_or((0, 0));
+                let idx = match plan.record {
+                    Some(r) => {
+                        let rec = &mut manifest.sources[r];
+                        if plan.status == SourceStatus::Replaced {
+                            let id = rec.id;
+                            superseded.extend(
+                                manifest
+                                    .files
+                                    .iter()
+                                    .filter(|f| f.source == id)
+                                    .map(|f| f.path.clone()),
+                            );
+                            manifest.files.retain(|f| f.source != id);
+                            let rec = &mut manifest.sources[r];
+                            rec.lines = 0;
+                            rec.rows = 0;
+                            rec.bad_lines = 0;
+                            rec.bad_by_reason.clear();
+                        }
+                        r
+                    }
+                    None => {
+                        manifest.sources.push(SourceRecord {
+                            id: manifest.next_source_id(),
+                            path: plan.label.to_string(),
+                            aliases: Vec::new(),
+                            encoding: plan.input.encoding,
+                            size: 0,
+                            fingerprint: 0,
+                            fingerprint_len: 0,
+                            offset: 0,
+                            ends_with_newline: true,
+                            lines: 0,
+                            rows: 0,
+                            bad_lines: 0,
+                            bad_by_reason: BTreeMap::new(),
+                            format: self.parser.name().to_string(),
+                            last_run: String::new(),
+                        });
+                        manifest.sources.len() - 1
+                    }
+                };
+                let rec = &mut manifest.sources[idx];
+                if rec.path != *plan.label && !rec.aliases.iter().any(|a| *a == *plan.label) {
+                    rec.aliases.push(plan.label.to_string());
+                }
+                rec.encoding = plan.input.encoding;
+                rec.size = plan.input.size;
+                if fp_len >= rec.fingerprint_len {
+                    rec.fingerprint = fp;
+                    rec.fingerprint_len = fp_len;
+                }
+                if end.chunks > 0 || end.truncated.is_some() || end.skipped_partial.is_some() {
+                    rec.offset = end.end;
+                    rec.ends_with_newline = end.ends_with_newline;
+                }
+                rec.lines += s.lines;
+                rec.rows += s.rows;
+                rec.bad_lines += s.bad_lines;
+                for (r, n) in reasons {
+                    *rec.bad_by_reason.entry(r).or_default() += n;
+                }
+                rec.format = self.parser.name().to_string();
+                rec.last_run = run_id.to_string();
+                id_of[i] = Some(rec.id);
+            }
+            for f in &keep {
+                let Some(id) = id_of[f.source] else { continue };
+                manifest.files.push(FileRecord {
+                    path: f.rel_path.clone(),
+                    source: id,
+                    run: run_id.to_string(),
+                    date: sink::partition_name(f.day)
+                        .trim_start_matches("date=")
+                        .to_string(),
+                    rows: f.rows,
+                    bytes: f.bytes,
+                });
+            }
+        }
+
+        let elapsed = started.elapsed().as_secs_f64();
+        let bytes = progress.bytes.load(Ordering::Relaxed);
+        let lines: u64 = summaries.iter().map(|s| s.lines).sum();
+        let mut all_reasons = BTreeMap::new();
+        for counts in &bad_counts {
+            for (r, n) in counts {
+                *all_reasons.entry(r.key().into_owned()).or_default() += *n;
+            }
+        }
+        let summary = IngestSummary {
+            run_id: if read_any {
+                run_id.to_string()
+            } else {
+                String::new()
+            },
+            dataset: dataset.dir().display().to_string(),
+            format: self.parser.name().to_string(),
+            files: plans.len(),
+            files_read: summaries
+                .iter()
+                .filter(|s| {
+                    matches!(
+                        s.status,
+                        SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
+                    )
+                })
+                .count(),
+            bytes,
+            lines,
+            rows: summaries.iter().map(|s| s.rows).sum(),
+            bad_lines: summaries.iter().map(|s| s.bad_lines).sum(),
+            bad_by_reason: all_reasons,
+            blank_lines: chunks.iter().flatten().map(|(_, s)| s.blank).sum(),
+            parquet_files: keep.len(),
+            elapsed_s: elapsed,
+            mb_per_s: if elapsed > 0.0 {
+                bytes as f64 / 1e6 / elapsed
+            } else {
+                0.0
+            },
+            lines_per_s: if elapsed > 0.0 {
+                lines as f64 / elapsed
+            } else {
+                0.0
+            },
+            quarantine_file,
+            sources: summaries,
+        };
+        if read_any {
+            manifest.runs.push(RunRecord {
+                id: run_id.to_string(),
+                started: started_at.to_string(),
+                elapsed_s: elapsed,
+                sources: summary.files_read as u64,
+                lines: summary.lines,
+                rows: summary.rows,
+                bad_lines: summary.bad_lines,
+            });
+            manifest.save(dataset.dir())?;
+            for p in superseded {
+                let path = dataset.dir().join(&p);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove a replaced file; the next ingest will");
+                }
+            }
+        }
+        Ok(summary)
+    }
+}
+
+fn write_quarantine(
+    dataset: &Path,
+    run_id: &str,
+    lines: &[(String, u64, BadLine)],
+) -> Result<String> {
+    #[derive(Serialize)]
+    struct Entry<'a> {
+        source: &'a str,
+        line: u64,
+        offset: u64,
+        reason: String,
+        text: String,
+    }
+    let dir = dataset.join(QUARANTINE_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    let rel = format!("{QUARANTINE_DIR}/{run_id}.jsonl");
+    let path = dataset.join(&rel);
+    let write = || -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        for (source, line, b) in lines {
+            let e = Entry {
+                source,
+                line: *line,
+                offset: b.offset,
+                reason: b.reason.key().into_owned(),
+                text: String::from_utf8_lossy(&b.sample).into_owned(),
+            };
+            serde_json::to_writer(&mut w, &e)?;
+            w.write_all(b"\n")?;
+        }
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()
+    };
+    write().map_err(|e| Error::io("cannot write", &path, e))?;
+    Ok(path.display().to_string())
+}

@@ -1,0 +1,22 @@
+//! logcrunch: a parallel analytics engine for web-server logs.
+//!
+//! The library is the pipeline, one module per stage, data flowing one way:
+//! [`scan`] cuts inputs into line-aligned chunks, [`parse`] turns chunks into typed rows,
+//! [`batch`] builds Arrow record batches, [`sink`] writes them as Hive-partitioned Parquet,
+//! [`catalog`] keeps the manifest and answers SQL through embedded DuckDB, and [`report`] renders
+//! results. [`ingest`] drives the stages; [`generate`] writes synthetic logs for tests and
+//! benchmarks. The `logcrunch` binary is a thin command-line layer over these.
+
+pub mod batch;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod ingest;
+pub mod parse;
+pub mod report;
+pub mod scan;
+pub mod schema;
+pub mod sink;
+
+pub use error::{Error, Result};

@@ -1,0 +1,18 @@
+//! The one place that maps files into memory, and so the only `unsafe` code in logcrunch.
+
+use std::fs::File;
+
+use memmap2::{Advice, Mmap};
+
+/// Maps `file` read-only and tells the kernel it will be read sequentially.
+pub fn map(file: &File) -> std::io::Result<Mmap> {
+    // SAFETY: the map is read-only and logcrunch never writes to its inputs. Another process
+    // truncating the file while it is mapped would make reads past the new end fault (SIGBUS);
+    // that is the accepted cost of mmap, shared with ripgrep and every mmap-based reader, and log
+    // files are appended to, not truncated, while they are being read. The bytes are only read
+    // as `&[u8]`, so concurrent appends beyond the mapped length are invisible and harmless.
+    let map = unsafe { Mmap::map(file)? };
+    // Advice is only a hint; failing to give it changes nothing but speed.
+    let _ = map.advise(Advice::Sequential);
+    Ok(map)
+}

@@ -1,0 +1,562 @@
+//! Finds the inputs and cuts them into chunks that end at line boundaries.
+//!
+//! Plain files are memory-mapped: a chunk is a range of the map, so cutting costs one `memchr` per
+//! chunk and the workers fault the pages in parallel. Gzip (multi-member) and zstd files and stdin
+//! are decoded as streams into owned buffers of about the chunk size; only the partial last line of
+//! a buffer is carried over, and a line longer than `max_line_bytes` is cut short (the parser then
+//! quarantines it) while the rest of it is skipped, so memory stays bounded by the chunk size
+//! whatever the input. Both paths give the parser the same lines at the same offsets.
+
+mod mmap;
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::ops::{Deref, Range};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+
+/// Bytes of content hashed to recognise a source again.
+pub const FINGERPRINT_BYTES: u64 = 64 << 10;
+
+/// How an input is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// Uncompressed, memory-mapped.
+    Plain,
+    /// gzip, possibly several members.
+    Gzip,
+    /// zstd, possibly several frames.
+    Zstd,
+    /// Standard input (read as a stream; may itself be compressed).
+    Stdin,
+}
+
+/// One input to ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The path (`-` for stdin).
+    pub path: PathBuf,
+    /// How it is stored.
+    pub encoding: Encoding,
+    /// Size on disk in bytes (0 for stdin).
+    pub size: u64,
+}
+
+impl Input {
+    /// The name shown to users and stored in the `source` column.
+    pub fn label(&self) -> String {
+        match self.encoding {
+            Encoding::Stdin => "-".to_string(),
+            _ => self.path.display().to_string(),
+        }
+    }
+}
+
+/// Whether a file name looks like a log when a directory is scanned.
+pub fn is_log_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    !n.starts_with('.')
+        && (n.contains(".log")
+            || n.contains("_log")
+            || n.contains("access")
+            || n.ends_with(".gz")
+            || n.ends_with(".zst")
+            || n.ends_with(".txt"))
+}
+
+fn detect(path: &Path) -> Result<Input> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let mut magic = [0u8; 4];
+    let mut f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let n = read_full(&mut f, &mut magic).map_err(|e| Error::io("cannot read", path, e))?;
+    let encoding = match &magic[..n] {
+        [0x1f, 0x8b, ..] => Encoding::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd] => Encoding::Zstd,
+        _ => Encoding::Plain,
+    };
+    Ok(Input {
+        path: path.to_path_buf(),
+        encoding,
+        size: meta.len(),
+    })
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io("cannot list", dir, e))?
+        .filter_map(|e| e.ok())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let ft = e
+            .file_type()
+            .map_err(|err| Error::io("cannot read", &path, err))?;
+        if ft.is_dir() {
+            walk(&path, out)?;
+        } else if is_log_name(&name) && std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Expands the command-line paths: files as given, directories recursively (log-like names only),
+/// globs, and `-` for stdin. Fails on a missing path or a directory/glob without logs.
+pub fn resolve(args: &[String]) -> Result<Vec<Input>> {
+    let mut inputs: Vec<Input> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for arg in args {
+        if arg == "-" {
+            if seen.insert(PathBuf::from("-")) {
+                inputs.push(Input {
+                    path: PathBuf::from("-"),
+                    encoding: Encoding::Stdin,
+                    size: 0,
+                });
+            }
+            continue;
+        }
+        let path = PathBuf::from(arg);
+        let mut files = Vec::new();
+        if path.is_dir() {
+            walk(&path, &mut files)?;
+            if files.is_empty() {
+                return Err(Error::NoLogFiles(path));
+            }
+        } else if path.exists() {
+            files.push(path);
+        } else if arg.contains(['*', '?', '[']) {
+            let opts = glob::MatchOptions {
+                require_literal_leading_dot: true,
+                ..glob::MatchOptions::new()
+            };
+            let paths = glob::glob_with(arg, opts)
+                .map_err(|e| Error::Usage(format!("invalid glob `{arg}`: {e}")))?;
+            for p in paths.filter_map(|p| p.ok()) {
+                if p.is_dir() {
+                    walk(&p, &mut files)?;
+                } else if p.is_file() {
+                    files.push(p);
+                }
+            }
+            if files.is_empty() {
+                return Err(Error::NoLogFiles(path));
+            }
+        } else {
+            return Err(Error::InputNotFound(path));
+        }
+        for f in files {
+            let key = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
+            if seen.insert(key) {
+                inputs.push(detect(&f)?);
+            }
+        }
+    }
+    Ok(inputs)
+}
+
+/// Opens a decoding reader over `input`'s content.
+fn open_stream(input: &Input, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>> {
+    let raw: Box<dyn Read + Send> = match input.encoding {
+        Encoding::Stdin => Box::new(std::io::stdin()),
+        _ => {
+            Box::new(File::open(&input.path).map_err(|e| Error::io("cannot open", &input.path, e))?)
+        }
+    };
+    let counted = BufReader::with_capacity(
+        256 << 10,
+        Counting {
+            inner: raw,
+            counter,
+        },
+    );
+    Ok(match input.encoding {
+        Encoding::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(counted)),
+        Encoding::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(counted)
+                .map_err(|e| Error::io("cannot decode zstd", &input.path, e))?,
+        ),
+        Encoding::Plain | Encoding::Stdin => Box::new(counted),
+    })
+}
+
+struct Counting<R> {
+    inner: R,
+    counter: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Hash of the first `len` bytes of `input`'s content and how many bytes it covers (fewer when the
+/// content is shorter). Used to recognise a source that was ingested before.
+pub fn fingerprint(input: &Input, len: u64) -> Result<(u64, u64)> {
+    let mut r = open_stream(input, Arc::new(AtomicU64::new(0)))?;
+    let mut buf = vec![0u8; len as usize];
+    let n = read_full(&mut r, &mut buf).map_err(|e| Error::io("cannot read", &input.path, e))?;
+    Ok((xxhash_rust::xxh3::xxh3_64(&buf[..n]), n as u64))
+}
+
+/// The bytes of a chunk: a range of a mapped file, or a decoded buffer.
+#[derive(Debug)]
+pub enum ChunkData {
+    /// A range of a memory-mapped file.
+    Mapped(Arc<Mmap>, Range<usize>),
+    /// Bytes decoded from a stream.
+    Owned(Vec<u8>),
+}
+
+impl Deref for ChunkData {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ChunkData::Mapped(m, r) => &m[r.clone()],
+            ChunkData::Owned(v) => v,
+        }
+    }
+}
+
+/// A run of whole lines of one source.
+#[derive(Debug)]
+pub struct Chunk {
+    /// Index of the source in the ingest plan.
+    pub source: usize,
+    /// Position of this chunk among its source's chunks (0, 1, 2, ...).
+    pub seq: u64,
+    /// Byte offset of `data[0]` in the source's content.
+    pub offset: u64,
+    /// The lines.
+    pub data: ChunkData,
+}
+
+/// What scanning a source found besides its chunks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// Content offset after the last byte read.
+    pub end: u64,
+    /// Whether the content ends with `\n` (or is empty from the start offset).
+    pub ends_with_newline: bool,
+    /// Chunks emitted.
+    pub chunks: u64,
+    /// The stream broke off: the decoder's message, the offset of the unfinished line and its bytes.
+    pub truncated: Option<(String, u64, Vec<u8>)>,
+    /// Bytes skipped at the start because they finish a line an earlier run already read: (offset, len).
+    pub skipped_partial: Option<(u64, u64)>,
+    /// Hash and length of the first [`FINGERPRINT_BYTES`] of content, when the scan covered them.
+    pub fingerprint: Option<(u64, u64)>,
+}
+
+/// Cuts sources into chunks.
+#[derive(Debug, Clone, Copy)]
+pub struct Scanner {
+    /// Target chunk size in bytes.
+    pub chunk_size: usize,
+    /// Longest line kept whole by the stream path.
+    pub max_line_bytes: usize,
+}
+
+impl Scanner {
+    /// Scans `input` from content offset `start`, calling `emit` for each chunk in order (`emit`
+    /// returns `false` to stop early). When `skip_partial` is set, the bytes up to the first
+    /// newline are skipped: they end a line that a previous run ingested without its end.
+    /// `progress` is advanced by the bytes read from disk.
+    pub fn scan(
+        &self,
+        source: usize,
+        input: &Input,
+        start: u64,
+        skip_partial: bool,
+        progress: &Arc<AtomicU64>,
+        emit: &mut dyn FnMut(Chunk) -> bool,
+    ) -> Result<ScanEnd> {
+        match input.encoding {
+            Encoding::Plain => self.scan_mapped(source, input, start, skip_partial, progress, emit),
+            _ => self.scan_stream(source, input, start, skip_partial, progress, emit),
+        }
+    }
+
+    fn scan_mapped(
+        &self,
+        source: usize,
+        input: &Input,
+        start: u64,
+        skip_partial: bool,
+        progress: &Arc<AtomicU64>,
+        emit: &mut dyn FnMut(Chunk) -> bool,
+    ) -> Result<ScanEnd> {
+        let file = File::open(&input.path).map_err(|e| Error::io("cannot open", &input.path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("cannot read", &input.path, e))?
+            .len();
+        let mut end = ScanEnd {
+            end: start.max(len),
+            ends_with_newline: true,
+            ..ScanEnd::default()
+        };
+        if len == 0 || start >= len {
+            end.end = start;
+            return Ok(end);
+        }
+        let map = Arc::new(mmap::map(&file).map_err(|e| Error::io("cannot map", &input.path, e))?);
+        let data: &[u8] = &map;
+        let fp_len = data.len().min(FINGERPRINT_BYTES as usize);
+        end.fingerprint = Some((xxhash_rust::xxh3::xxh3_64(&data[..fp_len]), fp_len as u64));
+        let mut pos = start as usize;
+        if skip_partial {
+            let nl = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1);
+            end.skipped_partial = Some((start, (nl - pos) as u64));
+            progress.fetch_add((nl - pos) as u64, Ordering::Relaxed);
+            pos = nl;
+        }
+        end.ends_with_newline = data.last() == Some(&b'\n');
+        while pos < data.len() {
+            let nominal = pos.saturating_add(self.chunk_size).min(data.len());
+            let cut =
+                memchr::memchr(b'\n', &data[nominal - 1..]).map_or(data.len(), |i| nominal + i);
+            let chunk = Chunk {
+                source,
+                seq: end.chunks,
+                offset: pos as u64,
+                data: ChunkData::Mapped(Arc::clone(&map), pos..cut),
+            };
+            progress.fetch_add((cut - pos) as u64, Ordering::Relaxed);
+            end.chunks += 1;
+            pos = cut;
+            if !emit(chunk) {
+                break;
+            }
+        }
+        end.end = pos as u64;
+        Ok(end)
+    }
+
+    fn scan_stream(
+        &self,
+        source: usize,
+        input: &Input,
+        start: u64,
+        skip_partial: bool,
+        progress: &Arc<AtomicU64>,
+        emit: &mut dyn FnMut(Chunk) -> bool,
+    ) -> Result<ScanEnd> {
+        let mut r = open_stream(input, Arc::clone(progress))?;
+        let mut st = StreamState {
+            end: ScanEnd {
+                ends_with_newline: true,
+                ..ScanEnd::default()
+            },
+            base: 0,
+            buf: Vec::with_capacity(self.chunk_size + (64 << 10)),
+            fp: xxhash_rust::xxh3::Xxh3Default::new(),
+            fp_len: 0,
+        };
+        let block = self.chunk_size.clamp(64 << 10, 4 << 20);
+        // Skip content an earlier run read, hashing its head on the way.
+        let mut to_skip = start;
+        let mut skip_buf = vec![0u8; block];
+        while to_skip > 0 {
+            let want = (to_skip as usize).min(block);
+            match read_full(&mut r, &mut skip_buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    st.hash(&skip_buf[..n]);
+                    st.base += n as u64;
+                    to_skip -= n as u64;
+                }
+                Err(e) => {
+                    st.end.truncated = Some((e.to_string(), st.base, Vec::new()));
+                    return Ok(st.finish());
+                }
+            }
+        }
+        let mut skipping_partial = skip_partial && start > 0;
+        let mut skipping_long = false;
+        loop {
+            let old = st.buf.len();
+            st.buf.resize(old + block, 0);
+            let read = loop {
+                match r.read(&mut st.buf[old..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    other => break other,
+                }
+            };
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    st.buf.truncate(old);
+                    if skipping_partial || skipping_long {
+                        st.base += st.buf.len() as u64;
+                        st.buf.clear();
+                    }
+                    if let Some(i) = memchr::memrchr(b'\n', &st.buf) {
+                        let rest = st.buf.split_off(i + 1);
+                        let data = std::mem::replace(&mut st.buf, rest);
+                        st.emit_owned(source, data, emit);
+                    }
+                    let line = std::mem::take(&mut st.buf);
+                    st.end.ends_with_newline =
+                        line.is_empty() && !(skipping_partial || skipping_long);
+                    let at = st.base;
+                    st.base += line.len() as u64;
+                    st.end.truncated = Some((e.to_string(), at, line));
+                    return Ok(st.finish());
+                }
+            };
+            st.buf.truncate(old + n);
+            st.hash_new(old);
+            if n == 0 {
+                if !st.buf.is_empty() && !skipping_long && !skipping_partial {
+                    st.end.ends_with_newline = st.buf.last() == Some(&b'\n');
+                    let data = std::mem::take(&mut st.buf);
+                    st.emit_owned(source, data, emit);
+                } else if !st.buf.is_empty() {
+                    if skipping_partial {
+                        st.end.skipped_partial =
+                            Some((start, st.base + st.buf.len() as u64 - start));
+                    }
+                    st.end.ends_with_newline = false;
+                    st.base += st.buf.len() as u64;
+                    st.buf.clear();
+                }
+                return Ok(st.finish());
+            }
+            if skipping_partial || skipping_long {
+                match memchr::memchr(b'\n', &st.buf[old..]) {
+                    Some(i) => {
+                        let cut = old + i + 1;
+                        if skipping_partial {
+                            st.end.skipped_partial = Some((start, (st.base + cut as u64) - start));
+                        }
+                        st.base += cut as u64;
+                        st.buf.drain(..cut);
+                        skipping_partial = false;
+                        skipping_long = false;
+                    }
+                    None => {
+                        st.base += st.buf.len() as u64;
+                        st.buf.clear();
+                        continue;
+                    }
+                }
+            }
+            // A run of NULs without a newline (a log truncated by copytruncate) is dropped as it
+            // comes, so it cannot fill memory; the parser strips leading NULs the same way.
+            if memchr::memchr(b'\n', &st.buf).is_none() && st.buf.iter().all(|b| *b == 0) {
+                st.base += st.buf.len() as u64;
+                st.buf.clear();
+                continue;
+            }
+            if st.buf.len() < self.chunk_size {
+                continue;
+            }
+            match memchr::memrchr(b'\n', &st.buf) {
+                Some(i) => {
+                    let rest = st.buf.split_off(i + 1);
+                    let data = std::mem::replace(&mut st.buf, rest);
+                    if !st.emit_owned(source, data, emit) {
+                        return Ok(st.finish());
+                    }
+                }
+                None => {
+                    let lead = st.buf.iter().take_while(|b| **b == 0).count();
+                    if st.buf.len() - lead > self.max_line_bytes + 1 {
+                        // Too long to keep: hand the parser enough of it to see that, skip the rest.
+                        let cut = lead + self.max_line_bytes + 2;
+                        let skipped = (st.buf.len() - cut) as u64;
+                        st.buf.truncate(cut);
+                        let data = std::mem::take(&mut st.buf);
+                        if !st.emit_owned(source, data, emit) {
+                            return Ok(st.finish());
+                        }
+                        st.base += skipped;
+                        skipping_long = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct StreamState {
+    end: ScanEnd,
+    base: u64,
+    buf: Vec<u8>,
+    fp: xxhash_rust::xxh3::Xxh3Default,
+    fp_len: u64,
+}
+
+impl StreamState {
+    fn hash(&mut self, bytes: &[u8]) {
+        if self.fp_len < FINGERPRINT_BYTES {
+            let take = bytes.len().min((FINGERPRINT_BYTES - self.fp_len) as usize);
+            self.fp.update(&bytes[..take]);
+            self.fp_len += take as u64;
+        }
+    }
+
+    fn hash_new(&mut self, from: usize) {
+        if self.fp_len < FINGERPRINT_BYTES {
+            let buf = std::mem::take(&mut self.buf);
+            self.hash(&buf[from..]);
+            self.buf = buf;
+        }
+    }
+
+    fn emit_owned(
+        &mut self,
+        source: usize,
+        data: Vec<u8>,
+        emit: &mut dyn FnMut(Chunk) -> bool,
+    ) -> bool {
+        let len = data.len() as u64;
+        let chunk = Chunk {
+            source,
+            seq: self.end.chunks,
+            offset: self.base,
+            data: ChunkData::Owned(data),
+        };
+        self.end.chunks += 1;
+        self.base += len;
+        emit(chunk)
+    }
+
+    fn finish(mut self) -> ScanEnd {
+        self.end.end = self.base;
+        self.end.fingerprint = Some((self.fp.digest(), self.fp_len));
+        self.end
+    }
+}
+
+#[cfg(test)]
+mod tests;

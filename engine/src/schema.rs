@@ -1,0 +1,136 @@
+//! The canonical data model: one row per request, the same columns for every log format.
+//!
+//! Formats map their fields onto these columns (`-` becomes null); fields a format has beyond them
+//! become extra `Utf8` columns after the canonical ones. Every Parquet file of the dataset carries
+//! all canonical columns, so queries never depend on which format a file came from.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// The string-valued canonical columns, in schema order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StrCol {
+    /// `client_ip`: the remote address (first public entry when the field lists proxies).
+    ClientIp,
+    /// `ident` (RFC 1413, almost always null).
+    Ident,
+    /// `user`: authenticated user.
+    User,
+    /// `method`: request method.
+    Method,
+    /// `path`: request target without the query string.
+    Path,
+    /// `query`: raw query string.
+    Query,
+    /// `protocol`: `HTTP/1.1` etc.
+    Protocol,
+    /// `referer`
+    Referer,
+    /// `user_agent`
+    UserAgent,
+    /// `vhost`: virtual host / server name.
+    Vhost,
+    /// `x_forwarded_for`: the proxy chain as logged.
+    XForwardedFor,
+}
+
+impl StrCol {
+    /// All string columns in schema order.
+    pub const ALL: [StrCol; 11] = [
+        StrCol::ClientIp,
+        StrCol::Ident,
+        StrCol::User,
+        StrCol::Method,
+        StrCol::Path,
+        StrCol::Query,
+        StrCol::Protocol,
+        StrCol::Referer,
+        StrCol::UserAgent,
+        StrCol::Vhost,
+        StrCol::XForwardedFor,
+    ];
+
+    /// The column's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StrCol::ClientIp => "client_ip",
+            StrCol::Ident => "ident",
+            StrCol::User => "user",
+            StrCol::Method => "method",
+            StrCol::Path => "path",
+            StrCol::Query => "query",
+            StrCol::Protocol => "protocol",
+            StrCol::Referer => "referer",
+            StrCol::UserAgent => "user_agent",
+            StrCol::Vhost => "vhost",
+            StrCol::XForwardedFor => "x_forwarded_for",
+        }
+    }
+
+    /// The column called `name`, if it is a canonical string column.
+    pub fn from_name(name: &str) -> Option<StrCol> {
+        StrCol::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// Names that formats may not use for extra columns.
+pub const RESERVED: [&str; 9] = [
+    "ts",
+    "status",
+    "bytes",
+    "response_time_us",
+    "upstream_response_time_us",
+    "threats",
+    "source",
+    "offset",
+    "date",
+];
+
+/// The Arrow schema of a format's rows: canonical columns, then `extras` as nullable `Utf8`.
+pub fn arrow_schema(extras: &[String]) -> SchemaRef {
+    let utf8 = |name: &str| Field::new(name, DataType::Utf8, true);
+    let mut fields = vec![Field::new(
+        "ts",
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    )];
+    fields.extend(StrCol::ALL[..7].iter().map(|c| utf8(c.name())));
+    fields.push(Field::new("status", DataType::UInt16, true));
+    fields.push(Field::new("bytes", DataType::UInt64, true));
+    fields.extend(StrCol::ALL[7..].iter().map(|c| utf8(c.name())));
+    fields.push(Field::new("response_time_us", DataType::UInt64, true));
+    fields.push(Field::new(
+        "upstream_response_time_us",
+        DataType::UInt64,
+        true,
+    ));
+    fields.push(Field::new("threats", DataType::UInt32, false));
+    fields.push(Field::new(
+        "source",
+        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        false,
+    ));
+    fields.push(Field::new("offset", DataType::UInt64, false));
+    fields.extend(extras.iter().map(|e| utf8(e)));
+    Arc::new(Schema::new(fields))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_lists_canonical_columns_then_extras() {
+        let s = arrow_schema(&["request_length".to_string()]);
+        let names: Vec<_> = s.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names[0], "ts");
+        assert_eq!(names.last(), Some(&"request_length"));
+        for c in StrCol::ALL {
+            assert!(names.contains(&c.name()));
+        }
+        for r in RESERVED.iter().filter(|r| **r != "date") {
+            assert!(names.contains(r), "{r}");
+        }
+    }
+}

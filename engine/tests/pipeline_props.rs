@@ -1,0 +1,90 @@
+//! Property: the whole pipeline gives the same rows and bad-line counts for any chunk size and any
+//! number of worker threads as a single-threaded, single-chunk reference run.
+
+use std::path::Path;
+
+use logcrunch::catalog::Catalog;
+use logcrunch::ingest::{Ingest, IngestOptions, Progress};
+use logcrunch::parse::{BUILTIN_PATTERNS, Patterns};
+use logcrunch::report::to_json_rows;
+use logcrunch::scan;
+use proptest::prelude::*;
+
+fn ingest(dir: &Path, file: &Path, threads: usize, chunk_size: usize) -> serde_json::Value {
+    let patterns = Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap();
+    let dataset = dir.join(format!("ds-{threads}-{chunk_size}"));
+    let opts = IngestOptions {
+        dataset: dataset.clone(),
+        format: "combined".into(),
+        threads,
+        chunk_size,
+        max_line_bytes: 200,
+        quarantine_samples: 1000,
+        row_group_rows: 64,
+        zstd_level: 1,
+        force: false,
+    };
+    let inputs = scan::resolve(&[file.display().to_string()]).unwrap();
+    let summary = Ingest::new(opts, &patterns)
+        .unwrap()
+        .run(&inputs, &Progress::default())
+        .unwrap();
+    let rows = Catalog::open(&dataset)
+        .unwrap()
+        .query("SELECT \"offset\", ts, client_ip, method, path, query, status, bytes, referer, user_agent, date FROM logs ORDER BY \"offset\"")
+        .unwrap();
+    serde_json::json!({
+        "rows": to_json_rows(&rows).unwrap(),
+        "bad": summary.bad_by_reason,
+        "lines": summary.lines,
+    })
+}
+
+fn text_strategy() -> impl Strategy<Value = Vec<u8>> {
+    let good = (0u32..500, 0u32..86_400 * 3).prop_map(|(n, t)| {
+        format!(
+            "10.0.{}.{} - - [{:02}/Oct/2023:{:02}:{:02}:{:02} +0000] \"GET /p/{n}?q={n} HTTP/1.1\" {} {n} \"-\" \"ua {n}\"",
+            n % 7,
+            n % 200,
+            10 + t / 86_400,
+            t / 3600 % 24,
+            t / 60 % 60,
+            t % 60,
+            [200, 404, 500][n as usize % 3]
+        )
+        .into_bytes()
+    });
+    let line = prop_oneof![
+        8 => good,
+        1 => Just(b"garbage".to_vec()),
+        1 => Just(Vec::new()),
+        1 => (200usize..400).prop_map(|n| vec![b'y'; n]),
+        1 => proptest::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..30),
+    ];
+    (proptest::collection::vec(line, 1..120), any::<bool>()).prop_map(|(lines, nl)| {
+        let mut out = lines.join(&b"\n"[..]);
+        if nl {
+            out.push(b'\n');
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn any_chunk_size_and_thread_count_matches_the_reference(
+        text in text_strategy(),
+        chunk_seed in 0usize..1_000_000,
+        threads in 1usize..=4,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("in.log");
+        std::fs::write(&file, &text).unwrap();
+        let chunk = 1 + chunk_seed % text.len().max(1);
+        let reference = ingest(dir.path(), &file, 1, text.len().max(1));
+        let got = ingest(dir.path(), &file, threads, chunk);
+        prop_assert_eq!(got, reference, "threads {} chunk {}", threads, chunk);
+    }
+}

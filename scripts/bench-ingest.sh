@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# End-to-end ingest benchmark: logcrunch vs DuckDB and chDB (PyPI) on the same generated
+# nginx_timed log (parse every field, write zstd Parquet), same thread count, medians and ratios.
+# Then peak RSS of logcrunch on an input of 4 GB or more.
+#
+#   scripts/bench-ingest.sh              # 2,000,000 lines, 2 threads, 5 runs, plus the 4 GB RSS run
+#   LINES=500000 RUNS=3 BIG=0 scripts/bench-ingest.sh
+#
+# Environment: LINES, THREADS (default: cores), RUNS, BIG (1: run the >=4 GB memory test),
+# BIG_LINES, WORK (scratch directory), CARGO_TARGET_DIR, VENV (Python venv for the peers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LINES=${LINES:-2000000}
+THREADS=${THREADS:-$(nproc)}
+RUNS=${RUNS:-5}
+BIG=${BIG:-1}
+BIG_LINES=${BIG_LINES:-21000000}
+WORK=${WORK:-${TMPDIR:-/tmp}/logcrunch-bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/logcrunch-target}
+VENV=${VENV:-$HOME/.cache/logcrunch-bench-venv}
+
+cargo build --release -q -p logcrunch
+BIN="$CARGO_TARGET_DIR/release/logcrunch"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -c 'import duckdb, chdb' 2>/dev/null || "$VENV/bin/pip" install -q duckdb chdb
+"$VENV/bin/python" -c 'import duckdb, chdb; print("peers: duckdb", duckdb.__version__, "/ chdb", chdb.__version__)'
+
+mkdir -p "$WORK"
+LOG="$WORK/nginx_timed-$LINES.log"
+if [ ! -s "$LOG" ]; then
+  "$BIN" generate --format nginx_timed --lines "$LINES" --seed 1 -o "$LOG"
+fi
+"$VENV/bin/python" scripts/bench_ingest.py "$BIN" "$LOG" "$LINES" "$THREADS" "$RUNS" "$WORK/out"
+
+if [ "$BIG" = 1 ]; then
+  BIGLOG="$WORK/nginx_timed-$BIG_LINES.log"
+  if [ ! -s "$BIGLOG" ]; then
+    "$BIN" generate --format nginx_timed --lines "$BIG_LINES" --seed 2 -o "$BIGLOG"
+  fi
+  rm -rf "$WORK/big-ds"
+  /usr/bin/time -f '%e s elapsed, %M KiB peak RSS' -o "$WORK/big.time" \
+    "$BIN" ingest --format nginx_timed --threads "$THREADS" --dataset "$WORK/big-ds" "$BIGLOG" > "$WORK/big.out"
+  echo
+  echo "memory: $(du -h --apparent-size "$BIGLOG" | cut -f1) input ($BIG_LINES lines):"
+  sed 's/^/  /' "$WORK/big.out"
+  echo "  $(cat "$WORK/big.time")"
+  rm -rf "$WORK/big-ds"
+fi
