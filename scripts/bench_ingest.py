@@ -48,7 +48,7 @@ structure = ("client_ip String, user String, ts String, method String, path Stri
              "status UInt16, bytes UInt64, referer String, user_agent String, request_time Float64")
 chdb.query(f"""
 SELECT client_ip, nullIf(user, '-') AS user,
-       parseDateTimeBestEffort(ts) AS ts, method, path, protocol, status, bytes,
+       parseDateTime(ts, '%d/%b/%Y:%H:%i:%s %z') AS ts, method, path, protocol, status, bytes,
        nullIf(referer, '-') AS referer, user_agent,
        toUInt64(round(request_time * 1000000)) AS response_time_us
 FROM file('{src}', 'Regexp', '{structure}')

@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray, StringBuilder,
-    TimestampMicrosecondBuilder, UInt16Builder, UInt32Array, UInt64Builder,
+    ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray, TimestampMicrosecondBuilder,
+    UInt16Builder, UInt32Array, UInt64Builder,
 };
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
@@ -23,29 +25,65 @@ pub const US_PER_DAY: i64 = 86_400_000_000;
 /// Bytes of a bad line kept in its quarantine sample.
 pub const SAMPLE_BYTES: usize = 1024;
 
+/// A `Utf8` column built from bytes: ASCII (nearly every log field) is copied as is, other text is
+/// checked and, when invalid, replaced lossily; the array is validated once when finished.
+struct StrColumn {
+    values: Vec<u8>,
+    offsets: Vec<i32>,
+    nulls: NullBufferBuilder,
+}
+
+impl StrColumn {
+    fn new() -> StrColumn {
+        StrColumn {
+            values: Vec::new(),
+            offsets: vec![0],
+            nulls: NullBufferBuilder::new(0),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, v: Option<&[u8]>) {
+        match v {
+            Some(bytes) => {
+                if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
+                    self.values.extend_from_slice(bytes);
+                } else {
+                    self.values
+                        .extend_from_slice(String::from_utf8_lossy(bytes).as_bytes());
+                }
+                self.nulls.append_non_null();
+            }
+            None => self.nulls.append_null(),
+        }
+        self.offsets.push(self.values.len() as i32);
+    }
+
+    fn finish(&mut self) -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
+        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
+        let values = Buffer::from_vec(std::mem::take(&mut self.values));
+        let array = StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            values,
+            self.nulls.finish(),
+        )?;
+        Ok(Arc::new(array))
+    }
+}
+
 /// Arrow builders for the rows of one source and day.
 pub struct BatchBuilder {
     schema: SchemaRef,
     source: Arc<str>,
     ts: TimestampMicrosecondBuilder,
-    strs: Vec<StringBuilder>,
+    strs: Vec<StrColumn>,
     status: UInt16Builder,
     bytes: UInt64Builder,
     response_time: UInt64Builder,
     upstream_time: UInt64Builder,
     offset: UInt64Builder,
-    extras: Vec<StringBuilder>,
+    extras: Vec<StrColumn>,
     len: usize,
-}
-
-fn push_str(b: &mut StringBuilder, v: Option<&[u8]>) {
-    match v {
-        Some(bytes) => match std::str::from_utf8(bytes) {
-            Ok(s) => b.append_value(s),
-            Err(_) => b.append_value(String::from_utf8_lossy(bytes)),
-        },
-        None => b.append_null(),
-    }
 }
 
 impl BatchBuilder {
@@ -55,15 +93,13 @@ impl BatchBuilder {
             schema,
             source,
             ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            strs: (0..StrCol::ALL.len())
-                .map(|_| StringBuilder::new())
-                .collect(),
+            strs: (0..StrCol::ALL.len()).map(|_| StrColumn::new()).collect(),
             status: UInt16Builder::new(),
             bytes: UInt64Builder::new(),
             response_time: UInt64Builder::new(),
             upstream_time: UInt64Builder::new(),
             offset: UInt64Builder::new(),
-            extras: (0..extras).map(|_| StringBuilder::new()).collect(),
+            extras: (0..extras).map(|_| StrColumn::new()).collect(),
             len: 0,
         }
     }
@@ -72,7 +108,7 @@ impl BatchBuilder {
     pub fn push(&mut self, row: &Row<'_>) {
         self.ts.append_value(row.ts_us);
         for (b, v) in self.strs.iter_mut().zip(row.strs.iter()) {
-            push_str(b, *v);
+            b.push(*v);
         }
         self.status.append_option(row.status);
         self.bytes.append_option(row.bytes);
@@ -81,7 +117,7 @@ impl BatchBuilder {
             .append_option(row.upstream_response_time_us);
         self.offset.append_value(row.offset);
         for (b, v) in self.extras.iter_mut().zip(row.extras.iter()) {
-            push_str(b, *v);
+            b.push(*v);
         }
         self.len += 1;
     }
@@ -100,10 +136,12 @@ impl BatchBuilder {
     pub fn finish(&mut self) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
         let n = self.len;
         self.len = 0;
-        let mut s = self
+        let strs = self
             .strs
             .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef);
+            .map(StrColumn::finish)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut s = strs.into_iter();
         let mut cols: Vec<ArrayRef> = vec![Arc::new(self.ts.finish())];
         cols.extend(s.by_ref().take(7));
         cols.push(Arc::new(self.status.finish()));
@@ -116,11 +154,9 @@ impl BatchBuilder {
         let values = Arc::new(StringArray::from(vec![&*self.source]));
         cols.push(Arc::new(DictionaryArray::try_new(keys, values)?));
         cols.push(Arc::new(self.offset.finish()));
-        cols.extend(
-            self.extras
-                .iter_mut()
-                .map(|b| Arc::new(b.finish()) as ArrayRef),
-        );
+        for b in self.extras.iter_mut() {
+            cols.push(b.finish()?);
+        }
         RecordBatch::try_new(Arc::clone(&self.schema), cols)
     }
 }

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 use crate::parse::value::civil_from_days;
@@ -33,12 +34,23 @@ pub fn partition_name(day: i32) -> String {
 pub fn writer_properties(zstd_level: i32, row_group_rows: usize) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(zstd_level)
         .map_err(|e| Error::Usage(format!("invalid zstd level {zstd_level}: {e}")))?;
-    Ok(WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_statistics_enabled(EnabledStatistics::Chunk)
-        .set_created_by(format!("logcrunch {}", env!("CARGO_PKG_VERSION")))
-        .build())
+        .set_created_by(format!("logcrunch {}", env!("CARGO_PKG_VERSION")));
+    // Time and offset grow steadily within a file: delta encoding shrinks them to a few bits per
+    // row, where a dictionary would only fill up and be abandoned. Sizes and durations are too
+    // varied for a dictionary to pay off.
+    for col in ["ts", "offset"] {
+        props = props
+            .set_column_dictionary_enabled(ColumnPath::from(col), false)
+            .set_column_encoding(ColumnPath::from(col), Encoding::DELTA_BINARY_PACKED);
+    }
+    for col in ["bytes", "response_time_us", "upstream_response_time_us"] {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(col), false);
+    }
+    Ok(props.build())
 }
 
 /// A file a worker finished, not yet published.

@@ -598,10 +598,12 @@ fn run(
     for step in steps {
         match step {
             Step::Literal(l) => {
-                if !line[pos..].starts_with(l) {
+                let end = pos + l.len();
+                // Literals are a few bytes: compare inline rather than through memcmp.
+                if end > line.len() || !line[pos..end].iter().zip(l.iter()).all(|(a, b)| a == b) {
                     return None;
                 }
-                pos += l.len();
+                pos = end;
             }
             Step::Run {
                 class,

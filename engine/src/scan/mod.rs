@@ -11,7 +11,7 @@ mod mmap;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::ops::{Deref, Range};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -229,8 +229,8 @@ pub fn fingerprint(input: &Input, len: u64) -> Result<(u64, u64)> {
 /// The bytes of a chunk: a range of a mapped file, or a decoded buffer.
 #[derive(Debug)]
 pub enum ChunkData {
-    /// A range of a memory-mapped file.
-    Mapped(Arc<Mmap>, Range<usize>),
+    /// A memory-mapped range of a file.
+    Mapped(Mmap),
     /// Bytes decoded from a stream.
     Owned(Vec<u8>),
 }
@@ -240,7 +240,7 @@ impl Deref for ChunkData {
 
     fn deref(&self) -> &[u8] {
         match self {
-            ChunkData::Mapped(m, r) => &m[r.clone()],
+            ChunkData::Mapped(m) => m,
             ChunkData::Owned(v) => v,
         }
     }
@@ -328,7 +328,7 @@ impl Scanner {
             end.end = start;
             return Ok(end);
         }
-        let map = Arc::new(mmap::map(&file).map_err(|e| Error::io("cannot map", &input.path, e))?);
+        let map = mmap::map(&file).map_err(|e| Error::io("cannot map", &input.path, e))?;
         let data: &[u8] = &map;
         let fp_len = data.len().min(FINGERPRINT_BYTES as usize);
         end.fingerprint = Some((xxhash_rust::xxh3::xxh3_64(&data[..fp_len]), fp_len as u64));
@@ -344,11 +344,13 @@ impl Scanner {
             let nominal = pos.saturating_add(self.chunk_size).min(data.len());
             let cut =
                 memchr::memchr(b'\n', &data[nominal - 1..]).map_or(data.len(), |i| nominal + i);
+            let range = mmap::map_range(&file, pos as u64, cut - pos)
+                .map_err(|e| Error::io("cannot map", &input.path, e))?;
             let chunk = Chunk {
                 source,
                 seq: end.chunks,
                 offset: pos as u64,
-                data: ChunkData::Mapped(Arc::clone(&map), pos..cut),
+                data: ChunkData::Mapped(range),
             };
             progress.fetch_add((cut - pos) as u64, Ordering::Relaxed);
             end.chunks += 1;
