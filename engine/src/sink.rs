@@ -23,6 +23,9 @@ use crate::parse::value::civil_from_days;
 
 /// Writers kept open per worker before the least recently used is closed.
 pub const MAX_OPEN_WRITERS: usize = 8;
+/// Memory the open writers of one worker may hold in unfinished row groups before the least
+/// recently used is closed (the one being written is never closed for this).
+pub const WRITER_MEMORY: usize = 64 << 20;
 
 /// `date=YYYY-MM-DD` for a day number since the epoch.
 pub fn partition_name(day: i32) -> String {
@@ -49,6 +52,18 @@ pub fn writer_properties(zstd_level: i32, row_group_rows: usize) -> Result<Write
     }
     for col in ["bytes", "response_time_us", "upstream_response_time_us"] {
         props = props.set_column_dictionary_enabled(ColumnPath::from(col), false);
+    }
+    // Min/max of free text prunes nothing and costs a comparison per value.
+    for col in [
+        "ident",
+        "user",
+        "path",
+        "query",
+        "referer",
+        "user_agent",
+        "x_forwarded_for",
+    ] {
+        props = props.set_column_statistics_enabled(ColumnPath::from(col), EnabledStatistics::None);
     }
     Ok(props.build())
 }
@@ -117,13 +132,7 @@ impl Sink {
         self.tick += 1;
         if !self.open.contains_key(&(source, day)) {
             if self.open.len() >= MAX_OPEN_WRITERS {
-                let oldest = *self
-                    .open
-                    .iter()
-                    .min_by_key(|(_, f)| f.last_used)
-                    .map(|(k, _)| k)
-                    .expect("writers are open");
-                self.close(oldest)?;
+                self.close_least_recent()?;
             }
             let f = self.create(schema, day)?;
             self.open.insert((source, day), f);
@@ -137,7 +146,29 @@ impl Sink {
         f.writer.write(batch).map_err(|source| Error::Parquet {
             path: f.tmp.clone(),
             source,
-        })
+        })?;
+        // Unfinished row groups are held in memory: close idle files when they add up.
+        while self.open.len() > 1
+            && self
+                .open
+                .values()
+                .map(|f| f.writer.memory_size())
+                .sum::<usize>()
+                > WRITER_MEMORY
+        {
+            self.close_least_recent()?;
+        }
+        Ok(())
+    }
+
+    fn close_least_recent(&mut self) -> Result<()> {
+        let oldest = *self
+            .open
+            .iter()
+            .min_by_key(|(_, f)| f.last_used)
+            .map(|(k, _)| k)
+            .expect("writers are open");
+        self.close(oldest)
     }
 
     fn create(&mut self, schema: &SchemaRef, day: i32) -> Result<OpenFile> {

@@ -472,3 +472,15 @@ fn run_ingests_the_configured_source_dir_once() {
         12
     );
 }
+
+#[test]
+fn a_dataset_being_written_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.log"), lines(0..3)).unwrap();
+    let _writer = logcrunch::catalog::Dataset::open_for_write(&dir.path().join("ds")).unwrap();
+    logcrunch(dir.path())
+        .args(["ingest", "--dataset", "ds", "a.log"])
+        .assert()
+        .code(1)
+        .stderr(contains("being written by another logcrunch process"));
+}
