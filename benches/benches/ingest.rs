@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU64;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use logcrunch::batch::ChunkBatcher;
 use logcrunch::generate::{GenerateOptions, Generator};
-use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Patterns, Row, RowSink};
+use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Kind, Patterns, Row, RowSink};
 use logcrunch::scan::{self, Scanner};
 use logcrunch::schema::arrow_schema;
 
@@ -64,7 +64,7 @@ fn chunking(c: &mut Criterion) {
                 let progress = Arc::new(AtomicU64::new(0));
                 let mut lines = 0usize;
                 scanner
-                    .scan(0, &input, 0, false, &progress, &mut |c| {
+                    .scan(0, &input, 0, false, None, &progress, &mut |c| {
                         lines += memchr::memchr_iter(b'\n', &c.data).count();
                         true
                     })
@@ -86,6 +86,8 @@ fn parsing(c: &mut Criterion) {
     regex: '^(?P<client_ip>\S+) - (?P<user>\S+) \[(?P<ts>[^\]]*)\] "(?P<method>\S+) (?P<path>[^"]*) (?P<protocol>\S+)" (?P<status>\S+) (?P<bytes>\S+) "(?P<referer>[^"]*)" "(?P<user_agent>[^"]*)" (?P<request_time>\S+)$'
     fields:
       request_time: {type: seconds, column: response_time_us}
+  nginx_timed_directive:
+    nginx: '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_time'
 "#,
         Path::new("bench"),
     )
@@ -94,7 +96,13 @@ fn parsing(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(text.len() as u64));
     let splitter = patterns.parser("nginx_timed", 64 << 10).unwrap();
     let regex = ambiguous.parser("nginx_timed_regex", 64 << 10).unwrap();
-    for (name, p) in [("splitter_typed", &splitter), ("regex_typed", &regex)] {
+    // The same format compiled from its nginx log_format directive.
+    let directive = ambiguous.parser("nginx_timed_directive", 64 << 10).unwrap();
+    for (name, p) in [
+        ("splitter_typed", &splitter),
+        ("directive_typed", &directive),
+        ("regex_typed", &regex),
+    ] {
         let mut scratch = p.scratch();
         g.bench_function(name, |b| {
             b.iter(|| {
@@ -108,8 +116,14 @@ fn parsing(c: &mut Criterion) {
     let mut scratch = splitter.scratch();
     g.bench_function("splitter_to_arrow", |b| {
         b.iter(|| {
-            let mut batcher =
-                ChunkBatcher::new(Arc::clone(&schema), Arc::from("bench.log"), 0, 0, 100);
+            let mut batcher = ChunkBatcher::new(
+                Kind::Access,
+                Arc::clone(&schema),
+                Arc::from("bench.log"),
+                0,
+                0,
+                100,
+            );
             splitter.parse_chunk(&mut scratch, &text, 0, &mut batcher);
             black_box(batcher.finish("nginx_timed").unwrap().len())
         })

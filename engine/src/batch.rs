@@ -17,7 +17,7 @@ use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
-use crate::parse::{BadReason, Row, RowSink};
+use crate::parse::{BadReason, Kind, Row, RowSink};
 use crate::schema::StrCol;
 
 /// µs in a day.
@@ -73,6 +73,7 @@ impl StrColumn {
 
 /// Arrow builders for the rows of one source and day.
 pub struct BatchBuilder {
+    kind: Kind,
     schema: SchemaRef,
     source: Arc<str>,
     ts: TimestampMicrosecondBuilder,
@@ -87,9 +88,11 @@ pub struct BatchBuilder {
 }
 
 impl BatchBuilder {
-    /// Empty builders for `schema` (from [`crate::schema::arrow_schema`]) and source label `source`.
-    pub fn new(schema: SchemaRef, source: Arc<str>, extras: usize) -> BatchBuilder {
+    /// Empty builders for `schema` (from [`crate::schema::arrow_schema`] for access logs, or
+    /// [`crate::schema::error_schema`]) and source label `source`.
+    pub fn new(kind: Kind, schema: SchemaRef, source: Arc<str>, extras: usize) -> BatchBuilder {
         BatchBuilder {
+            kind,
             schema,
             source,
             ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
@@ -107,17 +110,19 @@ impl BatchBuilder {
     /// Appends one row.
     pub fn push(&mut self, row: &Row<'_>) {
         self.ts.append_value(row.ts_us);
-        for (b, v) in self.strs.iter_mut().zip(row.strs.iter()) {
-            b.push(*v);
+        if self.kind == Kind::Access {
+            for (b, c) in self.strs.iter_mut().zip(StrCol::ALL) {
+                b.push(row.str(c));
+            }
+            self.status.append_option(row.status);
+            self.bytes.append_option(row.bytes);
+            self.response_time.append_option(row.response_time_us);
+            self.upstream_time
+                .append_option(row.upstream_response_time_us);
         }
-        self.status.append_option(row.status);
-        self.bytes.append_option(row.bytes);
-        self.response_time.append_option(row.response_time_us);
-        self.upstream_time
-            .append_option(row.upstream_response_time_us);
         self.offset.append_value(row.offset);
-        for (b, v) in self.extras.iter_mut().zip(row.extras.iter()) {
-            b.push(*v);
+        for (i, b) in self.extras.iter_mut().enumerate() {
+            b.push(row.extra(i));
         }
         self.len += 1;
     }
@@ -136,13 +141,24 @@ impl BatchBuilder {
     pub fn finish(&mut self) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
         let n = self.len;
         self.len = 0;
+        let keys = Int32Array::from(vec![0i32; n]);
+        let values = Arc::new(StringArray::from(vec![&*self.source]));
+        let source: ArrayRef = Arc::new(DictionaryArray::try_new(keys, values)?);
+        let mut cols: Vec<ArrayRef> = vec![Arc::new(self.ts.finish())];
+        if self.kind == Kind::Error {
+            for b in self.extras.iter_mut() {
+                cols.push(b.finish()?);
+            }
+            cols.push(source);
+            cols.push(Arc::new(self.offset.finish()));
+            return RecordBatch::try_new(Arc::clone(&self.schema), cols);
+        }
         let strs = self
             .strs
             .iter_mut()
             .map(StrColumn::finish)
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let mut s = strs.into_iter();
-        let mut cols: Vec<ArrayRef> = vec![Arc::new(self.ts.finish())];
         cols.extend(s.by_ref().take(7));
         cols.push(Arc::new(self.status.finish()));
         cols.push(Arc::new(self.bytes.finish()));
@@ -150,9 +166,7 @@ impl BatchBuilder {
         cols.push(Arc::new(self.response_time.finish()));
         cols.push(Arc::new(self.upstream_time.finish()));
         cols.push(Arc::new(UInt32Array::from(vec![0u32; n])));
-        let keys = Int32Array::from(vec![0i32; n]);
-        let values = Arc::new(StringArray::from(vec![&*self.source]));
-        cols.push(Arc::new(DictionaryArray::try_new(keys, values)?));
+        cols.push(source);
         cols.push(Arc::new(self.offset.finish()));
         for b in self.extras.iter_mut() {
             cols.push(b.finish()?);
@@ -178,6 +192,7 @@ pub struct BadLine {
 
 /// Collects one chunk's rows into per-day batches and its bad lines; see the module docs.
 pub struct ChunkBatcher {
+    kind: Kind,
     schema: SchemaRef,
     source: Arc<str>,
     extras: usize,
@@ -195,6 +210,7 @@ impl ChunkBatcher {
     /// A batcher for chunk `seq` of a source labelled `source` whose rows have `schema`; keeps at
     /// most `sample_budget` bad-line samples.
     pub fn new(
+        kind: Kind,
         schema: SchemaRef,
         source: Arc<str>,
         extras: usize,
@@ -202,6 +218,7 @@ impl ChunkBatcher {
         sample_budget: usize,
     ) -> ChunkBatcher {
         ChunkBatcher {
+            kind,
             schema,
             source,
             extras,
@@ -241,6 +258,7 @@ impl RowSink for ChunkBatcher {
             current => {
                 let mut builder = self.days.remove(&day).unwrap_or_else(|| {
                     BatchBuilder::new(
+                        self.kind,
                         Arc::clone(&self.schema),
                         Arc::clone(&self.source),
                         self.extras,
@@ -285,7 +303,7 @@ mod tests {
                      2.2.2.2 - bob [01/Jan/2024:00:00:00 +0000] \"GET /b?q HTTP/1.1\" 404 - \"r\" \"\xffua\" 0.001\n\
                      nonsense\n";
         let schema = arrow_schema(p.extras());
-        let mut b = ChunkBatcher::new(schema, Arc::from("src.log"), 0, 3, 10);
+        let mut b = ChunkBatcher::new(Kind::Access, schema, Arc::from("src.log"), 0, 3, 10);
         p.parse_chunk(&mut p.scratch(), text, 100, &mut b);
         assert_eq!(b.bad.len(), 1);
         assert_eq!(

@@ -39,7 +39,7 @@ pub struct Config {
 pub struct LogsConfig {
     /// Directory that `logcrunch run` ingests new and grown files from.
     pub source_dir: PathBuf,
-    /// Log format of the files in `source_dir`.
+    /// Log format of the files in `source_dir` (`auto`: detected per file).
     pub format: String,
 }
 
@@ -77,7 +77,7 @@ impl Default for LogsConfig {
     fn default() -> Self {
         LogsConfig {
             source_dir: PathBuf::from("testdata/sample"),
-            format: "combined".into(),
+            format: "auto".into(),
         }
     }
 }

@@ -60,6 +60,16 @@ pub enum Error {
         /// The names it defines, comma-separated.
         known: String,
     },
+    /// Auto-detection found no format that matches enough of an input's lines.
+    #[error("cannot tell the log format of {path}: no format matches {:.0}% of its first lines; best: {candidates}\n  pass --format NAME, or add the format to the patterns file and check it with: logcrunch formats test --format NAME {path}", min_rate * 100.0)]
+    NoFormat {
+        /// The input.
+        path: PathBuf,
+        /// The best candidates with their rates.
+        candidates: String,
+        /// The rate required.
+        min_rate: f64,
+    },
     /// An input path does not exist.
     #[error(
         "no such file or directory: {0}\n  check the path; globs must be quoted so that logcrunch expands them"
@@ -128,6 +138,7 @@ impl Error {
             Error::Config { .. }
             | Error::Pattern { .. }
             | Error::UnknownFormat { .. }
+            | Error::NoFormat { .. }
             | Error::InputNotFound(_)
             | Error::NoLogFiles(_)
             | Error::Usage(_) => EXIT_USAGE,

@@ -23,11 +23,13 @@ use crate::catalog::manifest::{FileRecord, Manifest, RunRecord, SourceRecord};
 use crate::catalog::{Dataset, QUARANTINE_DIR};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::parse::sniff::{Candidate, MIN_RATE};
 use crate::parse::value::{format_rfc3339, now_us};
-use crate::parse::{BadReason, ChunkStats, Parser, Patterns};
+use crate::parse::{AUTO, BadReason, ChunkStats, Kind, Parser, Patterns};
 use crate::scan::{self, Encoding, FINGERPRINT_BYTES, Input, ScanEnd, Scanner};
-use crate::schema::arrow_schema;
+use crate::schema::{arrow_schema, error_schema};
 use crate::sink::{self, Sink, WrittenFile};
+use arrow::datatypes::SchemaRef;
 
 /// Settings of one ingest run.
 #[derive(Debug, Clone)]
@@ -107,6 +109,13 @@ pub struct SourceSummary {
     pub status: SourceStatus,
     /// The manifest source it belongs to (another path when it is a rotated/compressed copy).
     pub source: String,
+    /// The format it was read with (empty when it was not read).
+    pub format: String,
+    /// Auto-detection's match rate on the sampled lines, when the format was detected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detected_rate: Option<f64>,
+    /// The table its rows went to (`logs` or `errors`).
+    pub table: String,
     /// Content offset reading started at.
     pub start_offset: u64,
     /// Content offset reading ended at.
@@ -129,7 +138,7 @@ pub struct IngestSummary {
     pub run_id: String,
     /// Dataset directory.
     pub dataset: String,
-    /// Log format.
+    /// Log format asked for (`auto`: detected per input, see `sources`).
     pub format: String,
     /// Inputs given.
     pub files: usize,
@@ -186,6 +195,12 @@ impl IngestSummary {
 struct Plan {
     input: Input,
     label: Arc<str>,
+    /// The format it is read with (set for inputs that are read).
+    parser: Option<Arc<Parser>>,
+    /// Rows' schema for that format.
+    schema: Option<SchemaRef>,
+    /// Auto-detection's match rate, when the format was detected.
+    detected_rate: Option<f64>,
     status: SourceStatus,
     /// Index into `manifest.sources` of the record it continues or replaces.
     record: Option<usize>,
@@ -208,7 +223,7 @@ struct WorkerOut {
 /// The ingest stage; see the module docs.
 pub struct Ingest {
     opts: IngestOptions,
-    parser: Arc<Parser>,
+    patterns: Patterns,
 }
 
 fn run_id() -> String {
@@ -222,13 +237,19 @@ fn run_id() -> String {
 }
 
 impl Ingest {
-    /// Compiles the format and checks the options.
+    /// Checks the options and, unless it is `auto` or read from each file's header, compiles the
+    /// format so that a broken pattern is reported before anything is read.
     pub fn new(opts: IngestOptions, patterns: &Patterns) -> Result<Ingest> {
         if opts.threads == 0 {
             return Err(Error::Usage("--threads must be at least 1".into()));
         }
-        let parser = Arc::new(patterns.parser(&opts.format, opts.max_line_bytes)?);
-        Ok(Ingest { opts, parser })
+        if opts.format != AUTO && !patterns.spec(&opts.format)?.w3c {
+            patterns.parser(&opts.format, opts.max_line_bytes)?;
+        }
+        Ok(Ingest {
+            opts,
+            patterns: patterns.clone(),
+        })
     }
 
     /// Ingests `inputs` into the dataset and commits them; see the module docs.
@@ -237,7 +258,8 @@ impl Ingest {
         let started_at = format_rfc3339(now_us());
         let dataset = Dataset::open_for_write(&self.opts.dataset)?;
         let mut manifest = Manifest::load(dataset.dir())?;
-        let plans = self.plan(inputs, &manifest)?;
+        let mut cache = HashMap::new();
+        let plans = self.plan(inputs, &manifest, &mut cache)?;
         let total: u64 = plans
             .iter()
             .filter(|p| {
@@ -268,7 +290,12 @@ impl Ingest {
         Ok(summary)
     }
 
-    fn plan(&self, inputs: &[Input], manifest: &Manifest) -> Result<Vec<Plan>> {
+    fn plan(
+        &self,
+        inputs: &[Input],
+        manifest: &Manifest,
+        cache: &mut HashMap<String, Arc<Parser>>,
+    ) -> Result<Vec<Plan>> {
         let mut plans = Vec::with_capacity(inputs.len());
         let mut seen_fp: HashMap<(u64, u64), String> = HashMap::new();
         for input in inputs {
@@ -276,6 +303,9 @@ impl Ingest {
             let mut plan = Plan {
                 input: input.clone(),
                 label: Arc::clone(&label),
+                parser: None,
+                schema: None,
+                detected_rate: None,
                 status: SourceStatus::New,
                 record: None,
                 duplicate_of: None,
@@ -284,6 +314,7 @@ impl Ingest {
                 samples: AtomicUsize::new(0),
             };
             if input.encoding == Encoding::Stdin {
+                self.choose_format(&mut plan, None, cache)?;
                 plans.push(plan);
                 continue;
             }
@@ -347,9 +378,72 @@ impl Ingest {
                     }
                 }
             }
+            if matches!(
+                plan.status,
+                SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
+            ) {
+                let previous = found.map(|i| manifest.sources[i].format.as_str());
+                self.choose_format(&mut plan, previous, cache)?;
+            }
             plans.push(plan);
         }
         Ok(plans)
+    }
+
+    /// Picks the format of an input that will be read: the one asked for, the one a grown source
+    /// was read with before, or the best match of auto-detection.
+    fn choose_format(
+        &self,
+        plan: &mut Plan,
+        previous: Option<&str>,
+        cache: &mut HashMap<String, Arc<Parser>>,
+    ) -> Result<()> {
+        let patterns = &self.patterns;
+        let max = self.opts.max_line_bytes;
+        let mut name = self.opts.format.clone();
+        if name == AUTO
+            && let Some(prev) = previous.filter(|p| patterns.formats.contains_key(*p))
+            && plan.status == SourceStatus::Grown
+        {
+            name = prev.to_string();
+        }
+        let needs_head = name == AUTO || patterns.spec(&name)?.w3c;
+        let (head, complete) = if needs_head {
+            scan::head(&plan.input, scan::FINGERPRINT_BYTES)?
+        } else {
+            (Vec::new(), false)
+        };
+        if name == AUTO {
+            let candidates = patterns.sniff(&head, complete, max, cache);
+            match candidates.first() {
+                Some(best) if best.rate >= MIN_RATE => {
+                    name = best.format.clone();
+                    plan.detected_rate = Some(best.rate);
+                    tracing::info!(input = %plan.label, format = %name, rate = best.rate, "detected format");
+                }
+                _ if candidates.iter().all(|c| c.sampled == 0) => {
+                    // Nothing to judge by (an empty file): any format reads it as nothing.
+                    name = patterns.formats.keys().next().cloned().unwrap_or_default();
+                }
+                _ => return Err(no_format(&plan.label, &candidates)),
+            }
+        }
+        let parser = match cache.get(&name) {
+            Some(p) if !patterns.spec(&name)?.w3c => Arc::clone(p),
+            _ => {
+                let p = Arc::new(patterns.parser_for(&name, max, &head)?);
+                if !patterns.spec(&name)?.w3c {
+                    cache.insert(name.clone(), Arc::clone(&p));
+                }
+                p
+            }
+        };
+        plan.schema = Some(match parser.kind() {
+            Kind::Access => arrow_schema(parser.extras()),
+            Kind::Error => error_schema(),
+        });
+        plan.parser = Some(parser);
+        Ok(())
     }
 
     fn execute(
@@ -372,8 +466,6 @@ impl Ingest {
             max_line_bytes: self.opts.max_line_bytes,
         };
         let props = sink::writer_properties(self.opts.zstd_level, self.opts.row_group_rows)?;
-        let schema = arrow_schema(self.parser.extras());
-        let extras = self.parser.extras().len();
         let budget = self.opts.quarantine_samples;
         std::thread::scope(|scope| {
             let producer = scope.spawn(|| {
@@ -388,11 +480,13 @@ impl Ingest {
                         continue;
                     }
                     let mut emit = |chunk| !abort.load(Ordering::Relaxed) && tx.send(chunk).is_ok();
+                    let cut_before = plan.parser.as_ref().and_then(|p| p.entry_start());
                     ends.push(scanner.scan(
                         i,
                         &plan.input,
                         plan.start,
                         plan.skip_partial,
+                        cut_before,
                         &progress.bytes,
                         &mut emit,
                     ));
@@ -403,26 +497,30 @@ impl Ingest {
             let outs = pool.broadcast(|ctx| {
                 let mut out = WorkerOut::default();
                 let mut sink = Sink::new(dataset, run_id, ctx.index(), props.clone());
-                let mut scratch = self.parser.scratch();
+                let mut scratches: HashMap<usize, crate::parse::Scratch> = HashMap::new();
                 for chunk in rx.iter() {
                     if out.error.is_some() {
                         continue;
                     }
                     let plan = &plans[chunk.source];
+                    let (Some(parser), Some(schema)) = (plan.parser.as_ref(), plan.schema.as_ref())
+                    else {
+                        continue;
+                    };
+                    let scratch = scratches
+                        .entry(Arc::as_ptr(parser) as usize)
+                        .or_insert_with(|| parser.scratch());
                     let left = budget.saturating_sub(plan.samples.load(Ordering::Relaxed));
                     let mut batcher = ChunkBatcher::new(
-                        Arc::clone(&schema),
+                        parser.kind(),
+                        Arc::clone(schema),
                         Arc::clone(&plan.label),
-                        extras,
+                        parser.extras().len(),
                         chunk.seq,
                         left,
                     );
-                    let stats = self.parser.parse_chunk(
-                        &mut scratch,
-                        &chunk.data,
-                        chunk.offset,
-                        &mut batcher,
-                    );
+                    let stats =
+                        parser.parse_chunk(scratch, &chunk.data, chunk.offset, &mut batcher);
                     progress.lines.fetch_add(stats.lines, Ordering::Relaxed);
                     out.chunks.push((chunk.source, chunk.seq, stats));
                     plan.samples.fetch_add(batcher.bad.len(), Ordering::Relaxed);
@@ -434,9 +532,10 @@ impl Ingest {
                             .into_iter()
                             .map(|b| (chunk.source, b)),
                     );
-                    let written = batcher.finish(self.parser.name()).and_then(|days| {
+                    let table = parser.kind().table();
+                    let written = batcher.finish(parser.name()).and_then(|days| {
                         days.iter().try_for_each(|(day, batch)| {
-                            sink.write(chunk.source, *day, &schema, batch)
+                            sink.write(chunk.source, *day, table, schema, batch)
                         })
                     });
                     if let Err(e) = written {
@@ -583,6 +682,16 @@ impl Ingest {
                     .clone()
                     .or_else(|| plan.record.map(|r| manifest.sources[r].path.clone()))
                     .unwrap_or_else(|| plan.label.to_string()),
+                format: plan
+                    .parser
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.name().to_string()),
+                detected_rate: plan.detected_rate,
+                table: plan
+                    .parser
+                    .as_ref()
+                    .map_or("logs", |p| p.kind().table())
+                    .to_string(),
                 start_offset: plan.start,
                 end_offset: if end.chunks == 0 && end.end == 0 {
                     plan.start
@@ -671,7 +780,7 @@ impl Ingest {
                             rows: 0,
                             bad_lines: 0,
                             bad_by_reason: BTreeMap::new(),
-                            format: self.parser.name().to_string(),
+                            format: String::new(),
                             last_run: String::new(),
                         });
                         manifest.sources.len() - 1
@@ -697,13 +806,17 @@ impl Ingest {
                 for (r, n) in reasons {
                     *rec.bad_by_reason.entry(r).or_default() += n;
                 }
-                rec.format = self.parser.name().to_string();
+                rec.format = plan
+                    .parser
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.name().to_string());
                 rec.last_run = run_id.to_string();
                 id_of[i] = Some(rec.id);
             }
             for f in &keep {
                 let Some(id) = id_of[f.source] else { continue };
                 manifest.files.push(FileRecord {
+                    table: f.table.to_string(),
                     path: f.rel_path.clone(),
                     source: id,
                     run: run_id.to_string(),
@@ -732,7 +845,7 @@ impl Ingest {
                 String::new()
             },
             dataset: dataset.dir().display().to_string(),
-            format: self.parser.name().to_string(),
+            format: self.opts.format.clone(),
             files: plans.len(),
             files_read: summaries
                 .iter()
@@ -820,4 +933,25 @@ fn write_quarantine(
     };
     write().map_err(|e| Error::io("cannot write", &path, e))?;
     Ok(path.display().to_string())
+}
+
+fn no_format(label: &str, candidates: &[Candidate]) -> Error {
+    let top: Vec<String> = candidates
+        .iter()
+        .take(3)
+        .map(|c| {
+            format!(
+                "{} {:.0}% ({}/{})",
+                c.format,
+                c.rate * 100.0,
+                c.matched,
+                c.sampled
+            )
+        })
+        .collect();
+    Error::NoFormat {
+        path: label.into(),
+        candidates: top.join(", "),
+        min_rate: MIN_RATE,
+    }
 }

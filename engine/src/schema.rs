@@ -87,6 +87,30 @@ pub const RESERVED: [&str; 9] = [
     "date",
 ];
 
+/// Columns of the `errors` table after `ts`, in order (all text); `source` and `offset` follow.
+pub const ERROR_COLUMNS: [&str; 6] = ["level", "module", "pid", "tid", "client", "message"];
+
+/// The Arrow schema of error-log rows: `ts`, [`ERROR_COLUMNS`], `source`, `offset`.
+pub fn error_schema() -> SchemaRef {
+    let mut fields = vec![Field::new(
+        "ts",
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    )];
+    fields.extend(
+        ERROR_COLUMNS
+            .iter()
+            .map(|c| Field::new(*c, DataType::Utf8, true)),
+    );
+    fields.push(Field::new(
+        "source",
+        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        false,
+    ));
+    fields.push(Field::new("offset", DataType::UInt64, false));
+    Arc::new(Schema::new(fields))
+}
+
 /// The Arrow schema of a format's rows: canonical columns, then `extras` as nullable `Utf8`.
 pub fn arrow_schema(extras: &[String]) -> SchemaRef {
     let utf8 = |name: &str| Field::new(name, DataType::Utf8, true);

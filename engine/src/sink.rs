@@ -75,6 +75,8 @@ pub struct WrittenFile {
     pub source: usize,
     /// Day number since the epoch (the partition).
     pub day: i32,
+    /// Table (directory) it belongs to: `logs` or `errors`.
+    pub table: &'static str,
     /// Where it was written.
     pub tmp: PathBuf,
     /// Its final path relative to the dataset directory.
@@ -86,6 +88,7 @@ pub struct WrittenFile {
 }
 
 struct OpenFile {
+    table: &'static str,
     writer: ArrowWriter<File>,
     sync: File,
     tmp: PathBuf,
@@ -126,6 +129,7 @@ impl Sink {
         &mut self,
         source: usize,
         day: i32,
+        table: &'static str,
         schema: &SchemaRef,
         batch: &RecordBatch,
     ) -> Result<()> {
@@ -134,7 +138,7 @@ impl Sink {
             if self.open.len() >= MAX_OPEN_WRITERS {
                 self.close_least_recent()?;
             }
-            let f = self.create(schema, day)?;
+            let f = self.create(schema, day, table)?;
             self.open.insert((source, day), f);
         }
         let f = self
@@ -171,7 +175,7 @@ impl Sink {
         self.close(oldest)
     }
 
-    fn create(&mut self, schema: &SchemaRef, day: i32) -> Result<OpenFile> {
+    fn create(&mut self, schema: &SchemaRef, day: i32, table: &'static str) -> Result<OpenFile> {
         let dir = self.dataset.join("logs");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         let name = format!(
@@ -180,7 +184,7 @@ impl Sink {
         );
         self.next_file += 1;
         let tmp = dir.join(format!(".tmp-{name}"));
-        let rel_path = format!("logs/{}/{name}", partition_name(day));
+        let rel_path = format!("{table}/{}/{name}", partition_name(day));
         let file = File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
         let sync = file
             .try_clone()
@@ -192,6 +196,7 @@ impl Sink {
             },
         )?;
         Ok(OpenFile {
+            table,
             writer,
             sync,
             tmp,
@@ -218,6 +223,7 @@ impl Sink {
         self.done.push(WrittenFile {
             source: key.0,
             day: key.1,
+            table: f.table,
             tmp: f.tmp,
             rel_path: f.rel_path,
             rows: f.rows,

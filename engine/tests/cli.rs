@@ -197,7 +197,7 @@ fn bad_input_has_defined_outcomes() {
     // NUL bytes: a leading run (copytruncate) is stripped, a NUL inside a line quarantines it.
     let text = format!("\0\0\0{LINE}\n{}\n", LINE.replace("/a", "/\0a"));
     std::fs::write(d.join("nul.log"), text).unwrap();
-    let s = ingest_json(d, &["--dataset", "n", "nul.log"], 0);
+    let s = ingest_json(d, &["--dataset", "n", "--format", "combined", "nul.log"], 0);
     assert_eq!(
         (s["rows"].as_u64(), s["bad_by_reason"]["nul_byte"].as_u64()),
         (Some(1), Some(1))
@@ -295,7 +295,15 @@ fn max_bad_ratio_sets_exit_code_4_but_keeps_the_good_rows() {
     .unwrap();
     let s = ingest_json(
         dir.path(),
-        &["--dataset", "ds", "--max-bad-ratio", "0.1", "mixed.log"],
+        &[
+            "--dataset",
+            "ds",
+            "--format",
+            "combined",
+            "--max-bad-ratio",
+            "0.1",
+            "mixed.log",
+        ],
         4,
     );
     assert_eq!(

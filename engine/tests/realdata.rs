@@ -13,9 +13,8 @@ use serde_json::Value;
 fn parse(format: &str, line: &str, patterns: &Patterns) -> Result<Value, BadReason> {
     let p = patterns.parser(format, 1 << 16).unwrap();
     let mut scratch = p.scratch();
-    let mut extras = vec![None; p.extras().len()];
     let row: Row<'_> = p
-        .parse_line(&mut scratch, line.as_bytes(), 0, &mut extras)?
+        .parse_line(&mut scratch, line.as_bytes(), 0)?
         .expect("not a blank line");
     let s = |c: StrCol| {
         row.str(c)

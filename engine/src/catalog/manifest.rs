@@ -91,6 +91,9 @@ pub struct SourceRecord {
 /// One Parquet file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileRecord {
+    /// Table: `logs` (access logs) or `errors` (error logs).
+    #[serde(default = "logs_table")]
+    pub table: String,
     /// Path relative to the dataset directory.
     pub path: String,
     /// Source id.
@@ -103,6 +106,10 @@ pub struct FileRecord {
     pub rows: u64,
     /// Size in bytes.
     pub bytes: u64,
+}
+
+fn logs_table() -> String {
+    "logs".into()
 }
 
 impl Manifest {
@@ -173,6 +180,7 @@ mod tests {
         assert!(empty.sources.is_empty() && empty.files.is_empty());
         let mut m = empty.clone();
         m.files.push(FileRecord {
+            table: "logs".into(),
             path: "logs/date=2024-01-01/part-x-0-0.parquet".into(),
             source: 0,
             run: "x".into(),

@@ -72,30 +72,32 @@ impl Dataset {
             .iter()
             .map(|f| self.dir.join(&f.path))
             .collect();
-        let logs = self.dir.join("logs");
         let mut removed = 0;
-        let Ok(entries) = std::fs::read_dir(&logs) else {
-            return Ok(0);
-        };
-        for entry in entries.filter_map(|e| e.ok()) {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".tmp-") {
-                std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
-                removed += 1;
-            } else if name.starts_with("date=") && path.is_dir() {
-                let files =
-                    std::fs::read_dir(&path).map_err(|e| Error::io("cannot list", &path, e))?;
-                for f in files.filter_map(|e| e.ok()) {
-                    let fp = f.path();
-                    let fname = f.file_name().to_string_lossy().into_owned();
-                    if fname.starts_with("part-")
-                        && fname.ends_with(".parquet")
-                        && !listed.contains(&fp)
-                    {
-                        std::fs::remove_file(&fp)
-                            .map_err(|e| Error::io("cannot remove", &fp, e))?;
-                        removed += 1;
+        for table in ["logs", "errors"] {
+            let Ok(entries) = std::fs::read_dir(self.dir.join(table)) else {
+                continue;
+            };
+            for entry in entries.filter_map(|e| e.ok()) {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".tmp-") {
+                    std::fs::remove_file(&path)
+                        .map_err(|e| Error::io("cannot remove", &path, e))?;
+                    removed += 1;
+                } else if name.starts_with("date=") && path.is_dir() {
+                    let files =
+                        std::fs::read_dir(&path).map_err(|e| Error::io("cannot list", &path, e))?;
+                    for f in files.filter_map(|e| e.ok()) {
+                        let fp = f.path();
+                        let fname = f.file_name().to_string_lossy().into_owned();
+                        if fname.starts_with("part-")
+                            && fname.ends_with(".parquet")
+                            && !listed.contains(&fp)
+                        {
+                            std::fs::remove_file(&fp)
+                                .map_err(|e| Error::io("cannot remove", &fp, e))?;
+                            removed += 1;
+                        }
                     }
                 }
             }
@@ -157,27 +159,36 @@ impl Catalog {
             .enable_autoload_extension(false)?
             .with("autoinstall_known_extensions", "false")?;
         let conn = duckdb::Connection::open_in_memory_with_flags(config)?;
-        let view = if manifest.files.is_empty() {
-            let cols: Vec<String> = crate::schema::arrow_schema(&[])
-                .fields()
-                .iter()
-                .map(|f| format!("CAST(NULL AS {}) AS {}", sql_type(f.data_type()), f.name()))
-                .chain(std::iter::once("CAST(NULL AS DATE) AS date".to_string()))
-                .collect();
-            format!("CREATE VIEW logs AS SELECT {} WHERE false", cols.join(", "))
-        } else {
+        for (table, schema) in [
+            ("logs", crate::schema::arrow_schema(&[])),
+            ("errors", crate::schema::error_schema()),
+        ] {
             let files: Vec<String> = manifest
                 .files
                 .iter()
+                .filter(|f| f.table == table)
                 .map(|f| sql_string(&dataset.join(&f.path).to_string_lossy()))
                 .collect();
-            format!(
-                "CREATE VIEW logs AS SELECT * REPLACE (CAST(ts AS TIMESTAMP) AS ts) \
-                 FROM read_parquet([{}], hive_partitioning = true, union_by_name = true)",
-                files.join(", ")
-            )
-        };
-        conn.execute_batch(&view)?;
+            let view = if files.is_empty() {
+                let cols: Vec<String> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| format!("CAST(NULL AS {}) AS {}", sql_type(f.data_type()), f.name()))
+                    .chain(std::iter::once("CAST(NULL AS DATE) AS date".to_string()))
+                    .collect();
+                format!(
+                    "CREATE VIEW {table} AS SELECT {} WHERE false",
+                    cols.join(", ")
+                )
+            } else {
+                format!(
+                    "CREATE VIEW {table} AS SELECT * REPLACE (CAST(ts AS TIMESTAMP) AS ts) \
+                     FROM read_parquet([{}], hive_partitioning = true, union_by_name = true)",
+                    files.join(", ")
+                )
+            };
+            conn.execute_batch(&view)?;
+        }
         Ok(Catalog { conn })
     }
 

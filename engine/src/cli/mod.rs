@@ -4,6 +4,7 @@
 //! so output can be piped. Errors carry their exit code (see `EXIT CODES` in `--help`); anyhow is
 //! used only here, at the edge, to add context.
 
+mod formats;
 mod progress;
 
 use std::io::{IsTerminal, Write};
@@ -32,6 +33,10 @@ struct Cli {
     /// Configuration file (default: config/config.yaml if present, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Patterns file with the log formats (default: `patterns` of the config, else
+    /// config/patterns.yaml, else built-in).
+    #[arg(long, global = true, value_name = "FILE")]
+    patterns: Option<PathBuf>,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -52,6 +57,33 @@ enum Command {
     Generate(GenerateArgs),
     /// The main job: ingest every new or grown file under `logs.source_dir` of the config.
     Run(RunArgs),
+    /// List, show and test log formats.
+    #[command(subcommand)]
+    Formats(FormatsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum FormatsCommand {
+    /// The formats of the patterns file.
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A format's definition, compiled regex and fields.
+    Show {
+        /// Format name.
+        name: String,
+    },
+    /// Parse the first lines of FILE and print each field and the match rate; exit 0 when at
+    /// least 90% of the lines match, 1 otherwise.
+    Test {
+        /// Format name (default: detect).
+        #[arg(long, value_name = "NAME", default_value = "auto")]
+        format: String,
+        /// The log file.
+        file: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -62,12 +94,10 @@ struct IngestArgs {
     /// Dataset directory (default: storage.dataset of the config).
     #[arg(long, value_name = "DIR")]
     dataset: Option<PathBuf>,
-    /// Log format, a name from the patterns file (default: logs.format of the config).
+    /// Log format, a name from the patterns file, or `auto` to detect it per file (default:
+    /// logs.format of the config, `auto` unless changed).
     #[arg(long, value_name = "NAME")]
     format: Option<String>,
-    /// Patterns file with the log formats.
-    #[arg(long, value_name = "FILE")]
-    patterns: Option<PathBuf>,
     /// Worker threads (default: ingest.threads of the config; 0 there means one per core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -157,17 +187,31 @@ fn init_tracing(verbose: u8, quiet: bool) {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
-    let config = Config::load(cli.config.as_deref())?;
+    let mut config = Config::load(cli.config.as_deref())?;
+    if cli.patterns.is_some() {
+        config.patterns = cli.patterns;
+    }
+    let max_line = config.ingest.max_line_bytes;
     match cli.command {
         Command::Ingest(a) => ingest(&config, a),
         Command::Query(a) => query(&config, a),
         Command::Generate(a) => generate(a),
         Command::Run(a) => run(&config, a),
+        Command::Formats(f) => {
+            let patterns = Patterns::load(config.patterns.as_deref())?;
+            match f {
+                FormatsCommand::List { json } => formats::list(&patterns, max_line, json),
+                FormatsCommand::Show { name } => formats::show(&patterns, &name, max_line),
+                FormatsCommand::Test { format, file } => {
+                    formats::test(&patterns, &format, &file, max_line)
+                }
+            }
+        }
     }
 }
 
 fn ingest(config: &Config, a: IngestArgs) -> anyhow::Result<i32> {
-    let patterns = Patterns::load(a.patterns.as_deref().or(config.patterns.as_deref()))?;
+    let patterns = Patterns::load(config.patterns.as_deref())?;
     let format = a.format.unwrap_or_else(|| config.logs.format.clone());
     let mut opts = IngestOptions::from_config(config, &format);
     if let Some(d) = a.dataset {
@@ -245,7 +289,7 @@ fn print_summary(s: &IngestSummary) -> anyhow::Result<()> {
     let count = |st: SourceStatus| s.sources.iter().filter(|x| x.status == st).count();
     writeln!(
         out,
-        "ingested {} of {} file{} into {} as `{}` ({} new, {} grown, {} replaced, {} unchanged, {} duplicate)",
+        "ingested {} of {} file{} into {} (format {}; {} new, {} grown, {} replaced, {} unchanged, {} duplicate)",
         s.files_read,
         s.files,
         if s.files == 1 { "" } else { "s" },
@@ -286,6 +330,28 @@ fn print_summary(s: &IngestSummary) -> anyhow::Result<()> {
     )?;
     if let Some(q) = &s.quarantine_file {
         writeln!(out, "  bad lines: {q}")?;
+    }
+    let mut formats: Vec<String> = Vec::new();
+    for src in s.sources.iter().filter(|x| !x.format.is_empty()) {
+        let f = match src.detected_rate {
+            Some(r) => format!(
+                "{} ({} {:.0}%)",
+                src.format,
+                if src.table == "errors" {
+                    "error log, detected"
+                } else {
+                    "detected"
+                },
+                r * 100.0
+            ),
+            None => src.format.clone(),
+        };
+        if !formats.contains(&f) {
+            formats.push(f);
+        }
+    }
+    if !formats.is_empty() && (s.format == "auto" || formats.len() > 1) {
+        writeln!(out, "  formats: {}", formats.join(", "))?;
     }
     for src in &s.sources {
         if let Some(w) = &src.warning {

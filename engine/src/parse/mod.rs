@@ -1,28 +1,36 @@
 //! Turns chunks of log text into typed rows.
 //!
-//! A format is a regex with named groups plus a type per group, read from `config/patterns.yaml`.
-//! It compiles once into an anchored regex-automata matcher (byte mode, so invalid UTF-8 never stops
-//! a match) and, when the pattern is a byte-deterministic sequence of delimited fields, into a
-//! [`splitter::Splitter`] that finds the same match with `memchr` jumps at a fraction of the cost.
-//! The regex remains the authority: a line the splitter rejects is retried on the regex. Each
-//! matched line becomes a [`Row`] of borrowed slices and integers handed to a [`RowSink`]; a line
-//! that cannot become a row is reported to the sink with a [`BadReason`], never as an error.
+//! A format comes from `config/patterns.yaml` as a regex with named groups, an nginx `log_format` or
+//! Apache `LogFormat` directive (compiled to such a regex by [`directive`]), a W3C `#Fields:` header
+//! ([`w3c`], resolved per file), or a JSON field mapping ([`json`]); each named field has a type. A
+//! regex compiles once into an anchored regex-automata matcher (byte mode, so invalid UTF-8 never
+//! stops a match) and, when the pattern is a byte-deterministic sequence of delimited fields, into a
+//! [`splitter::Splitter`] that finds the same match with `memchr` jumps at a fraction of the cost;
+//! the regex stays the authority for lines the splitter rejects. Each line becomes a [`Row`] of
+//! spans and integers handed to a [`RowSink`]; a line that cannot become a row is reported to the
+//! sink with a [`BadReason`], never as an error. Error-log formats may span several lines: lines
+//! that do not start an entry are appended to the previous entry's message.
 
+pub mod directive;
+pub mod json;
+pub mod sniff;
 pub mod splitter;
 pub mod value;
+pub mod w3c;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use regex_automata::util::captures::Captures;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, PatternID, meta};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::schema::{RESERVED, StrCol};
-use splitter::Splitter;
+use crate::schema::{ERROR_COLUMNS, RESERVED, StrCol};
+use splitter::{ByteSet, Splitter};
 use value::TimeFormat;
 
 /// The shipped `config/patterns.yaml`, used when no patterns file is found.
@@ -30,35 +38,75 @@ pub const BUILTIN_PATTERNS: &str = include_str!("../../../config/patterns.yaml")
 /// Where the patterns file is looked for when neither `--patterns` nor the config names one.
 pub const DEFAULT_PATTERNS_PATH: &str = "config/patterns.yaml";
 /// Most extra (non-canonical) columns a format may declare.
-pub const MAX_EXTRAS: usize = 32;
+pub const MAX_EXTRAS: usize = 48;
+/// Name that asks for auto-detection instead of a format.
+pub const AUTO: &str = "auto";
 
-/// The patterns file: `formats: {NAME: {...}}`.
+/// The patterns file: `formats: {NAME: {...}}`, in file order (which breaks detection ties).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Patterns {
     /// Formats by name.
-    pub formats: BTreeMap<String, FormatSpec>,
+    pub formats: IndexMap<String, FormatSpec>,
     /// Where the file was read from.
     #[serde(skip)]
     pub path: PathBuf,
 }
 
-/// One format as written in the patterns file.
-#[derive(Debug, Clone, Deserialize)]
+/// What a format describes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Access logs: rows of the `logs` table.
+    #[default]
+    Access,
+    /// Error logs: rows of the `errors` table (`ts, level, module, pid, tid, client, message`).
+    Error,
+}
+
+impl Kind {
+    /// The dataset table (and directory) its rows go to.
+    pub fn table(self) -> &'static str {
+        match self {
+            Kind::Access => "logs",
+            Kind::Error => "errors",
+        }
+    }
+}
+
+/// One format as written in the patterns file: exactly one of `regex`, `nginx`, `apache`, `w3c`,
+/// `json`, plus field types.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormatSpec {
     /// One line for `formats list`.
     #[serde(default)]
     pub description: String,
+    /// Access or error log.
+    #[serde(default)]
+    pub kind: Kind,
     /// Regex with named groups; matched anchored at the line start, in byte mode (no Unicode).
-    pub regex: String,
-    /// Type and target column of groups; groups not listed get the default of their name.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// An nginx `log_format` string.
+    #[serde(default)]
+    pub nginx: Option<String>,
+    /// An Apache `LogFormat` string.
+    #[serde(default)]
+    pub apache: Option<String>,
+    /// W3C extended log (IIS): the columns come from each file's `#Fields:` header.
+    #[serde(default)]
+    pub w3c: bool,
+    /// JSON lines: field name -> dotted path in the object (`request.headers.User-Agent`).
+    #[serde(default)]
+    pub json: Option<IndexMap<String, String>>,
+    /// Type and target column of fields; fields not listed get the default of their name.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldSpec>,
 }
 
-/// The type of one named group.
-#[derive(Debug, Clone, Deserialize)]
+/// The type of one named field.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
     /// How the text is converted.
@@ -67,9 +115,24 @@ pub struct FieldSpec {
     /// For timestamps: `clf`, `iso8601`, `epoch`, `epoch_ms` or a strftime layout.
     #[serde(default)]
     pub format: Option<String>,
-    /// Column to fill, when it differs from the group name.
+    /// Column to fill, when it differs from the field name.
     #[serde(default)]
     pub column: Option<String>,
+    /// Also keep the text as logged in this extra column (e.g. multi-value upstream times).
+    #[serde(default)]
+    pub raw: Option<String>,
+}
+
+impl FieldSpec {
+    /// A field of type `kind` filling `column`.
+    pub fn to(kind: FieldKind, column: &str) -> FieldSpec {
+        FieldSpec {
+            kind,
+            format: None,
+            column: Some(column.to_string()),
+            raw: None,
+        }
+    }
 }
 
 /// Field types of the patterns file.
@@ -82,6 +145,9 @@ pub enum FieldKind {
     Int,
     /// Decimal seconds (`0.123`), stored as exact integer µs.
     Seconds,
+    /// Several decimal seconds (`0.012, 0.004 : 0.100`, nginx upstream times), stored as their
+    /// total in µs; `-` entries count as nothing.
+    SecondsSum,
     /// Integer or decimal milliseconds, stored as µs.
     Millis,
     /// Integer microseconds (Apache `%D`).
@@ -90,12 +156,65 @@ pub enum FieldKind {
     Timestamp,
     /// `METHOD target PROTOCOL`, split into method, path, query, protocol.
     Request,
+    /// A request target `path?query`, split into path and query.
+    Uri,
     /// A remote address, possibly a proxy list; the first public entry is the client.
     Host,
 }
 
+/// A format resolved to a matcher source and the full field table.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The regex, or `None` for JSON.
+    pub regex: Option<String>,
+    /// The JSON mapping.
+    pub json: Option<IndexMap<String, String>>,
+    /// Field types (directive defaults with the user's `fields` on top).
+    pub fields: BTreeMap<String, FieldSpec>,
+    /// Lines starting with this byte are comments (W3C headers).
+    pub comment: Option<u8>,
+}
+
+impl FormatSpec {
+    /// Resolves directives and headers into a regex (or JSON mapping) and field types. `head` is the
+    /// start of the input, needed only by W3C formats (its `#Fields:` line).
+    pub fn resolve(&self, head: &[u8]) -> std::result::Result<Resolved, String> {
+        let given = [
+            self.regex.is_some(),
+            self.nginx.is_some(),
+            self.apache.is_some(),
+            self.w3c,
+            self.json.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err("give exactly one of regex, nginx, apache, w3c, json".into());
+        }
+        let (regex, json, mut fields, comment) = if let Some(r) = &self.regex {
+            (Some(r.clone()), None, BTreeMap::new(), None)
+        } else if let Some(d) = &self.nginx {
+            let (r, j, f) = directive::nginx(d)?;
+            (r, j, f, None)
+        } else if let Some(d) = &self.apache {
+            let (r, j, f) = directive::apache(d)?;
+            (r, j, f, None)
+        } else if self.w3c {
+            let (r, f) = w3c::from_head(head)?;
+            (Some(r), None, f, Some(b'#'))
+        } else {
+            (None, self.json.clone(), BTreeMap::new(), None)
+        };
+        fields.extend(self.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(Resolved {
+            regex,
+            json,
+            fields,
+            comment,
+        })
+    }
+}
+
 impl Patterns {
-    /// Loads `path`, else the config's patterns file, else `config/patterns.yaml`, else built-in.
+    /// Loads `path`, else `config/patterns.yaml`, else the built-in patterns.
     pub fn load(path: Option<&Path>) -> Result<Patterns> {
         let default = Path::new(DEFAULT_PATTERNS_PATH);
         let chosen = match path {
@@ -120,21 +239,39 @@ impl Patterns {
             message: e.to_string(),
         })?;
         p.path = origin.to_path_buf();
+        if p.formats.contains_key(AUTO) {
+            return Err(Error::Config {
+                path: origin.to_path_buf(),
+                message: format!("`{AUTO}` is reserved for auto-detection; rename that format"),
+            });
+        }
         Ok(p)
     }
 
-    /// Compiles the format called `name`.
-    pub fn parser(&self, name: &str, max_line_bytes: usize) -> Result<Parser> {
-        let spec = self.formats.get(name).ok_or_else(|| Error::UnknownFormat {
+    /// The spec of format `name`, or an error listing the known names.
+    pub fn spec(&self, name: &str) -> Result<&FormatSpec> {
+        self.formats.get(name).ok_or_else(|| Error::UnknownFormat {
             name: name.to_string(),
             path: self.path.clone(),
             known: self.formats.keys().cloned().collect::<Vec<_>>().join(", "),
-        })?;
-        Parser::compile(name, spec, max_line_bytes).map_err(|message| Error::Pattern {
+        })
+    }
+
+    /// Compiles format `name` (W3C formats need [`Patterns::parser_for`]).
+    pub fn parser(&self, name: &str, max_line_bytes: usize) -> Result<Parser> {
+        self.parser_for(name, max_line_bytes, b"")
+    }
+
+    /// Compiles format `name` for an input starting with `head`.
+    pub fn parser_for(&self, name: &str, max_line_bytes: usize, head: &[u8]) -> Result<Parser> {
+        let spec = self.spec(name)?;
+        let err = |message| Error::Pattern {
             path: self.path.clone(),
             format: name.to_string(),
             message,
-        })
+        };
+        let resolved = spec.resolve(head).map_err(err)?;
+        Parser::compile(name, spec.kind, &resolved, max_line_bytes).map_err(err)
     }
 }
 
@@ -175,15 +312,17 @@ impl BadReason {
     }
 }
 
-/// One parsed line, borrowing from the chunk.
+/// A byte range of a row's text.
+pub type Span = (u32, u32);
+
+/// One parsed line (or multi-line entry); its texts are spans of one buffer (the line, or the
+/// decoded text of a JSON line).
 #[derive(Debug, Clone)]
 pub struct Row<'a> {
     /// Byte offset of the line in its source.
     pub offset: u64,
     /// Timestamp, µs since the epoch, UTC.
     pub ts_us: i64,
-    /// String columns indexed by `StrCol as usize`; `None` is null.
-    pub strs: [Option<&'a [u8]>; 11],
     /// HTTP status.
     pub status: Option<u16>,
     /// Response bytes.
@@ -192,14 +331,29 @@ pub struct Row<'a> {
     pub response_time_us: Option<u64>,
     /// Upstream response time in µs.
     pub upstream_response_time_us: Option<u64>,
-    /// Extra columns in the format's order.
-    pub extras: &'a [Option<&'a [u8]>],
+    src: &'a [u8],
+    strs: [Option<Span>; 11],
+    extras: &'a [Option<Span>],
 }
 
 impl<'a> Row<'a> {
+    fn text(&self, span: Option<Span>) -> Option<&'a [u8]> {
+        span.map(|(s, e)| &self.src[s as usize..e as usize])
+    }
+
     /// The value of string column `c`.
     pub fn str(&self, c: StrCol) -> Option<&'a [u8]> {
-        self.strs[c as usize]
+        self.text(self.strs[c as usize])
+    }
+
+    /// The value of extra column `i` (in the format's order).
+    pub fn extra(&self, i: usize) -> Option<&'a [u8]> {
+        self.text(self.extras.get(i).copied().flatten())
+    }
+
+    /// Number of extra columns.
+    pub fn extras_len(&self) -> usize {
+        self.extras.len()
     }
 }
 
@@ -214,25 +368,27 @@ pub trait RowSink {
 /// Counts of one parsed chunk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChunkStats {
-    /// Lines seen, including blank and bad ones.
+    /// Lines seen, including blank, comment, continuation and bad ones.
     pub lines: u64,
     /// Rows produced.
     pub rows: u64,
     /// Bad lines.
     pub bad: u64,
-    /// Empty or whitespace-only lines (skipped, not bad).
+    /// Empty, whitespace-only and comment lines (skipped, not bad).
     pub blank: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Conv {
     Str,
     Int,
     Seconds,
+    SecondsSum,
     Millis,
     Micros,
     Timestamp,
     Request,
+    Uri,
     Host,
 }
 
@@ -251,12 +407,16 @@ enum Target {
 #[derive(Debug, Clone)]
 struct Slot {
     group: usize,
+    name: String,
     conv: Conv,
     target: Target,
+    raw: Option<usize>,
+    time: Option<TimeFormat>,
 }
 
 /// Which matcher a format runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Engine {
     /// The splitter, with the regex for lines it rejects.
     Splitter,
@@ -264,28 +424,44 @@ pub enum Engine {
     OnePass,
     /// The general regex engine (backtracking or PikeVM).
     Regex,
+    /// A JSON decoder with a field mapping.
+    Json,
+}
+
+#[derive(Debug)]
+enum Matcher {
+    Regex {
+        regex: meta::Regex,
+        splitter: Option<Splitter>,
+    },
+    Json(json::Mapping),
 }
 
 /// A compiled format, shared by all workers.
 #[derive(Debug)]
 pub struct Parser {
     name: String,
-    regex: meta::Regex,
-    splitter: Option<Splitter>,
+    kind: Kind,
+    matcher: Matcher,
     engine: Engine,
     slots: Vec<Slot>,
-    time_format: TimeFormat,
     extras: Vec<String>,
     groups: usize,
     max_line_bytes: usize,
+    comment: Option<u8>,
+    multiline: Option<usize>,
+    entry_start: Option<ByteSet>,
+    regex_text: Option<String>,
 }
 
 /// Per-worker mutable state of a [`Parser`].
 #[derive(Debug)]
 pub struct Scratch {
-    cache: meta::Cache,
-    caps: Captures,
-    spans: Vec<Option<(u32, u32)>>,
+    cache: Option<meta::Cache>,
+    caps: Option<Captures>,
+    spans: Vec<Option<Span>>,
+    arena: Vec<u8>,
+    extras: Vec<Option<Span>>,
 }
 
 fn default_conv(column: &str) -> Conv {
@@ -307,151 +483,221 @@ fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+fn conv_of(kind: FieldKind) -> Conv {
+    match kind {
+        FieldKind::String => Conv::Str,
+        FieldKind::Int => Conv::Int,
+        FieldKind::Seconds => Conv::Seconds,
+        FieldKind::SecondsSum => Conv::SecondsSum,
+        FieldKind::Millis => Conv::Millis,
+        FieldKind::Micros => Conv::Micros,
+        FieldKind::Timestamp => Conv::Timestamp,
+        FieldKind::Request => Conv::Request,
+        FieldKind::Uri => Conv::Uri,
+        FieldKind::Host => Conv::Host,
+    }
+}
+
+struct Columns {
+    kind: Kind,
+    extras: Vec<String>,
+}
+
+impl Columns {
+    fn extra(&mut self, name: &str, field: &str) -> std::result::Result<usize, String> {
+        if let Some(i) = self.extras.iter().position(|e| e == name) {
+            return Ok(i);
+        }
+        if self.kind == Kind::Error {
+            return Err(format!(
+                "field `{field}`: an error-log format fills ts and {}, not `{name}`",
+                ERROR_COLUMNS.join(", ")
+            ));
+        }
+        if RESERVED.contains(&name) || StrCol::from_name(name).is_some() {
+            return Err(format!(
+                "field `{field}`: column `{name}` cannot hold the raw text"
+            ));
+        }
+        if !is_identifier(name) {
+            return Err(format!(
+                "field `{field}`: column name `{name}` must be lowercase letters, digits and _"
+            ));
+        }
+        self.extras.push(name.to_string());
+        Ok(self.extras.len() - 1)
+    }
+
+    fn target(&mut self, column: &str, field: &str) -> std::result::Result<Target, String> {
+        Ok(match column {
+            "ts" => Target::Ts,
+            "status" if self.kind == Kind::Access => Target::Status,
+            "bytes" if self.kind == Kind::Access => Target::Bytes,
+            "response_time_us" if self.kind == Kind::Access => Target::ResponseTime,
+            "upstream_response_time_us" if self.kind == Kind::Access => Target::UpstreamTime,
+            "request" if self.kind == Kind::Access => Target::Request,
+            other => match StrCol::from_name(other) {
+                Some(c) if self.kind == Kind::Access => Target::Str(c),
+                _ if RESERVED.contains(&other) => {
+                    return Err(format!(
+                        "field `{field}`: column `{other}` is filled by logcrunch itself"
+                    ));
+                }
+                _ => Target::Extra(self.extra(other, field)?),
+            },
+        })
+    }
+}
+
 impl Parser {
     fn compile(
         name: &str,
-        spec: &FormatSpec,
+        kind: Kind,
+        spec: &Resolved,
         max_line_bytes: usize,
     ) -> std::result::Result<Parser, String> {
         let syntax_cfg = syntax::Config::new().unicode(false).utf8(false);
-        let regex = meta::Regex::builder()
-            .syntax(syntax_cfg)
-            .configure(meta::Config::new().utf8_empty(false))
-            .build(&spec.regex)
-            .map_err(|e| format!("invalid regex: {e}"))?;
-        let hir = regex_syntax::ParserBuilder::new()
-            .unicode(false)
-            .utf8(false)
-            .build()
-            .parse(&spec.regex)
-            .map_err(|e| format!("invalid regex: {e}"))?;
-        let group_names: Vec<Option<String>> = regex
-            .group_info()
-            .pattern_names(PatternID::ZERO)
-            .map(|n| n.map(str::to_string))
-            .collect();
-        let groups = group_names.len();
+        let (matcher, names, engine, entry_start) = match (&spec.regex, &spec.json) {
+            (Some(re), _) => {
+                let regex = meta::Regex::builder()
+                    .syntax(syntax_cfg)
+                    .configure(meta::Config::new().utf8_empty(false))
+                    .build(re)
+                    .map_err(|e| format!("invalid regex: {e}"))?;
+                let hir = regex_syntax::ParserBuilder::new()
+                    .unicode(false)
+                    .utf8(false)
+                    .build()
+                    .parse(re)
+                    .map_err(|e| format!("invalid regex: {e}"))?;
+                let names: Vec<Option<String>> = regex
+                    .group_info()
+                    .pattern_names(PatternID::ZERO)
+                    .map(|n| n.map(str::to_string))
+                    .collect();
+                let splitter = Splitter::compile(&hir, names.len());
+                let engine = if splitter.is_some() {
+                    Engine::Splitter
+                } else if regex_automata::dfa::onepass::DFA::builder()
+                    .syntax(syntax_cfg)
+                    .build(re)
+                    .is_ok()
+                {
+                    Engine::OnePass
+                } else {
+                    Engine::Regex
+                };
+                let start = splitter::first_bytes(&hir);
+                (Matcher::Regex { regex, splitter }, names, engine, start)
+            }
+            (None, Some(map)) => {
+                let mapping = json::Mapping::new(map)?;
+                let names = std::iter::once(None)
+                    .chain(map.keys().map(|k| Some(k.clone())))
+                    .collect();
+                (Matcher::Json(mapping), names, Engine::Json, None)
+            }
+            (None, None) => return Err("no regex or JSON mapping".into()),
+        };
+        let groups = names.len();
         for field in spec.fields.keys() {
-            if !group_names.iter().any(|g| g.as_deref() == Some(field)) {
+            if !names.iter().any(|g| g.as_deref() == Some(field)) {
                 return Err(format!(
-                    "`fields` lists `{field}` but the regex has no group (?P<{field}>...)"
+                    "`fields` lists `{field}` but the format has no such field (a regex needs (?P<{field}>...))"
                 ));
             }
         }
+        let mut cols = Columns {
+            kind,
+            extras: match kind {
+                Kind::Access => Vec::new(),
+                Kind::Error => ERROR_COLUMNS.iter().map(|c| c.to_string()).collect(),
+            },
+        };
         let mut slots = Vec::new();
-        let mut extras: Vec<String> = Vec::new();
-        let mut time_format = None;
-        for (group, gname) in group_names.iter().enumerate() {
+        let mut has_ts = false;
+        for (group, gname) in names.iter().enumerate() {
             let Some(gname) = gname else { continue };
             let fs = spec.fields.get(gname);
             let column = fs
                 .and_then(|f| f.column.clone())
                 .unwrap_or_else(|| gname.clone());
-            let conv = match fs.map(|f| f.kind) {
-                None => default_conv(&column),
-                Some(FieldKind::String) => Conv::Str,
-                Some(FieldKind::Int) => Conv::Int,
-                Some(FieldKind::Seconds) => Conv::Seconds,
-                Some(FieldKind::Millis) => Conv::Millis,
-                Some(FieldKind::Micros) => Conv::Micros,
-                Some(FieldKind::Timestamp) => Conv::Timestamp,
-                Some(FieldKind::Request) => Conv::Request,
-                Some(FieldKind::Host) => Conv::Host,
-            };
-            let target = match column.as_str() {
-                "ts" => Target::Ts,
-                "status" => Target::Status,
-                "bytes" => Target::Bytes,
-                "response_time_us" => Target::ResponseTime,
-                "upstream_response_time_us" => Target::UpstreamTime,
-                "request" => Target::Request,
-                other => match StrCol::from_name(other) {
-                    Some(c) => Target::Str(c),
-                    None if RESERVED.contains(&other) => {
-                        return Err(format!(
-                            "group `{gname}`: column `{other}` is filled by logcrunch itself"
-                        ));
-                    }
-                    None if !is_identifier(other) => {
-                        return Err(format!(
-                            "group `{gname}`: column name `{other}` must be lowercase letters, digits and _"
-                        ));
-                    }
-                    None => {
-                        let i = match extras.iter().position(|e| e == other) {
-                            Some(i) => i,
-                            None => {
-                                extras.push(other.to_string());
-                                extras.len() - 1
-                            }
-                        };
-                        Target::Extra(i)
-                    }
-                },
-            };
+            let conv = fs.map_or_else(|| default_conv(&column), |f| conv_of(f.kind));
+            let target = cols.target(&column, gname)?;
             let ok = matches!(
                 (target, conv),
                 (Target::Ts, Conv::Timestamp)
                     | (Target::Status | Target::Bytes, Conv::Int)
                     | (
                         Target::ResponseTime | Target::UpstreamTime,
-                        Conv::Seconds | Conv::Millis | Conv::Micros
+                        Conv::Seconds | Conv::SecondsSum | Conv::Millis | Conv::Micros
                     )
-                    | (Target::Request, Conv::Request)
+                    | (Target::Request, Conv::Request | Conv::Uri)
                     | (Target::Str(StrCol::ClientIp), Conv::Host | Conv::Str)
                     | (Target::Str(_) | Target::Extra(_), Conv::Str)
             );
             if !ok {
                 return Err(format!(
-                    "group `{gname}`: type {conv:?} cannot fill column `{column}`"
+                    "field `{gname}`: type {conv:?} cannot fill column `{column}`"
                 )
                 .to_lowercase());
             }
-            if let (Target::Ts, Some(f)) = (target, fs) {
-                let tf = TimeFormat::from_spec(f.format.as_deref().unwrap_or("clf"))?;
-                if time_format.replace(tf).is_some() {
-                    return Err("more than one group fills `ts`".into());
-                }
-            } else if target == Target::Ts {
-                time_format.get_or_insert(TimeFormat::Clf);
-            }
+            let time = if target == Target::Ts {
+                has_ts = true;
+                Some(TimeFormat::from_spec(
+                    fs.and_then(|f| f.format.as_deref()).unwrap_or("clf"),
+                )?)
+            } else {
+                None
+            };
+            let raw = match fs.and_then(|f| f.raw.as_deref()) {
+                Some(r) => Some(cols.extra(r, gname)?),
+                None => None,
+            };
             slots.push(Slot {
                 group,
+                name: gname.clone(),
                 conv,
                 target,
+                raw,
+                time,
             });
         }
-        let Some(time_format) = time_format else {
-            return Err("the regex has no timestamp group; name one (?P<ts>...)".into());
-        };
-        if extras.len() > MAX_EXTRAS {
+        if !has_ts {
+            return Err(
+                "the format has no timestamp; name a field `ts` ((?P<ts>...) in a regex)".into(),
+            );
+        }
+        if cols.extras.len() > MAX_EXTRAS {
             return Err(format!(
                 "{} extra columns; at most {MAX_EXTRAS} are supported",
-                extras.len()
+                cols.extras.len()
             ));
         }
-        let splitter = Splitter::compile(&hir, groups);
-        let engine = if splitter.is_some() {
-            Engine::Splitter
-        } else if regex_automata::dfa::onepass::DFA::builder()
-            .syntax(syntax_cfg)
-            .build(&spec.regex)
-            .is_ok()
-        {
-            Engine::OnePass
-        } else {
-            Engine::Regex
+        let multiline = match kind {
+            Kind::Access => None,
+            Kind::Error => slots
+                .iter()
+                .find(|s| s.target == Target::Extra(ERROR_COLUMNS.len() - 1))
+                .map(|s| s.group),
         };
         Ok(Parser {
             name: name.to_string(),
-            regex,
-            splitter,
+            kind,
+            matcher,
             engine,
             slots,
-            time_format,
-            extras,
+            extras: cols.extras,
             groups,
             max_line_bytes,
+            comment: spec.comment,
+            multiline,
+            entry_start: if multiline.is_some() {
+                entry_start
+            } else {
+                None
+            },
+            regex_text: spec.regex.clone(),
         })
     }
 
@@ -460,9 +706,19 @@ impl Parser {
         &self.name
     }
 
+    /// Access or error log.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     /// The matcher this format runs on.
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// The regex the format compiled to (`None` for JSON formats).
+    pub fn regex(&self) -> Option<&str> {
+        self.regex_text.as_deref()
     }
 
     /// Names of the extra columns, in order.
@@ -470,35 +726,82 @@ impl Parser {
         &self.extras
     }
 
+    /// Field names and the columns they fill, in order.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        self.slots
+            .iter()
+            .map(|s| {
+                let col = match s.target {
+                    Target::Ts => "ts".to_string(),
+                    Target::Str(c) => c.name().to_string(),
+                    Target::Status => "status".into(),
+                    Target::Bytes => "bytes".into(),
+                    Target::ResponseTime => "response_time_us".into(),
+                    Target::UpstreamTime => "upstream_response_time_us".into(),
+                    Target::Request => "method, path, query, protocol".into(),
+                    Target::Extra(i) => self.extras[i].clone(),
+                };
+                let col = match s.raw {
+                    Some(r) => format!("{col} (text as logged: {})", self.extras[r]),
+                    None => col,
+                };
+                (
+                    s.name.clone(),
+                    format!("{col} [{}]", format!("{:?}", s.conv).to_lowercase()),
+                )
+            })
+            .collect()
+    }
+
+    /// For multi-line formats, the bytes an entry's first line starts with: input is only cut
+    /// into chunks before such a line.
+    pub fn entry_start(&self) -> Option<ByteSet> {
+        self.entry_start
+    }
+
     /// Fresh per-worker state.
     pub fn scratch(&self) -> Scratch {
+        let (cache, caps) = match &self.matcher {
+            Matcher::Regex { regex, .. } => {
+                (Some(regex.create_cache()), Some(regex.create_captures()))
+            }
+            Matcher::Json(_) => (None, None),
+        };
         Scratch {
-            cache: self.regex.create_cache(),
-            caps: self.regex.create_captures(),
+            cache,
+            caps,
             spans: vec![None; self.groups],
+            arena: Vec::new(),
+            extras: vec![None; self.extras.len()],
         }
     }
 
-    /// Finds the group spans of `line` into `scratch.spans`; `false` when the pattern does not match.
+    /// Finds the field spans of `line` into `scratch.spans`; `false` when it does not match. For
+    /// JSON formats the spans point into `scratch.arena`.
     fn find(&self, line: &[u8], scratch: &mut Scratch) -> bool {
-        if let Some(sp) = &self.splitter
-            && sp.split(line, &mut scratch.spans)
-        {
-            return true;
+        match &self.matcher {
+            Matcher::Regex { regex, splitter } => {
+                if let Some(sp) = splitter
+                    && sp.split(line, &mut scratch.spans)
+                {
+                    return true;
+                }
+                let (Some(cache), Some(caps)) = (scratch.cache.as_mut(), scratch.caps.as_mut())
+                else {
+                    return false;
+                };
+                let input = Input::new(line).anchored(Anchored::Yes);
+                regex.search_captures_with(cache, &input, caps);
+                if !caps.is_match() {
+                    return false;
+                }
+                for (g, s) in scratch.spans.iter_mut().enumerate() {
+                    *s = caps.get_group(g).map(|sp| (sp.start as u32, sp.end as u32));
+                }
+                true
+            }
+            Matcher::Json(m) => m.extract(line, &mut scratch.arena, &mut scratch.spans[1..]),
         }
-        let input = Input::new(line).anchored(Anchored::Yes);
-        self.regex
-            .search_captures_with(&mut scratch.cache, &input, &mut scratch.caps);
-        if !scratch.caps.is_match() {
-            return false;
-        }
-        for (g, s) in scratch.spans.iter_mut().enumerate() {
-            *s = scratch
-                .caps
-                .get_group(g)
-                .map(|sp| (sp.start as u32, sp.end as u32));
-        }
-        true
     }
 
     /// Parses every line of `data` (whose first byte is at `base_offset` in its source) into `sink`.
@@ -511,50 +814,109 @@ impl Parser {
         sink: &mut impl RowSink,
     ) -> ChunkStats {
         let mut stats = ChunkStats::default();
-        let mut extras: Vec<Option<&[u8]>> = vec![None; self.extras.len()];
+        // A multi-line entry waiting for its continuation lines: (start, first line end, end,
+        // offset, line index).
+        let mut pending: Option<(usize, usize, usize, u64, u64)> = None;
         let mut pos = 0;
         while pos < data.len() {
             let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
             // Offsets point at the line's first byte that is not a NUL of a leading run.
             let lead = data[pos..end].iter().take_while(|b| **b == 0).count();
-            let raw = &data[pos + lead..end];
-            let offset = base_offset + (pos + lead) as u64;
+            let start = pos + lead;
+            let raw = &data[start..end];
+            let offset = base_offset + start as u64;
             let index = stats.lines;
             stats.lines += 1;
             pos = end + 1;
-            match self.parse_line(scratch, raw, offset, &mut extras) {
-                Ok(Some(row)) => {
-                    stats.rows += 1;
-                    sink.row(&row);
+            if self.multiline.is_some() {
+                let starts_entry = !raw.trim_ascii().is_empty() && self.find(trim_cr(raw), scratch);
+                if !starts_entry && let Some(p) = pending.as_mut() {
+                    p.2 = end;
+                    continue;
                 }
-                Ok(None) => stats.blank += 1,
-                Err(reason) => {
-                    stats.bad += 1;
-                    sink.bad(offset, index, reason, raw);
+                if let Some((s, first_end, e, off, idx)) = pending.take() {
+                    self.emit(
+                        scratch,
+                        &data[s..first_end],
+                        &data[s..e],
+                        off,
+                        idx,
+                        &mut stats,
+                        sink,
+                    );
+                }
+                if starts_entry {
+                    pending = Some((start, end, end, offset, index));
+                    continue;
                 }
             }
+            self.emit(scratch, raw, raw, offset, index, &mut stats, sink);
+        }
+        if let Some((s, first_end, e, off, idx)) = pending {
+            self.emit(
+                scratch,
+                &data[s..first_end],
+                &data[s..e],
+                off,
+                idx,
+                &mut stats,
+                sink,
+            );
         }
         stats
     }
 
-    /// Parses one line (without its `\n`). `Ok(None)` for a blank line. `extras` must have one
-    /// entry per extra column; the row borrows it.
-    pub fn parse_line<'a: 'b, 'b>(
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
         &self,
         scratch: &mut Scratch,
+        line: &[u8],
+        entry: &[u8],
+        offset: u64,
+        index: u64,
+        stats: &mut ChunkStats,
+        sink: &mut impl RowSink,
+    ) {
+        match self.parse_entry(scratch, line, entry, offset) {
+            Ok(Some(row)) => {
+                stats.rows += 1;
+                sink.row(&row);
+            }
+            Ok(None) => stats.blank += 1,
+            Err(reason) => {
+                stats.bad += 1;
+                sink.bad(offset, index, reason, line);
+            }
+        }
+    }
+
+    /// Parses one line (without its `\n`). `Ok(None)` for a blank or comment line.
+    pub fn parse_line<'a>(
+        &self,
+        scratch: &'a mut Scratch,
         raw: &'a [u8],
         offset: u64,
-        extras: &'b mut [Option<&'a [u8]>],
-    ) -> std::result::Result<Option<Row<'b>>, BadReason> {
+    ) -> std::result::Result<Option<Row<'a>>, BadReason> {
+        self.parse_entry(scratch, raw, raw, offset)
+    }
+
+    /// Parses `line`; for a multi-line format, `entry` is `line` followed by its continuation
+    /// lines, which extend the message.
+    fn parse_entry<'a>(
+        &self,
+        scratch: &'a mut Scratch,
+        raw: &'a [u8],
+        entry: &'a [u8],
+        offset: u64,
+    ) -> std::result::Result<Option<Row<'a>>, BadReason> {
         let lead_nul = raw.iter().take_while(|b| **b == 0).count();
-        let mut line = &raw[lead_nul..];
-        if let [head @ .., b'\r'] = line {
-            line = head;
-        }
+        let line = trim_cr(&raw[lead_nul..]);
         if line.len() > self.max_line_bytes {
             return Err(BadReason::LineTooLong);
         }
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if line.iter().all(u8::is_ascii_whitespace)
+            || self.comment.is_some_and(|c| line.first() == Some(&c))
+        {
             return Ok(None);
         }
         if memchr::memchr(0, line).is_some() {
@@ -563,55 +925,84 @@ impl Parser {
         if !self.find(line, scratch) {
             return Err(BadReason::NoMatch);
         }
-        let mut strs: [Option<&'a [u8]>; 11] = [None; 11];
+        let src: &'a [u8] = match self.matcher {
+            Matcher::Json(_) => &scratch.arena,
+            Matcher::Regex { .. } => match self.multiline {
+                // The entry starts where the line does, so the line's spans hold for it; the
+                // message (the last field) runs on to the end of the continuation lines.
+                Some(g) if entry.len() > raw.len() => {
+                    let whole = trim_cr(entry[lead_nul..].trim_ascii_end());
+                    if let Some((s, _)) = scratch.spans[g] {
+                        scratch.spans[g] = Some((s, whole.len() as u32));
+                    }
+                    whole
+                }
+                _ => line,
+            },
+        };
+        let span_of = |part: &[u8]| -> Span {
+            let s = (part.as_ptr() as usize - src.as_ptr() as usize) as u32;
+            (s, s + part.len() as u32)
+        };
+        let mut strs: [Option<Span>; 11] = [None; 11];
         let mut ts_us = None;
         let mut nums: [Option<u64>; 4] = [None; 4];
-        extras.iter_mut().for_each(|e| *e = None);
+        scratch.extras.iter_mut().for_each(|e| *e = None);
         for slot in &self.slots {
             let Some((s, e)) = scratch.spans[slot.group] else {
                 continue;
             };
-            let text: &'a [u8] = &line[s as usize..e as usize];
-            if text == b"-" {
+            let text: &[u8] = &src[s as usize..e as usize];
+            if let Some(r) = slot.raw
+                && text != b"-"
+            {
+                scratch.extras[r] = scratch.extras[r].or(Some((s, e)));
+            }
+            let numeric = matches!(
+                slot.target,
+                Target::Status | Target::Bytes | Target::ResponseTime | Target::UpstreamTime
+            );
+            if text == b"-" || (numeric && text.is_empty()) {
                 continue;
             }
             match slot.target {
                 Target::Ts => {
-                    if !text.is_empty() {
-                        ts_us = Some(
-                            self.time_format
-                                .parse(text)
-                                .ok_or(BadReason::BadTimestamp)?,
-                        );
+                    if !text.is_empty() && ts_us.is_none() {
+                        let tf = slot.time.as_ref().expect("timestamp fields have a layout");
+                        ts_us = Some(tf.parse(text).ok_or(BadReason::BadTimestamp)?);
                     }
                 }
                 Target::Request => {
-                    let r = value::split_request(text);
+                    let r = if slot.conv == Conv::Uri {
+                        value::split_target(text)
+                    } else {
+                        value::split_request(text)
+                    };
                     for (c, v) in [
                         (StrCol::Method, r.method),
                         (StrCol::Path, r.path),
                         (StrCol::Query, r.query),
                         (StrCol::Protocol, r.protocol),
                     ] {
-                        strs[c as usize] = strs[c as usize].or(v);
+                        strs[c as usize] = strs[c as usize].or(v.map(span_of));
                     }
                 }
                 Target::Str(c) => {
                     if strs[c as usize].is_none() {
-                        let v = if matches!(slot.conv, Conv::Host) {
+                        let v = if slot.conv == Conv::Host {
                             value::pick_client(text)
                         } else {
                             text
                         };
-                        strs[c as usize] = Some(v);
+                        strs[c as usize] = Some(span_of(v));
                         if v.len() != text.len() {
                             let xff = &mut strs[StrCol::XForwardedFor as usize];
-                            *xff = xff.or(Some(text));
+                            *xff = xff.or(Some((s, e)));
                         }
                     }
                 }
                 Target::Extra(i) => {
-                    extras[i] = extras[i].or(Some(text));
+                    scratch.extras[i] = scratch.extras[i].or(Some((s, e)));
                 }
                 Target::Status => {
                     let v = value::parse_u64(text).filter(|v| *v <= 999);
@@ -624,34 +1015,73 @@ impl Parser {
                 Target::ResponseTime => {
                     let v = duration_us(slot.conv, text)
                         .ok_or(BadReason::BadField("response_time_us"))?;
-                    nums[2] = nums[2].or(Some(v));
+                    nums[2] = nums[2].or(v);
                 }
                 Target::UpstreamTime => {
                     let v = duration_us(slot.conv, text)
                         .ok_or(BadReason::BadField("upstream_response_time_us"))?;
-                    nums[3] = nums[3].or(Some(v));
+                    nums[3] = nums[3].or(v);
                 }
             }
         }
         let ts_us = ts_us.ok_or(BadReason::NoTimestamp)?;
+        if self.kind == Kind::Error {
+            derive_client(src, &mut scratch.extras);
+        }
         Ok(Some(Row {
             offset,
             ts_us,
-            strs,
             status: nums[0].map(|v| v as u16),
             bytes: nums[1],
             response_time_us: nums[2],
             upstream_response_time_us: nums[3],
-            extras,
+            src,
+            strs,
+            extras: &scratch.extras,
         }))
     }
 }
 
-fn duration_us(conv: Conv, text: &[u8]) -> Option<u64> {
+/// nginx names the client inside the message (`..., client: 1.2.3.4, server: ...`): when the format
+/// captured no client, take it from there.
+fn derive_client(src: &[u8], extras: &mut [Option<Span>]) {
+    let (client, message) = (ERROR_COLUMNS.len() - 2, ERROR_COLUMNS.len() - 1);
+    let (None, Some((ms, me))) = (extras[client], extras[message]) else {
+        return;
+    };
+    let text = &src[ms as usize..me as usize];
+    if let Some(at) = memchr::memmem::find(text, b"client: ") {
+        let start = at + b"client: ".len();
+        let len = text[start..]
+            .iter()
+            .position(|b| matches!(b, b',' | b'\n'))
+            .unwrap_or(text.len() - start);
+        let s = ms + start as u32;
+        extras[client] = Some((s, s + len as u32));
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    match line {
+        [head @ .., b'\r'] => head,
+        _ => line,
+    }
+}
+
+/// A duration in µs; `Some(None)` for a multi-value field whose entries are all `-`.
+fn duration_us(conv: Conv, text: &[u8]) -> Option<Option<u64>> {
+    // A negative duration (AWS ALB logs -1) means "not measured".
+    if text.first() == Some(&b'-')
+        && text.len() > 1
+        && text[1..].iter().all(|b| b.is_ascii_digit() || *b == b'.')
+    {
+        return Some(None);
+    }
     match conv {
-        Conv::Seconds => value::parse_decimal_scaled(text, 6),
-        Conv::Millis => value::parse_decimal_scaled(text, 3),
-        _ => value::parse_u64(text),
+        Conv::Seconds => value::parse_decimal_scaled(text, 6).map(Some),
+        Conv::SecondsSum => value::sum_seconds_us(text),
+        Conv::Millis => value::parse_decimal_scaled(text, 3).map(Some),
+        _ => value::parse_u64(text).map(Some),
     }
 }
 

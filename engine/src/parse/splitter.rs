@@ -112,10 +112,9 @@ enum Step {
 enum Decide {
     /// Take the part when the next byte is in the set (LL(1)).
     First(ByteSet),
-    /// Take the part unless the text ahead starts with this literal, which is what follows the
-    /// part and which the part provably cannot start with (a literal lookahead, for separators
-    /// such as `, ` or ` ` before ` - `).
-    NotLiteral(Box<[u8]>),
+    /// Take the part when the byte `.0` positions ahead is in the set: the part and what follows
+    /// it may start alike (a separator such as `, ` or ` ` before ` - `) but provably differ there.
+    At(usize, ByteSet),
 }
 
 impl Decide {
@@ -123,7 +122,7 @@ impl Decide {
     fn take(&self, line: &[u8], pos: usize) -> bool {
         match self {
             Decide::First(set) => line.get(pos).is_some_and(|b| set.contains(*b)),
-            Decide::NotLiteral(lit) => pos < line.len() && !line[pos..].starts_with(lit),
+            Decide::At(i, set) => line.get(pos + i).is_some_and(|b| set.contains(*b)),
         }
     }
 }
@@ -183,6 +182,21 @@ impl Splitter {
             None => false,
         }
     }
+}
+
+/// The bytes a match of `hir` can start with, when the pattern is simple enough to tell (used to
+/// find where a multi-line entry starts).
+pub fn first_bytes(hir: &Hir) -> Option<ByteSet> {
+    let mut steps = Vec::new();
+    lower(hir, &mut steps, true)?;
+    let f = first(
+        &steps,
+        First {
+            bytes: ByteSet::default(),
+            eol: true,
+        },
+    );
+    (!f.eol).then_some(f.bytes)
 }
 
 fn lower(hir: &Hir, out: &mut Vec<Step>, top: bool) -> Option<()> {
@@ -408,7 +422,7 @@ fn check(steps: &mut [Step], follow: First) -> Option<()> {
                 *decide = if !own.bytes.intersects(&after.bytes) && !own.eol {
                     Decide::First(own.bytes)
                 } else {
-                    literal_lookahead(sub, rest)?
+                    lookahead(sub, rest)?
                 };
                 // Inside a repetition, the part may be followed by itself.
                 let inner = if repeats {
@@ -449,28 +463,20 @@ fn check(steps: &mut [Step], follow: First) -> Option<()> {
     Some(())
 }
 
-/// Longest literal lookahead considered.
+/// Furthest position a decision may look ahead.
 const MAX_LOOKAHEAD: usize = 8;
 
-/// For an optional/repeated `sub` followed by `rest`: when `rest` starts with a literal that no
-/// match of `sub` can start with, the literal decides (see [`Decide::NotLiteral`]).
-fn literal_lookahead(sub: &[Step], rest: &[Step]) -> Option<Decide> {
-    let lit = rest
-        .iter()
-        .find(|s| !matches!(s, Step::Mark(..)))
-        .and_then(|s| match s {
-            Step::Literal(l) if (2..=MAX_LOOKAHEAD).contains(&l.len()) => Some(l.clone()),
-            _ => None,
-        })?;
-    // It is enough that no match of `sub` starts with some prefix of the literal.
-    let proven = (1..=lit.len()).any(|j| {
-        prefixes(sub, j).is_some_and(|sets| {
-            sets.iter()
-                .zip(lit.iter())
-                .any(|(set, b)| !set.contains(*b))
-        })
-    });
-    proven.then_some(Decide::NotLiteral(lit))
+/// For an optional/repeated `sub` followed by `rest`, a position `i` at which every match of `sub`
+/// and every match of `rest` have disjoint bytes (both being longer than `i`): the byte there
+/// decides, see [`Decide::At`].
+fn lookahead(sub: &[Step], rest: &[Step]) -> Option<Decide> {
+    (1..MAX_LOOKAHEAD).find_map(|i| {
+        let own = prefixes(sub, i + 1)?;
+        let other = prefixes(rest, i + 1)?;
+        (0..=i)
+            .find(|&j| !own[j].intersects(&other[j]))
+            .map(|j| Decide::At(j, own[j]))
+    })
 }
 
 fn union_sets(a: Vec<ByteSet>, b: Vec<ByteSet>) -> Vec<ByteSet> {

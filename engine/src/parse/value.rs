@@ -43,7 +43,7 @@ pub enum TimeItem {
     Minute,
     /// `%S`
     Second,
-    /// `%f`: fraction of a second, any number of digits.
+    /// `%f`: an optional fraction of a second, `.` and any number of digits.
     Fraction,
     /// `%z`: `+hhmm`, `+hh:mm` or `Z`.
     Offset,
@@ -375,9 +375,12 @@ fn parse_strftime(items: &[TimeItem], t: &[u8]) -> Option<i64> {
             TimeItem::Minute => mi = num(t, &mut i, 2)?,
             TimeItem::Second => s = num(t, &mut i, 2)?,
             TimeItem::Fraction => {
-                let (us, n) = fraction(t.get(i..)?);
-                frac = us;
-                i += n;
+                // Optional: `.123456` or nothing.
+                if t.get(i) == Some(&b'.') {
+                    let (us, n) = fraction(t.get(i + 1..)?);
+                    frac = us;
+                    i += 1 + n;
+                }
             }
             TimeItem::Offset => {
                 let (o, n) = offset(t.get(i..)?)?;
@@ -455,6 +458,22 @@ pub fn parse_decimal_scaled(t: &[u8], scale: u32) -> Option<u64> {
     int_v.checked_mul(10u64.pow(scale))?.checked_add(frac_v)
 }
 
+/// Total µs of a multi-value seconds field as nginx logs upstream times (`0.012, 0.004 : 0.100`):
+/// entries separated by `,` (several servers) or `:` (internal redirects); `-` entries count as
+/// nothing, and `Some(None)` means every entry was `-`. `None` on anything else.
+pub fn sum_seconds_us(t: &[u8]) -> Option<Option<u64>> {
+    let mut total: Option<u64> = None;
+    for part in t.split(|b| *b == b',' || *b == b':') {
+        let part = part.trim_ascii();
+        if part == b"-" {
+            continue;
+        }
+        let v = parse_decimal_scaled(part, 6)?;
+        total = Some(total.unwrap_or(0).checked_add(v)?);
+    }
+    Some(total)
+}
+
 /// A request line split into its parts; all `None` for `-` or an empty request.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Request<'a> {
@@ -466,6 +485,22 @@ pub struct Request<'a> {
     pub query: Option<&'a [u8]>,
     /// `HTTP/1.1`, ...
     pub protocol: Option<&'a [u8]>,
+}
+
+/// Splits a request target `path?query` (method and protocol stay `None`).
+pub fn split_target(t: &[u8]) -> Request<'_> {
+    if t.is_empty() {
+        return Request::default();
+    }
+    let (path, query) = match memchr::memchr(b'?', t) {
+        Some(q) => (&t[..q], Some(&t[q + 1..])),
+        None => (t, None),
+    };
+    Request {
+        path: Some(path),
+        query,
+        ..Request::default()
+    }
 }
 
 /// Splits `METHOD target PROTOCOL`. A line that is not shaped like a request (binary garbage, a TLS
@@ -654,6 +689,15 @@ mod tests {
         assert_eq!(parse_decimal_scaled(b"1.2.3", 6), None);
         assert_eq!(parse_decimal_scaled(b"-", 6), None);
         assert_eq!(parse_u64(b"18446744073709551616"), None);
+    }
+
+    #[test]
+    fn upstream_lists_sum() {
+        assert_eq!(sum_seconds_us(b"0.012, 0.004 : 0.100"), Some(Some(116_000)));
+        assert_eq!(sum_seconds_us(b"0.5"), Some(Some(500_000)));
+        assert_eq!(sum_seconds_us(b"-, 0.001"), Some(Some(1_000)));
+        assert_eq!(sum_seconds_us(b"- : -"), Some(None));
+        assert_eq!(sum_seconds_us(b"0.1, x"), None);
     }
 
     #[test]

@@ -19,6 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::Mmap;
 
 use crate::error::{Error, Result};
+use crate::parse::splitter::ByteSet;
+
+/// What auto-detection read from stdin; the stream is replayed from it.
+static STDIN_HEAD: std::sync::Mutex<Option<Vec<u8>>> = std::sync::Mutex::new(None);
 
 /// Bytes of content hashed to recognise a source again.
 pub const FINGERPRINT_BYTES: u64 = 64 << 10;
@@ -182,7 +186,13 @@ pub fn resolve(args: &[String]) -> Result<Vec<Input>> {
 /// Opens a decoding reader over `input`'s content.
 fn open_stream(input: &Input, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + Send>> {
     let raw: Box<dyn Read + Send> = match input.encoding {
-        Encoding::Stdin => Box::new(std::io::stdin()),
+        Encoding::Stdin => {
+            let head = STDIN_HEAD
+                .lock()
+                .map_or_else(|_| None, |mut h| h.take())
+                .unwrap_or_default();
+            Box::new(std::io::Cursor::new(head).chain(std::io::stdin()))
+        }
         _ => {
             Box::new(File::open(&input.path).map_err(|e| Error::io("cannot open", &input.path, e))?)
         }
@@ -224,6 +234,23 @@ pub fn fingerprint(input: &Input, len: u64) -> Result<(u64, u64)> {
     let mut buf = vec![0u8; len as usize];
     let n = read_full(&mut r, &mut buf).map_err(|e| Error::io("cannot read", &input.path, e))?;
     Ok((xxhash_rust::xxh3::xxh3_64(&buf[..n]), n as u64))
+}
+
+/// The first `len` bytes of `input`'s content (decoded) and whether that is all of it. Reading
+/// stdin keeps what was read, so the ingest that follows still sees it.
+pub fn head(input: &Input, len: u64) -> Result<(Vec<u8>, bool)> {
+    let mut r = open_stream(input, Arc::new(AtomicU64::new(0)))?;
+    let mut buf = vec![0u8; len as usize + 1];
+    let n = read_full(&mut r, &mut buf).map_err(|e| Error::io("cannot read", &input.path, e))?;
+    buf.truncate(n);
+    let complete = n <= len as usize;
+    if input.encoding == Encoding::Stdin
+        && let Ok(mut h) = STDIN_HEAD.lock()
+    {
+        *h = Some(buf.clone());
+    }
+    buf.truncate(len as usize);
+    Ok((buf, complete))
 }
 
 /// The bytes of a chunk: a range of a mapped file, or a decoded buffer.
@@ -288,29 +315,50 @@ pub struct Scanner {
 impl Scanner {
     /// Scans `input` from content offset `start`, calling `emit` for each chunk in order (`emit`
     /// returns `false` to stop early). When `skip_partial` is set, the bytes up to the first
-    /// newline are skipped: they end a line that a previous run ingested without its end.
-    /// `progress` is advanced by the bytes read from disk.
+    /// newline are skipped: they end a line that a previous run ingested without its end. With
+    /// `cut_before`, chunks only end before a line whose first byte is in the set (so that a
+    /// multi-line entry stays in one chunk). `progress` is advanced by the bytes read from disk.
+    #[allow(clippy::too_many_arguments)]
     pub fn scan(
         &self,
         source: usize,
         input: &Input,
         start: u64,
         skip_partial: bool,
+        cut_before: Option<ByteSet>,
         progress: &Arc<AtomicU64>,
         emit: &mut dyn FnMut(Chunk) -> bool,
     ) -> Result<ScanEnd> {
         match input.encoding {
-            Encoding::Plain => self.scan_mapped(source, input, start, skip_partial, progress, emit),
-            _ => self.scan_stream(source, input, start, skip_partial, progress, emit),
+            Encoding::Plain => self.scan_mapped(
+                source,
+                input,
+                start,
+                skip_partial,
+                cut_before,
+                progress,
+                emit,
+            ),
+            _ => self.scan_stream(
+                source,
+                input,
+                start,
+                skip_partial,
+                cut_before,
+                progress,
+                emit,
+            ),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn scan_mapped(
         &self,
         source: usize,
         input: &Input,
         start: u64,
         skip_partial: bool,
+        cut_before: Option<ByteSet>,
         progress: &Arc<AtomicU64>,
         emit: &mut dyn FnMut(Chunk) -> bool,
     ) -> Result<ScanEnd> {
@@ -342,8 +390,13 @@ impl Scanner {
         end.ends_with_newline = data.last() == Some(&b'\n');
         while pos < data.len() {
             let nominal = pos.saturating_add(self.chunk_size).min(data.len());
-            let cut =
+            let mut cut =
                 memchr::memchr(b'\n', &data[nominal - 1..]).map_or(data.len(), |i| nominal + i);
+            if let Some(set) = cut_before {
+                while cut < data.len() && !set.contains(data[cut]) {
+                    cut = memchr::memchr(b'\n', &data[cut..]).map_or(data.len(), |i| cut + i + 1);
+                }
+            }
             let range = mmap::map_range(&file, pos as u64, cut - pos)
                 .map_err(|e| Error::io("cannot map", &input.path, e))?;
             let chunk = Chunk {
@@ -363,12 +416,14 @@ impl Scanner {
         Ok(end)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn scan_stream(
         &self,
         source: usize,
         input: &Input,
         start: u64,
         skip_partial: bool,
+        cut_before: Option<ByteSet>,
         progress: &Arc<AtomicU64>,
         emit: &mut dyn FnMut(Chunk) -> bool,
     ) -> Result<ScanEnd> {
@@ -482,7 +537,19 @@ impl Scanner {
             if st.buf.len() < self.chunk_size {
                 continue;
             }
-            match memchr::memrchr(b'\n', &st.buf) {
+            let last_cut = match cut_before {
+                None => memchr::memrchr(b'\n', &st.buf),
+                // Only before a line that starts an entry; a run of continuation lines longer
+                // than four chunks is cut anyway, at its last line end.
+                Some(set) => memchr::memrchr_iter(b'\n', &st.buf)
+                    .find(|&i| st.buf.get(i + 1).is_some_and(|b| set.contains(*b)))
+                    .or_else(|| {
+                        (st.buf.len() > 4 * self.chunk_size)
+                            .then(|| memchr::memrchr(b'\n', &st.buf))
+                            .flatten()
+                    }),
+            };
+            match last_cut {
                 Some(i) => {
                     let rest = st.buf.split_off(i + 1);
                     let data = std::mem::replace(&mut st.buf, rest);

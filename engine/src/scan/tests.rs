@@ -32,7 +32,7 @@ fn parse_via_scanner(input: &Input, chunk_size: usize) -> (Collect, ScanEnd) {
     let progress = Arc::new(AtomicU64::new(0));
     let mut seqs = Vec::new();
     let end = scanner
-        .scan(0, input, 0, false, &progress, &mut |c: Chunk| {
+        .scan(0, input, 0, false, None, &progress, &mut |c: Chunk| {
             seqs.push(c.seq);
             p.parse_chunk(&mut scratch, &c.data, c.offset, &mut sink);
             true
@@ -223,7 +223,7 @@ fn resuming_skips_what_was_read_and_the_rest_of_a_partial_line() {
     let progress = Arc::new(AtomicU64::new(0));
     let mut chunks = Vec::new();
     let end = scanner
-        .scan(0, &input, 7, true, &progress, &mut |c: Chunk| {
+        .scan(0, &input, 7, true, None, &progress, &mut |c: Chunk| {
             chunks.push((c.offset, c.data.to_vec()));
             true
         })
