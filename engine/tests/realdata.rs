@@ -4,40 +4,15 @@ mod common;
 
 use std::path::Path;
 
-use logcrunch::parse::value::format_rfc3339;
-use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Patterns, Row};
-use logcrunch::schema::StrCol;
+use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Patterns};
 use serde_json::Value;
 
-/// The fields of a parsed line under logcrunch's column names; `None` when the line is bad.
 fn parse(format: &str, line: &str, patterns: &Patterns) -> Result<Value, BadReason> {
-    let p = patterns.parser(format, 1 << 16).unwrap();
-    let mut scratch = p.scratch();
-    let row: Row<'_> = p
-        .parse_line(&mut scratch, line.as_bytes(), 0)?
-        .expect("not a blank line");
-    let s = |c: StrCol| {
-        row.str(c)
-            .map(|b| Value::from(String::from_utf8_lossy(b).into_owned()))
-    };
-    let mut obj = serde_json::Map::new();
-    obj.insert("ts".into(), Value::from(format_rfc3339(row.ts_us)));
-    for c in StrCol::ALL {
-        if let Some(v) = s(c) {
-            obj.insert(c.name().into(), v);
-        }
-    }
-    if let Some(v) = row.status {
-        obj.insert("status".into(), v.into());
-    }
-    if let Some(v) = row.bytes {
-        obj.insert("bytes".into(), v.into());
-    }
-    Ok(Value::Object(obj))
+    common::parse_with(patterns, format, line, b"")
 }
 
 fn builtin() -> Patterns {
-    Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap()
+    common::builtin()
 }
 
 fn get<'a>(v: &'a Value, k: &str) -> Option<&'a str> {

@@ -107,7 +107,7 @@ pub fn show(patterns: &Patterns, name: &str, max_line: usize) -> anyhow::Result<
     Ok(0)
 }
 
-fn describe(row: &Row<'_>, error_log: bool) -> Vec<(String, String)> {
+fn describe(row: &Row<'_>, error_log: bool, extras: &[String]) -> Vec<(String, String)> {
     let text = |b: Option<&[u8]>| b.map(|v| String::from_utf8_lossy(v).into_owned());
     let mut out = vec![("ts".to_string(), format_rfc3339(row.ts_us))];
     if error_log {
@@ -131,6 +131,11 @@ fn describe(row: &Row<'_>, error_log: bool) -> Vec<(String, String)> {
     ] {
         if let Some(v) = v {
             out.push((name.to_string(), v.to_string()));
+        }
+    }
+    for (i, name) in extras.iter().enumerate() {
+        if let Some(v) = text(row.extra(i)) {
+            out.push((name.clone(), v));
         }
     }
     out
@@ -175,9 +180,10 @@ pub fn test(patterns: &Patterns, format: &str, file: &str, max_line: usize) -> a
     writeln!(out, "\n{name} on {file}:")?;
     let lines = sample_lines(&head, complete);
     for (i, line) in lines.iter().enumerate() {
+        let extras = parser.extras();
         let result = parser
             .parse_line(&mut scratch, line, 0)
-            .map(|r| r.map(|row| describe(&row, error_log)));
+            .map(|r| r.map(|row| describe(&row, error_log, extras)));
         match result {
             Ok(None) => continue,
             Ok(Some(fields)) => {

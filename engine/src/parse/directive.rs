@@ -313,7 +313,10 @@ fn compile(
                 };
                 let quoted = matches!(i.checked_sub(1).map(|p| &tokens[p]), Some(Token::Literal(l)) if l.ends_with('"'))
                     && next == Some(b'"');
-                let body = if !field.regex.is_empty() {
+                // $time_local in brackets (as almost always): "up to ]" is cheaper than its shape,
+                // and the timestamp parser checks the shape anyway.
+                let bracketed_time = name == "time_local" && next == Some(b']');
+                let body = if !field.regex.is_empty() && !bracketed_time {
                     field.regex.clone()
                 } else if quoted && quoting == Quoting::Apache {
                     r#"(?:[^"\\]|\\.)*"#.to_string()

@@ -759,6 +759,16 @@ impl Parser {
         self.entry_start
     }
 
+    /// Whether `line` continues a multi-line entry: the format is multi-line and the line does
+    /// not start like an entry.
+    pub fn is_continuation(&self, line: &[u8]) -> bool {
+        match (self.multiline, self.entry_start) {
+            (Some(_), Some(set)) => line.first().is_some_and(|b| !set.contains(*b)),
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+
     /// Fresh per-worker state.
     pub fn scratch(&self) -> Scratch {
         let (cache, caps) = match &self.matcher {
@@ -830,7 +840,10 @@ impl Parser {
             pos = end + 1;
             if self.multiline.is_some() {
                 let starts_entry = !raw.trim_ascii().is_empty() && self.find(trim_cr(raw), scratch);
-                if !starts_entry && let Some(p) = pending.as_mut() {
+                if !starts_entry
+                    && self.is_continuation(raw)
+                    && let Some(p) = pending.as_mut()
+                {
                     p.2 = end;
                     continue;
                 }

@@ -51,8 +51,15 @@ pub fn sample_lines(head: &[u8], complete: bool) -> Vec<&[u8]> {
 fn score(parser: &Parser, lines: &[&[u8]]) -> (usize, usize, f64) {
     let mut scratch = parser.scratch();
     let (mut matched, mut sampled, mut filled) = (0usize, 0usize, 0usize);
+    let mut in_entry = false;
     for line in lines {
-        match parser.parse_line(&mut scratch, line, 0) {
+        let result = parser.parse_line(&mut scratch, line, 0);
+        // In a multi-line format, a line that does not start an entry continues the last one.
+        if result.is_err() && in_entry && parser.is_continuation(line) {
+            continue;
+        }
+        in_entry = matches!(result, Ok(Some(_)));
+        match result {
             Ok(Some(row)) => {
                 matched += 1;
                 sampled += 1;

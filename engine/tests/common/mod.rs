@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use logcrunch::parse::value::format_rfc3339;
+use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Patterns};
+use logcrunch::schema::StrCol;
+use serde_json::Value;
 
 /// `../shared/realdata` beside the project root; the tests that use it fail loudly without it.
 pub fn realdata() -> PathBuf {
@@ -63,4 +67,58 @@ pub fn ingest_json(dir: &Path, args: &[&str], code: i32) -> serde_json::Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// The built-in patterns.
+pub fn builtin() -> Patterns {
+    Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap()
+}
+
+/// The fields of `line` parsed with `format` (compiled for an input starting with `head`), under
+/// logcrunch's column names (`ts` as RFC 3339 with microseconds when not whole); `Err` when bad.
+pub fn parse_with(
+    patterns: &Patterns,
+    format: &str,
+    line: &str,
+    head: &[u8],
+) -> Result<Value, BadReason> {
+    let p = patterns.parser_for(format, 1 << 16, head).unwrap();
+    let names: Vec<String> = p.extras().to_vec();
+    let mut scratch = p.scratch();
+    let row = p
+        .parse_line(&mut scratch, line.as_bytes(), 0)?
+        .expect("not a blank line");
+    let text = |b: &[u8]| Value::from(String::from_utf8_lossy(b).into_owned());
+    let mut obj = serde_json::Map::new();
+    let frac = row.ts_us.rem_euclid(1_000_000);
+    let ts = format_rfc3339(row.ts_us);
+    obj.insert(
+        "ts".into(),
+        Value::from(if frac == 0 {
+            ts
+        } else {
+            ts.replace('Z', &format!(".{frac:06}Z"))
+        }),
+    );
+    for c in StrCol::ALL {
+        if let Some(v) = row.str(c) {
+            obj.insert(c.name().into(), text(v));
+        }
+    }
+    for (k, v) in [
+        ("status", row.status.map(u64::from)),
+        ("bytes", row.bytes),
+        ("response_time_us", row.response_time_us),
+        ("upstream_response_time_us", row.upstream_response_time_us),
+    ] {
+        if let Some(v) = v {
+            obj.insert(k.into(), v.into());
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        if let Some(v) = row.extra(i) {
+            obj.insert(name.clone(), text(v));
+        }
+    }
+    Ok(Value::Object(obj))
 }
