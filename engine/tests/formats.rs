@@ -150,6 +150,30 @@ fn nginx_upstream_times_keep_the_text_and_sum_to_microseconds() {
 }
 
 #[test]
+fn nginx_main_and_combined_with_seconds() {
+    let pats = builtin();
+    let main = r#"172.24.0.3 - alice [31/Dec/2024:17:32:06 +0000] "GET /x?y=1 HTTP/1.1" 200 615 "-" "curl/8.11.1" "1.2.3.4, 10.10.1.1""#;
+    assert_eq!(
+        detect(&pats, &format!("{main}\n")).as_deref(),
+        Some("combined"),
+        "a tie goes to the first listed"
+    );
+    let row = parse_with(&pats, "nginx_main", main, b"").unwrap();
+    assert_eq!(get(&row, "user"), Some("alice"));
+    assert_eq!(get(&row, "x_forwarded_for"), Some("1.2.3.4, 10.10.1.1"));
+    assert_eq!(get(&row, "query"), Some("y=1"));
+    let t = r#"10.0.0.1 - - [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1" 200 1024 "-" "Mozilla/5.0" 3"#;
+    // A trailing integer may be %D (µs) or %T (s): the text cannot tell, detection takes the
+    // first listed (%D) and a %T log needs --format combined_t.
+    assert_eq!(
+        detect(&pats, &format!("{t}\n")).as_deref(),
+        Some("combined_us")
+    );
+    let row = parse_with(&pats, "combined_t", t, b"").unwrap();
+    assert_eq!(num(&row, "response_time_us"), Some(3_000_000));
+}
+
+#[test]
 fn goaccess_vcombined_sample() {
     let path = common::realdata().join("goaccess/vcombined_ci_sample.log");
     let text = std::fs::read_to_string(path).unwrap();
