@@ -10,6 +10,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use logcrunch::batch::ChunkBatcher;
 use logcrunch::generate::{GenerateOptions, Generator};
 use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Kind, Patterns, Row, RowSink};
+use logcrunch::route::Router;
 use logcrunch::scan::{self, Scanner};
 use logcrunch::schema::arrow_schema;
 
@@ -120,6 +121,7 @@ fn parsing(c: &mut Criterion) {
                 Kind::Access,
                 Arc::clone(&schema),
                 Arc::from("bench.log"),
+                Arc::new(Router::default()),
                 0,
                 0,
                 100,

@@ -18,6 +18,7 @@ use arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
 use crate::parse::{BadReason, Kind, Row, RowSink};
+use crate::route::Router;
 use crate::schema::StrCol;
 
 /// µs in a day.
@@ -76,6 +77,9 @@ pub struct BatchBuilder {
     kind: Kind,
     schema: SchemaRef,
     source: Arc<str>,
+    router: Arc<Router>,
+    route: StrColumn,
+    scratch: Vec<u8>,
     ts: TimestampMicrosecondBuilder,
     strs: Vec<StrColumn>,
     status: UInt16Builder,
@@ -90,11 +94,20 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// Empty builders for `schema` (from [`crate::schema::arrow_schema`] for access logs, or
     /// [`crate::schema::error_schema`]) and source label `source`.
-    pub fn new(kind: Kind, schema: SchemaRef, source: Arc<str>, extras: usize) -> BatchBuilder {
+    pub fn new(
+        kind: Kind,
+        schema: SchemaRef,
+        source: Arc<str>,
+        router: Arc<Router>,
+        extras: usize,
+    ) -> BatchBuilder {
         BatchBuilder {
             kind,
             schema,
             source,
+            router,
+            route: StrColumn::new(),
+            scratch: Vec::new(),
             ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             strs: (0..StrCol::ALL.len()).map(|_| StrColumn::new()).collect(),
             status: UInt16Builder::new(),
@@ -113,6 +126,14 @@ impl BatchBuilder {
         if self.kind == Kind::Access {
             for (b, c) in self.strs.iter_mut().zip(StrCol::ALL) {
                 b.push(row.str(c));
+            }
+            match row.str(StrCol::Path) {
+                Some(path) => {
+                    self.scratch.clear();
+                    self.router.route_into(path, &mut self.scratch);
+                    self.route.push(Some(&self.scratch));
+                }
+                None => self.route.push(None),
             }
             self.status.append_option(row.status);
             self.bytes.append_option(row.bytes);
@@ -160,6 +181,7 @@ impl BatchBuilder {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let mut s = strs.into_iter();
         cols.extend(s.by_ref().take(7));
+        cols.push(self.route.finish()?);
         cols.push(Arc::new(self.status.finish()));
         cols.push(Arc::new(self.bytes.finish()));
         cols.extend(s);
@@ -195,6 +217,7 @@ pub struct ChunkBatcher {
     kind: Kind,
     schema: SchemaRef,
     source: Arc<str>,
+    router: Arc<Router>,
     extras: usize,
     seq: u64,
     days: BTreeMap<i32, BatchBuilder>,
@@ -213,6 +236,7 @@ impl ChunkBatcher {
         kind: Kind,
         schema: SchemaRef,
         source: Arc<str>,
+        router: Arc<Router>,
         extras: usize,
         seq: u64,
         sample_budget: usize,
@@ -221,6 +245,7 @@ impl ChunkBatcher {
             kind,
             schema,
             source,
+            router,
             extras,
             seq,
             days: BTreeMap::new(),
@@ -261,6 +286,7 @@ impl RowSink for ChunkBatcher {
                         self.kind,
                         Arc::clone(&self.schema),
                         Arc::clone(&self.source),
+                        Arc::clone(&self.router),
                         self.extras,
                     )
                 });
@@ -303,7 +329,15 @@ mod tests {
                      2.2.2.2 - bob [01/Jan/2024:00:00:00 +0000] \"GET /b?q HTTP/1.1\" 404 - \"r\" \"\xffua\" 0.001\n\
                      nonsense\n";
         let schema = arrow_schema(p.extras());
-        let mut b = ChunkBatcher::new(Kind::Access, schema, Arc::from("src.log"), 0, 3, 10);
+        let mut b = ChunkBatcher::new(
+            Kind::Access,
+            schema,
+            Arc::from("src.log"),
+            Arc::new(Router::default()),
+            0,
+            3,
+            10,
+        );
         p.parse_chunk(&mut p.scratch(), text, 100, &mut b);
         assert_eq!(b.bad.len(), 1);
         assert_eq!(

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -17,7 +17,7 @@ pub const BUILTIN_CONFIG: &str = include_str!("../../config/config.yaml");
 pub const DEFAULT_CONFIG_PATH: &str = "config/config.yaml";
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where `logcrunch run` finds its input.
@@ -26,6 +26,16 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Parse and write settings of `ingest`.
     pub ingest: IngestConfig,
+    /// Endpoint normalisation rules.
+    pub routes: crate::route::RoutesConfig,
+    /// When a route counts as slow.
+    pub performance_thresholds: PerformanceThresholds,
+    /// When errors count as a burst.
+    pub error_thresholds: ErrorThresholds,
+    /// Where `run` writes its reports, and their size.
+    pub reports: ReportsConfig,
+    /// Application log.
+    pub logging: LoggingConfig,
     /// The patterns file with the log formats.
     pub patterns: Option<PathBuf>,
     /// Where this configuration was read from (`None`: built-in).
@@ -34,7 +44,7 @@ pub struct Config {
 }
 
 /// `logs:` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogsConfig {
     /// Directory that `logcrunch run` ingests new and grown files from.
@@ -44,7 +54,7 @@ pub struct LogsConfig {
 }
 
 /// `storage:` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Dataset directory (Parquet partitions, manifest, quarantine).
@@ -52,7 +62,7 @@ pub struct StorageConfig {
 }
 
 /// `ingest:` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Worker threads; 0 means one per core.
@@ -71,6 +81,85 @@ pub struct IngestConfig {
     pub row_group_rows: usize,
     /// zstd level of the Parquet files.
     pub zstd_level: i32,
+}
+
+/// `performance_thresholds:` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerformanceThresholds {
+    /// A route whose mean response time exceeds this is slow (ms).
+    pub slow_endpoint_avg_ms: f64,
+    /// A route whose p95 response time exceeds this is slow (ms).
+    pub slow_endpoint_p95_ms: f64,
+    /// Routes with fewer requests are not judged.
+    pub min_requests: u64,
+}
+
+impl Default for PerformanceThresholds {
+    fn default() -> Self {
+        PerformanceThresholds {
+            slow_endpoint_avg_ms: 500.0,
+            slow_endpoint_p95_ms: 1000.0,
+            min_requests: 20,
+        }
+    }
+}
+
+/// `error_thresholds:` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErrorThresholds {
+    /// A time bucket whose share of 5xx responses exceeds this is an error burst.
+    pub burst_5xx_ratio: f64,
+    /// Buckets with fewer requests are not judged.
+    pub burst_min_requests: u64,
+}
+
+impl Default for ErrorThresholds {
+    fn default() -> Self {
+        ErrorThresholds {
+            burst_5xx_ratio: 0.1,
+            burst_min_requests: 50,
+        }
+    }
+}
+
+/// `reports:` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// Directory `run` writes its JSON and Markdown reports to.
+    pub dir: PathBuf,
+    /// Rows of each top-N table.
+    pub top: usize,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            dir: PathBuf::from("reports"),
+            top: 10,
+        }
+    }
+}
+
+/// `logging:` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// Level of the log file (`error`, `warn`, `info`, `debug`, `trace`).
+    pub level: String,
+    /// The log file (created with its directory); `null` for none.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: "info".into(),
+            file: Some(PathBuf::from("logs/logcrunch.log")),
+        }
+    }
 }
 
 impl Default for LogsConfig {
@@ -161,6 +250,24 @@ impl Config {
         if ing.row_group_rows == 0 {
             return Err(bad("ingest.row_group_rows must be positive".into()));
         }
+        if !matches!(
+            self.logging.level.as_str(),
+            "error" | "warn" | "info" | "debug" | "trace"
+        ) {
+            return Err(bad(format!(
+                "logging.level must be error, warn, info, debug or trace, got `{}`",
+                self.logging.level
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.error_thresholds.burst_5xx_ratio) {
+            return Err(bad(
+                "error_thresholds.burst_5xx_ratio must be between 0 and 1".into(),
+            ));
+        }
+        if self.reports.top == 0 {
+            return Err(bad("reports.top must be at least 1".into()));
+        }
+        crate::route::Router::new(&self.routes).map_err(|e| bad(e.to_string()))?;
         if !(1..=22).contains(&ing.zstd_level) {
             return Err(bad(format!(
                 "ingest.zstd_level must be 1..=22, got {}",

@@ -20,12 +20,13 @@ use serde::Serialize;
 
 use crate::batch::{BadLine, ChunkBatcher, SAMPLE_BYTES};
 use crate::catalog::manifest::{FileRecord, Manifest, RunRecord, SourceRecord};
-use crate::catalog::{Dataset, QUARANTINE_DIR};
+use crate::catalog::{Catalog, Dataset, QUARANTINE_DIR};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::parse::sniff::{Candidate, MIN_RATE};
 use crate::parse::value::{format_rfc3339, now_us};
 use crate::parse::{AUTO, BadReason, ChunkStats, Kind, Parser, Patterns};
+use crate::route::{Router, RoutesConfig};
 use crate::scan::{self, Encoding, FINGERPRINT_BYTES, Input, ScanEnd, Scanner};
 use crate::schema::{arrow_schema, error_schema};
 use crate::sink::{self, Sink, WrittenFile};
@@ -52,6 +53,8 @@ pub struct IngestOptions {
     pub zstd_level: i32,
     /// Re-ingest sources already in the manifest, replacing their rows.
     pub force: bool,
+    /// Route normalisation rules.
+    pub routes: RoutesConfig,
 }
 
 impl IngestOptions {
@@ -67,6 +70,7 @@ impl IngestOptions {
             row_group_rows: cfg.ingest.row_group_rows,
             zstd_level: cfg.ingest.zstd_level,
             force: false,
+            routes: cfg.routes.clone(),
         }
     }
 }
@@ -224,6 +228,7 @@ struct WorkerOut {
 pub struct Ingest {
     opts: IngestOptions,
     patterns: Patterns,
+    router: Arc<Router>,
 }
 
 fn run_id() -> String {
@@ -247,6 +252,7 @@ impl Ingest {
             patterns.parser(&opts.format, opts.max_line_bytes)?;
         }
         Ok(Ingest {
+            router: Arc::new(Router::new(&opts.routes)?),
             opts,
             patterns: patterns.clone(),
         })
@@ -515,6 +521,7 @@ impl Ingest {
                         parser.kind(),
                         Arc::clone(schema),
                         Arc::clone(&plan.label),
+                        Arc::clone(&self.router),
                         parser.extras().len(),
                         chunk.seq,
                         left,
@@ -888,6 +895,7 @@ impl Ingest {
                 bad_lines: summary.bad_lines,
             });
             manifest.save(dataset.dir())?;
+            Catalog::open_for_write(dataset, manifest)?;
             for p in superseded {
                 let path = dataset.dir().join(&p);
                 if let Err(e) = std::fs::remove_file(&path) {

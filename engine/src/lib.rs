@@ -2,7 +2,7 @@
 //!
 //! The library is the pipeline, one module per stage, data flowing one way:
 //! [`scan`] cuts inputs into line-aligned chunks, [`parse`] turns chunks into typed rows,
-//! [`batch`] builds Arrow record batches, [`sink`] writes them as Hive-partitioned Parquet,
+//! [`batch`] builds Arrow record batches (with the [`route`] of each request), [`sink`] writes them as Hive-partitioned Parquet,
 //! [`catalog`] keeps the manifest and answers SQL through embedded DuckDB, and [`report`] renders
 //! results. [`ingest`] drives the stages; [`generate`] writes synthetic logs for tests and
 //! benchmarks. The `logcrunch` binary is a thin command-line layer over these.
@@ -15,6 +15,7 @@ pub mod generate;
 pub mod ingest;
 pub mod parse;
 pub mod report;
+pub mod route;
 pub mod scan;
 pub mod schema;
 pub mod sink;

@@ -75,8 +75,9 @@ impl StrCol {
 }
 
 /// Names that formats may not use for extra columns.
-pub const RESERVED: [&str; 9] = [
+pub const RESERVED: [&str; 10] = [
     "ts",
+    "route",
     "status",
     "bytes",
     "response_time_us",
@@ -120,6 +121,7 @@ pub fn arrow_schema(extras: &[String]) -> SchemaRef {
         false,
     )];
     fields.extend(StrCol::ALL[..7].iter().map(|c| utf8(c.name())));
+    fields.push(utf8("route"));
     fields.push(Field::new("status", DataType::UInt16, true));
     fields.push(Field::new("bytes", DataType::UInt64, true));
     fields.extend(StrCol::ALL[7..].iter().map(|c| utf8(c.name())));

@@ -473,8 +473,8 @@ fn run_ingests_the_configured_source_dir_once() {
         );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
-    assert_eq!(run()["rows"], 12);
-    assert_eq!(run()["rows"], 0);
+    assert_eq!(run()["ingest"]["rows"], 12);
+    assert_eq!(run()["ingest"]["rows"], 0);
     assert_eq!(
         query_json(d, "out", "SELECT count(*) AS n FROM logs")[0]["n"],
         12

@@ -1,10 +1,14 @@
-//! The dataset on disk and the SQL view over it.
+//! The dataset on disk and the SQL catalog over it.
 //!
 //! [`Dataset`] owns the directory layout and the writer's lock: one writer at a time, and on opening
 //! for writing it removes what a crashed run left behind (temporary files and Parquet files the
-//! manifest does not list). [`Catalog`] opens embedded DuckDB (compiled in with its Parquet reader;
-//! no extension is ever downloaded) with a view `logs` over exactly the files the manifest lists, so
-//! a query never sees a half-written run.
+//! manifest does not list). [`Catalog`] is embedded DuckDB (compiled in with its Parquet reader; no
+//! extension is ever downloaded): the dataset's `catalog.duckdb` holds the tables of what commands
+//! did (`runs`, the manifest's `sources` and `files`, and the findings of later stages) and views
+//! `logs` and `errors` over exactly the files the manifest lists. Writers update it under the lock;
+//! readers take the lock shared, so they are refused (not blocked, never half-served) while a
+//! writer works, attach the catalog read-only and build their own views from the manifest, which
+//! keeps a moved dataset readable.
 
 pub mod manifest;
 
@@ -128,6 +132,27 @@ impl QueryResult {
 /// Embedded DuckDB over a dataset.
 pub struct Catalog {
     conn: duckdb::Connection,
+    _lock: Option<File>,
+}
+
+/// File name of the DuckDB catalog inside the dataset.
+pub const CATALOG_FILE: &str = "catalog.duckdb";
+
+/// A command's entry in the `runs` table.
+#[derive(Debug, Clone)]
+pub struct RunEntry {
+    /// Run id.
+    pub id: String,
+    /// The command (`ingest`, `run`, ...).
+    pub command: String,
+    /// Start time, RFC 3339.
+    pub started: String,
+    /// Seconds it took.
+    pub elapsed_s: f64,
+    /// The configuration it ran with, as JSON.
+    pub config: String,
+    /// What it did, as JSON.
+    pub summary: String,
 }
 
 fn sql_type(dt: &DataType) -> &'static str {
@@ -140,12 +165,69 @@ fn sql_type(dt: &DataType) -> &'static str {
     }
 }
 
-fn sql_string(s: &str) -> String {
+/// A SQL string literal.
+pub fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+fn duckdb_config() -> Result<duckdb::Config> {
+    Ok(duckdb::Config::default()
+        .enable_autoload_extension(false)?
+        .with("autoinstall_known_extensions", "false")?)
+}
+
+/// `CREATE [TEMP] VIEW` statements for `logs` and `errors` over the files `manifest` lists.
+fn view_sql(dataset: &Path, manifest: &Manifest, temp: bool) -> String {
+    let dataset = std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf());
+    let kind = if temp { "TEMP VIEW" } else { "VIEW" };
+    let mut sql = String::new();
+    for (table, schema) in [
+        ("logs", crate::schema::arrow_schema(&[])),
+        ("errors", crate::schema::error_schema()),
+    ] {
+        let files: Vec<String> = manifest
+            .files
+            .iter()
+            .filter(|f| f.table == table)
+            .map(|f| sql_string(&dataset.join(&f.path).to_string_lossy()))
+            .collect();
+        if files.is_empty() {
+            let cols: Vec<String> = schema
+                .fields()
+                .iter()
+                .map(|f| format!("CAST(NULL AS {}) AS {}", sql_type(f.data_type()), f.name()))
+                .chain(std::iter::once("CAST(NULL AS DATE) AS date".to_string()))
+                .collect();
+            sql.push_str(&format!(
+                "CREATE OR REPLACE {kind} {table} AS SELECT {} WHERE false;\n",
+                cols.join(", ")
+            ));
+        } else {
+            sql.push_str(&format!(
+                "CREATE OR REPLACE {kind} {table} AS SELECT * REPLACE (CAST(ts AS TIMESTAMP) AS ts) \
+                 FROM read_parquet([{}], hive_partitioning = true, union_by_name = true);\n",
+                files.join(", ")
+            ));
+        }
+    }
+    sql
+}
+
+/// The catalog's own tables; later stages add theirs with `CREATE TABLE IF NOT EXISTS` too.
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id VARCHAR, command VARCHAR, started TIMESTAMP, elapsed_s DOUBLE, config VARCHAR, summary VARCHAR);
+CREATE OR REPLACE TABLE sources (
+    id UBIGINT, path VARCHAR, aliases VARCHAR[], encoding VARCHAR, size UBIGINT, \"offset\" UBIGINT,
+    lines UBIGINT, \"rows\" UBIGINT, bad_lines UBIGINT, format VARCHAR, last_run VARCHAR);
+CREATE OR REPLACE TABLE files (
+    \"table\" VARCHAR, path VARCHAR, source UBIGINT, run VARCHAR, date DATE, \"rows\" UBIGINT,
+    bytes UBIGINT);
+";
+
 impl Catalog {
-    /// Opens `dataset` read-only; fails with advice when it does not exist.
+    /// Opens `dataset` for reading. Fails with advice when it does not exist, and when another
+    /// process is writing it (rather than waiting or reading a half-written state).
     pub fn open(dataset: &Path) -> Result<Catalog> {
         if !dataset.is_dir() {
             return Err(Error::Dataset {
@@ -154,42 +236,122 @@ impl Catalog {
                     .into(),
             });
         }
+        let lock_path = dataset.join(LOCK_FILE);
+        let lock = match File::open(&lock_path) {
+            Ok(f) => {
+                match f.try_lock_shared() {
+                    Ok(()) => {}
+                    Err(std::fs::TryLockError::WouldBlock) => {
+                        return Err(Error::DatasetLocked(dataset.to_path_buf()));
+                    }
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        return Err(Error::io("cannot lock", &lock_path, e));
+                    }
+                }
+                Some(f)
+            }
+            Err(_) => None,
+        };
         let manifest = Manifest::load(dataset)?;
-        let config = duckdb::Config::default()
-            .enable_autoload_extension(false)?
-            .with("autoinstall_known_extensions", "false")?;
-        let conn = duckdb::Connection::open_in_memory_with_flags(config)?;
-        for (table, schema) in [
-            ("logs", crate::schema::arrow_schema(&[])),
-            ("errors", crate::schema::error_schema()),
-        ] {
-            let files: Vec<String> = manifest
-                .files
-                .iter()
-                .filter(|f| f.table == table)
-                .map(|f| sql_string(&dataset.join(&f.path).to_string_lossy()))
-                .collect();
-            let view = if files.is_empty() {
-                let cols: Vec<String> = schema
-                    .fields()
-                    .iter()
-                    .map(|f| format!("CAST(NULL AS {}) AS {}", sql_type(f.data_type()), f.name()))
-                    .chain(std::iter::once("CAST(NULL AS DATE) AS date".to_string()))
-                    .collect();
-                format!(
-                    "CREATE VIEW {table} AS SELECT {} WHERE false",
-                    cols.join(", ")
-                )
-            } else {
-                format!(
-                    "CREATE VIEW {table} AS SELECT * REPLACE (CAST(ts AS TIMESTAMP) AS ts) \
-                     FROM read_parquet([{}], hive_partitioning = true, union_by_name = true)",
-                    files.join(", ")
-                )
+        let conn = duckdb::Connection::open_in_memory_with_flags(duckdb_config()?)?;
+        let catalog = dataset.join(CATALOG_FILE);
+        let mut sql = String::new();
+        if catalog.is_file() {
+            sql.push_str(&format!(
+                "ATTACH {} AS catalog (READ_ONLY);\n",
+                sql_string(&catalog.to_string_lossy())
+            ));
+            let tables = {
+                conn.execute_batch(&sql)?;
+                sql.clear();
+                let mut stmt = conn.prepare(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = 'catalog'",
+                )?;
+                let names: Vec<String> = stmt
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<std::result::Result<_, _>>()?;
+                names
             };
-            conn.execute_batch(&view)?;
+            for t in tables {
+                sql.push_str(&format!(
+                    "CREATE TEMP VIEW {t} AS SELECT * FROM catalog.main.{t};\n"
+                ));
+            }
         }
-        Ok(Catalog { conn })
+        sql.push_str(&view_sql(dataset, &manifest, true));
+        conn.execute_batch(&sql)?;
+        Ok(Catalog { conn, _lock: lock })
+    }
+
+    /// Opens the catalog of a dataset this process is writing (it holds the [`Dataset`] lock)
+    /// and brings its tables and views up to date with `manifest`.
+    pub fn open_for_write(dataset: &Dataset, manifest: &Manifest) -> Result<Catalog> {
+        let path = dataset.dir().join(CATALOG_FILE);
+        let conn = duckdb::Connection::open_with_flags(&path, duckdb_config()?).map_err(|e| Error::Dataset {
+            path: path.clone(),
+            message: format!("cannot open the catalog ({e}); if it is damaged, delete it: the next command rebuilds it from manifest.json"),
+        })?;
+        let cat = Catalog { conn, _lock: None };
+        cat.conn.execute_batch(TABLES)?;
+        cat.sync(dataset.dir(), manifest)?;
+        Ok(cat)
+    }
+
+    fn sync(&self, dataset: &Path, manifest: &Manifest) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut src = tx.prepare(
+                "INSERT INTO sources VALUES (?, ?, string_split(?, '\n'), ?, ?, ?, ?, ?, ?, ?, ?)",
+            )?;
+            for s in &manifest.sources {
+                let aliases = s.aliases.join("\n");
+                src.execute(duckdb::params![
+                    s.id,
+                    s.path,
+                    aliases,
+                    format!("{:?}", s.encoding).to_lowercase(),
+                    s.size,
+                    s.offset,
+                    s.lines,
+                    s.rows,
+                    s.bad_lines,
+                    s.format,
+                    s.last_run
+                ])?;
+            }
+            let mut files =
+                tx.prepare("INSERT INTO files VALUES (?, ?, ?, ?, CAST(? AS DATE), ?, ?)")?;
+            for f in &manifest.files {
+                files.execute(duckdb::params![
+                    f.table, f.path, f.source, f.run, f.date, f.rows, f.bytes
+                ])?;
+            }
+        }
+        tx.execute_batch(&view_sql(dataset, manifest, false))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Adds a command's entry to the `runs` table.
+    pub fn record_run(&self, run: &RunEntry) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO runs VALUES (?, ?, CAST(? AS TIMESTAMP), ?, ?, ?)",
+            duckdb::params![
+                run.id,
+                run.command,
+                run.started.trim_end_matches('Z'),
+                run.elapsed_s,
+                run.config,
+                run.summary
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Runs a statement that returns no rows.
+    pub fn execute(&self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql)?;
+        Ok(())
     }
 
     /// Runs `sql` and returns all of its rows.
@@ -205,4 +367,11 @@ impl Catalog {
             batches,
         })
     }
+}
+
+/// Adds `entry` to the `runs` table of `dataset`, taking the writer's lock for the moment.
+pub fn record_run(dataset: &Path, entry: &RunEntry) -> Result<()> {
+    let ds = Dataset::open_for_write(dataset)?;
+    let manifest = Manifest::load(dataset)?;
+    Catalog::open_for_write(&ds, &manifest)?.record_run(entry)
 }

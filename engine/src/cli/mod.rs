@@ -8,18 +8,24 @@ mod formats;
 mod progress;
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use logcrunch::config::Config;
+use logcrunch::catalog::RunEntry;
+use logcrunch::config::{Config, LoggingConfig};
 use logcrunch::error::{EXIT_BAD_RATIO, EXIT_FAILURE};
 use logcrunch::generate::{GenerateOptions, Generator};
 use logcrunch::ingest::{Ingest, IngestOptions, IngestSummary, SourceStatus};
 use logcrunch::parse::Patterns;
+use logcrunch::parse::value::{format_rfc3339, now_us};
+use logcrunch::report::{Bucket, ReportKind, ReportOptions, Reporter};
 use logcrunch::report::{OutputFormat, write_result};
 use logcrunch::{Error, catalog, scan};
+
+/// Tracing target of events meant for the log file only.
+const AUDIT: &str = "logcrunch_audit";
 
 const EXIT_CODES: &str = "EXIT CODES:
   0  success
@@ -57,9 +63,48 @@ enum Command {
     Generate(GenerateArgs),
     /// The main job: ingest every new or grown file under `logs.source_dir` of the config.
     Run(RunArgs),
+    /// Performance, error and traffic reports over the dataset.
+    Report(ReportArgs),
     /// List, show and test log formats.
     #[command(subcommand)]
     Formats(FormatsCommand),
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Which report.
+    #[arg(value_enum)]
+    kind: ReportKind,
+    /// Dataset directory (default: storage.dataset of the config).
+    #[arg(long, value_name = "DIR")]
+    dataset: Option<PathBuf>,
+    /// Only requests at or after T (2024-01-31, 2024-01-31T12:00:00Z, or 24h / 7d ago).
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// Only requests before T.
+    #[arg(long, value_name = "T")]
+    until: Option<String>,
+    /// Only requests of this source file (`*` wildcards).
+    #[arg(long, value_name = "S")]
+    source: Option<String>,
+    /// An extra SQL condition on the logs columns, e.g. "status >= 500 AND method = 'POST'".
+    #[arg(long = "where", value_name = "SQL")]
+    where_sql: Option<String>,
+    /// Time bucket of the over-time sections (default: by the time range).
+    #[arg(long, value_enum)]
+    bucket: Option<Bucket>,
+    /// Rows of top-N sections (default: reports.top of the config).
+    #[arg(long, value_name = "N")]
+    top: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Print the SQL statements the report runs instead of running them.
+    #[arg(long)]
+    sql: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -157,46 +202,89 @@ struct RunArgs {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    init_tracing(cli.verbose, cli.quiet);
-    match dispatch(cli) {
+    let result = Config::load(cli.config.as_deref())
+        .map_err(anyhow::Error::from)
+        .and_then(|mut config| {
+            if cli.patterns.is_some() {
+                config.patterns = cli.patterns.clone();
+            }
+            init_tracing(cli.verbose, cli.quiet, &config.logging);
+            tracing::debug!(command = ?cli.command, "start");
+            dispatch(cli, config)
+        });
+    match result {
         Ok(code) => code,
         Err(err) => {
             let code = err
                 .downcast_ref::<Error>()
                 .map_or(EXIT_FAILURE, Error::exit_code);
+            tracing::error!(target: AUDIT, error = %format!("{err:#}"), "command failed");
             eprintln!("logcrunch: error: {err:#}");
             code
         }
     }
 }
 
-fn init_tracing(verbose: u8, quiet: bool) {
+/// Logs go to stderr (level from -v/-q or `LOGCRUNCH_LOG`) and, when configured, to the log file
+/// (level from `logging.level`).
+fn init_tracing(verbose: u8, quiet: bool, logging: &LoggingConfig) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
         _ => "debug",
     };
+    // Events of the audit target go to the log file only (stderr already shows the error).
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOGCRUNCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level))
+        .add_directive(format!("{AUDIT}=off").parse().expect("a valid directive"));
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(filter);
+    let file = logging.file.as_ref().and_then(|path| {
+        let open = || -> std::io::Result<std::fs::File> {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        };
+        match open() {
+            Ok(f) => Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_ansi(false)
+                    .with_filter(tracing_subscriber::EnvFilter::new(&logging.level)),
+            ),
+            Err(e) => {
+                eprintln!(
+                    "logcrunch: warning: cannot open log file {}: {e}",
+                    path.display()
+                );
+                None
+            }
+        }
+    });
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
         .try_init();
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<i32> {
-    let mut config = Config::load(cli.config.as_deref())?;
-    if cli.patterns.is_some() {
-        config.patterns = cli.patterns;
-    }
+fn dispatch(cli: Cli, config: Config) -> anyhow::Result<i32> {
     let max_line = config.ingest.max_line_bytes;
     match cli.command {
         Command::Ingest(a) => ingest(&config, a),
         Command::Query(a) => query(&config, a),
         Command::Generate(a) => generate(a),
         Command::Run(a) => run(&config, a),
+        Command::Report(a) => report(&config, a),
         Command::Formats(f) => {
             let patterns = Patterns::load(config.patterns.as_deref())?;
             match f {
@@ -229,10 +317,45 @@ fn ingest(config: &Config, a: IngestArgs) -> anyhow::Result<i32> {
             Error::Usage(format!("--max-bad-ratio must be between 0 and 1, got {r}")).into(),
         );
     }
-    let inputs = scan::resolve(&a.paths)?;
+    let own_log: Vec<PathBuf> = config.logging.file.iter().cloned().collect();
+    let inputs = scan::resolve_excluding(&a.paths, &own_log)?;
+    let dataset = opts.dataset.clone();
     let engine = Ingest::new(opts, &patterns)?;
+    let started = now_us();
     let summary = progress::with_progress(|p| engine.run(&inputs, p))?;
+    record(
+        config,
+        &dataset,
+        "ingest",
+        started,
+        serde_json::to_value(&summary)?,
+    )?;
     finish_ingest(&summary, a.json, max_bad)
+}
+
+/// Adds a command to the catalog's `runs` table.
+fn record(
+    config: &Config,
+    dataset: &Path,
+    command: &str,
+    started_us: i64,
+    summary: serde_json::Value,
+) -> anyhow::Result<()> {
+    let elapsed = (now_us() - started_us) as f64 / 1e6;
+    let entry = RunEntry {
+        id: summary["run_id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map_or_else(|| format!("{command}-{started_us}"), str::to_string),
+        command: command.to_string(),
+        started: format_rfc3339(started_us),
+        elapsed_s: elapsed,
+        config: serde_json::to_string(config)?,
+        summary: summary.to_string(),
+    };
+    catalog::record_run(dataset, &entry)?;
+    tracing::info!(command, elapsed_s = elapsed, "recorded run");
+    Ok(())
 }
 
 fn finish_ingest(summary: &IngestSummary, json: bool, max_bad: Option<f64>) -> anyhow::Result<i32> {
@@ -243,6 +366,11 @@ fn finish_ingest(summary: &IngestSummary, json: bool, max_bad: Option<f64>) -> a
     } else {
         print_summary(summary)?;
     }
+    exit_code_of(summary, max_bad)
+}
+
+/// 1 when an input failed, 4 when the bad-line ratio is exceeded, else 0.
+fn exit_code_of(summary: &IngestSummary, max_bad: Option<f64>) -> anyhow::Result<i32> {
     let failed = summary.failed();
     if !failed.is_empty() {
         for f in &failed {
@@ -411,24 +539,172 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+fn report_options(config: &Config) -> ReportOptions {
+    ReportOptions {
+        top: config.reports.top,
+        performance: config.performance_thresholds.clone(),
+        errors: config.error_thresholds.clone(),
+        ..ReportOptions::default()
+    }
+}
+
+fn report(config: &Config, a: ReportArgs) -> anyhow::Result<i32> {
+    let dataset = a.dataset.unwrap_or_else(|| config.storage.dataset.clone());
+    let cat = catalog::Catalog::open(&dataset)?;
+    let opts = ReportOptions {
+        since: a.since,
+        until: a.until,
+        source: a.source,
+        where_sql: a.where_sql,
+        bucket: a.bucket,
+        top: a.top.unwrap_or(config.reports.top),
+        ..report_options(config)
+    };
+    if a.sql {
+        let mut out = std::io::stdout().lock();
+        for stmt in Reporter::new(&cat, opts)?.statements(a.kind)? {
+            writeln!(out, "{stmt}\n")?;
+        }
+        return Ok(0);
+    }
+    let report =
+        progress::with_progress(|_| Reporter::new(&cat, opts).and_then(|r| r.build(a.kind)))?;
+    match a.output {
+        Some(path) => {
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(&path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            );
+            report.write(a.format, &mut f)?;
+            f.flush()?;
+        }
+        None => report.write(a.format, &mut std::io::stdout().lock())?,
+    }
+    Ok(0)
+}
+
 fn run(config: &Config, a: RunArgs) -> anyhow::Result<i32> {
+    let started = now_us();
     let patterns = Patterns::load(config.patterns.as_deref())?;
     let dir = &config.logs.source_dir;
-    let inputs = match scan::resolve(&[dir.display().to_string()]) {
-        Ok(i) => i,
+    let dataset = config.storage.dataset.clone();
+    let own_log: Vec<PathBuf> = config.logging.file.iter().cloned().collect();
+    let summary = match scan::resolve_excluding(&[dir.display().to_string()], &own_log) {
+        Ok(inputs) => {
+            let engine = Ingest::new(
+                IngestOptions::from_config(config, &config.logs.format),
+                &patterns,
+            )?;
+            Some(progress::with_progress(|p| engine.run(&inputs, p))?)
+        }
         Err(Error::NoLogFiles(_)) => {
             eprintln!(
-                "logcrunch: no log files in {}; nothing to do",
+                "logcrunch: no log files in {}; reporting on the dataset as it is",
                 dir.display()
             );
-            return Ok(0);
+            None
         }
         Err(e) => return Err(e).context("logs.source_dir of the configuration"),
     };
-    let engine = Ingest::new(
-        IngestOptions::from_config(config, &config.logs.format),
-        &patterns,
+    if !a.json
+        && let Some(s) = &summary
+    {
+        print_summary(s)?;
+    }
+    let mut written = Vec::new();
+    let mut highlights = serde_json::Value::Null;
+    if dataset.is_dir() {
+        let cat = catalog::Catalog::open(&dataset)?;
+        let report = Reporter::new(&cat, report_options(config))?.build(ReportKind::All)?;
+        std::fs::create_dir_all(&config.reports.dir).with_context(|| {
+            format!("cannot create reports.dir {}", config.reports.dir.display())
+        })?;
+        let stamp: String = format_rfc3339(started)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        for (ext, format) in [("json", OutputFormat::Json), ("md", OutputFormat::Markdown)] {
+            for name in [format!("report-{stamp}.{ext}"), format!("latest.{ext}")] {
+                let path = config.reports.dir.join(name);
+                let mut f = std::io::BufWriter::new(
+                    std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                );
+                report.write(format, &mut f)?;
+                f.flush()?;
+                written.push(path.display().to_string());
+            }
+        }
+        drop(cat);
+        highlights = highlights_of(&report.to_json());
+        if !a.json {
+            print_highlights(&highlights, &written)?;
+        }
+    }
+    let out = serde_json::json!({"ingest": summary, "highlights": highlights, "reports": written});
+    if a.json {
+        let mut o = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut o, &out)?;
+        writeln!(o)?;
+    }
+    if dataset.is_dir() {
+        record(config, &dataset, "run", started, out)?;
+    }
+    match &summary {
+        Some(s) => exit_code_of(s, config.ingest.max_bad_ratio),
+        None => Ok(0),
+    }
+}
+
+/// The figures `run` prints: volume, latency, errors, the worst routes.
+fn highlights_of(report: &serde_json::Value) -> serde_json::Value {
+    let p = &report["performance"]["overall"];
+    let e = &report["errors"]["overall"];
+    let t = &report["traffic"]["overall"];
+    serde_json::json!({
+        "requests": t["requests"],
+        "first": t["first"],
+        "last": t["last"],
+        "p50_ms": p["p50_ms"],
+        "p95_ms": p["p95_ms"],
+        "p99_ms": p["p99_ms"],
+        "rate_4xx": e["rate_4xx"],
+        "rate_5xx": e["rate_5xx"],
+        "error_bursts": report["errors"]["bursts"].as_array().map_or(0, Vec::len),
+        "slow_routes": report["performance"]["slow_routes"].as_array().map(|r| r.iter().take(5).map(|x| x["route"].clone()).collect::<Vec<_>>()),
+        "bot_share": t["bot_share"],
+    })
+}
+
+fn print_highlights(h: &serde_json::Value, written: &[String]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let show = |v: &serde_json::Value| logcrunch::report::display(v, "-");
+    writeln!(
+        out,
+        "dataset: {} requests from {} to {}",
+        show(&h["requests"]),
+        show(&h["first"]),
+        show(&h["last"])
     )?;
-    let summary = progress::with_progress(|p| engine.run(&inputs, p))?;
-    finish_ingest(&summary, a.json, config.ingest.max_bad_ratio)
+    writeln!(
+        out,
+        "  response time p50 {} ms, p95 {} ms, p99 {} ms",
+        show(&h["p50_ms"]),
+        show(&h["p95_ms"]),
+        show(&h["p99_ms"])
+    )?;
+    writeln!(
+        out,
+        "  errors 4xx {}, 5xx {} of requests; {} error burst(s); bots {}",
+        show(&h["rate_4xx"]),
+        show(&h["rate_5xx"]),
+        show(&h["error_bursts"]),
+        show(&h["bot_share"])
+    )?;
+    if let Some(slow) = h["slow_routes"].as_array().filter(|s| !s.is_empty()) {
+        let names: Vec<String> = slow.iter().map(&show).collect();
+        writeln!(out, "  slow routes: {}", names.join(", "))?;
+    }
+    writeln!(out, "  reports: {}", written.join(", "))?;
+    Ok(())
 }

@@ -131,6 +131,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// Expands the command-line paths: files as given, directories recursively (log-like names only),
 /// globs, and `-` for stdin. Fails on a missing path or a directory/glob without logs.
 pub fn resolve(args: &[String]) -> Result<Vec<Input>> {
+    resolve_excluding(args, &[])
+}
+
+/// [`resolve`], leaving out `exclude` (logcrunch's own log file) when directories or globs are
+/// expanded.
+pub fn resolve_excluding(args: &[String], exclude: &[PathBuf]) -> Result<Vec<Input>> {
+    let excluded: std::collections::HashSet<PathBuf> = exclude
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
     let mut inputs: Vec<Input> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for arg in args {
@@ -148,6 +158,7 @@ pub fn resolve(args: &[String]) -> Result<Vec<Input>> {
         let mut files = Vec::new();
         if path.is_dir() {
             walk(&path, &mut files)?;
+            files.retain(|f| std::fs::canonicalize(f).map_or(true, |c| !excluded.contains(&c)));
             if files.is_empty() {
                 return Err(Error::NoLogFiles(path));
             }
@@ -167,6 +178,7 @@ pub fn resolve(args: &[String]) -> Result<Vec<Input>> {
                     files.push(p);
                 }
             }
+            files.retain(|f| std::fs::canonicalize(f).map_or(true, |c| !excluded.contains(&c)));
             if files.is_empty() {
                 return Err(Error::NoLogFiles(path));
             }

@@ -1,0 +1,626 @@
+//! Reports: performance, errors and traffic, computed by DuckDB over the Parquet dataset.
+//!
+//! A [`Reporter`] turns the filters (`--since`, `--until`, `--source`, `--where`) into one SQL
+//! predicate (with a partition predicate on `date` so untouched days are never read), then runs a
+//! handful of aggregate queries per report. Every figure is exact: quantiles are
+//! `quantile_cont` over the rows, not sketches. A [`Report`] is a list of named sections, each a
+//! table; it renders as tables, Markdown, CSV, or a JSON object whose shape is documented in the
+//! README (durations in keys ending `_ms`, rates as fractions, times as ISO 8601).
+
+pub mod render;
+
+use std::io::Write;
+
+use serde_json::{Map, Value};
+
+pub use render::{OutputFormat, Table, display, to_json_rows, write_result, write_table};
+
+use crate::catalog::{Catalog, sql_string};
+use crate::config::{ErrorThresholds, PerformanceThresholds};
+use crate::error::{Error, Result};
+use crate::parse::value::{format_rfc3339, now_us, parse_iso8601};
+
+/// Which report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportKind {
+    /// Response times overall, per route, slowest requests, over time.
+    Performance,
+    /// 4xx/5xx rates, bursts, error routes, error-log messages.
+    Errors,
+    /// Volume, status mix, clients, user agents, bots, referrers.
+    Traffic,
+    /// All three.
+    All,
+}
+
+/// Time bucket of the "over time" sections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    /// One row per minute.
+    Minute,
+    /// One row per hour.
+    Hour,
+    /// One row per day.
+    Day,
+}
+
+impl Bucket {
+    fn sql(self) -> &'static str {
+        match self {
+            Bucket::Minute => "minute",
+            Bucket::Hour => "hour",
+            Bucket::Day => "day",
+        }
+    }
+}
+
+/// What to report on.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    /// Only requests at or after this time (RFC 3339, a date, or `24h`/`7d`/`30m` ago).
+    pub since: Option<String>,
+    /// Only requests before this time.
+    pub until: Option<String>,
+    /// Only requests of this source (`*` wildcards allowed).
+    pub source: Option<String>,
+    /// An extra SQL condition on `logs` columns.
+    pub where_sql: Option<String>,
+    /// Bucket of the over-time sections (default: by the time range).
+    pub bucket: Option<Bucket>,
+    /// Rows of top-N sections.
+    pub top: usize,
+    /// Slow-route thresholds.
+    pub performance: PerformanceThresholds,
+    /// Error-burst thresholds.
+    pub errors: ErrorThresholds,
+}
+
+/// One table of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    /// Key in the JSON object.
+    pub name: &'static str,
+    /// Heading in tables and Markdown.
+    pub title: String,
+    /// A single-row summary (rendered as an object in JSON) or a list.
+    pub single: bool,
+    /// The data.
+    pub table: Table,
+}
+
+/// A report: sections in order, per report kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// `performance`, `errors` or `traffic`, each with its sections.
+    pub parts: Vec<(ReportKind, Vec<Section>)>,
+    /// The filters as given, and the bucket used.
+    pub filters: Map<String, Value>,
+    /// When it was made.
+    pub generated_at: String,
+}
+
+/// Parses `--since`/`--until`: RFC 3339, `YYYY-MM-DD`, or a span before now (`90m`, `24h`, `7d`).
+pub fn parse_time_arg(text: &str) -> Option<i64> {
+    let t = text.trim();
+    if let Some(us) = parse_iso8601(t.as_bytes()) {
+        return Some(us);
+    }
+    if t.len() == 10
+        && let Some(us) = parse_iso8601(format!("{t}T00:00:00Z").as_bytes())
+    {
+        return Some(us);
+    }
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = num.parse().ok()?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    Some(now_us() - n * secs * 1_000_000)
+}
+
+fn ts_literal(us: i64) -> String {
+    format!(
+        "TIMESTAMP '{}'",
+        format_rfc3339(us).trim_end_matches('Z').replace('T', " ")
+    )
+}
+
+/// The `logs` columns the bot share matches user agents against.
+pub const BOT_PATTERN: &str = "(?i)(bot|crawl|spider|slurp|curl|wget|python-requests|python-urllib|go-http-client|java/|libwww|httpclient|okhttp|scrapy|headless|phantomjs|facebookexternalhit|feedfetcher|monitor|uptime|pingdom|nikto|sqlmap|nmap|masscan|zgrab)";
+
+/// Builds reports; see the module docs.
+pub struct Reporter<'a> {
+    catalog: &'a Catalog,
+    /// When set, statements are collected instead of run (`report --sql`).
+    dry: std::cell::RefCell<Option<Vec<String>>>,
+    opts: ReportOptions,
+    /// Predicate on `logs`.
+    filter: String,
+    /// Predicate on `errors` (time and source only).
+    error_filter: String,
+    bucket: Bucket,
+    filters: Map<String, Value>,
+}
+
+impl<'a> Reporter<'a> {
+    /// Checks the filters (a `--where` that is not valid SQL is a usage error) and picks the bucket.
+    pub fn new(catalog: &'a Catalog, opts: ReportOptions) -> Result<Reporter<'a>> {
+        let mut common = Vec::new();
+        let mut filters = Map::new();
+        if let Some(s) = &opts.since {
+            let us = parse_time_arg(s).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--since `{s}` is not a time: use 2024-01-31, 2024-01-31T12:00:00Z or 24h"
+                ))
+            })?;
+            common.push(format!("ts >= {}", ts_literal(us)));
+            common.push(format!("date >= CAST({} AS DATE)", ts_literal(us)));
+            filters.insert("since".into(), Value::from(format_rfc3339(us)));
+        }
+        if let Some(u) = &opts.until {
+            let us = parse_time_arg(u).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--until `{u}` is not a time: use 2024-01-31, 2024-01-31T12:00:00Z or 24h"
+                ))
+            })?;
+            common.push(format!("ts < {}", ts_literal(us)));
+            common.push(format!("date <= CAST({} AS DATE)", ts_literal(us)));
+            filters.insert("until".into(), Value::from(format_rfc3339(us)));
+        }
+        if let Some(src) = &opts.source {
+            common.push(format!(
+                "source LIKE {}",
+                sql_string(&src.replace('*', "%"))
+            ));
+            filters.insert("source".into(), Value::from(src.clone()));
+        }
+        let error_filter = if common.is_empty() {
+            "true".to_string()
+        } else {
+            common.join(" AND ")
+        };
+        let mut all = common;
+        if let Some(w) = &opts.where_sql {
+            all.push(format!("({w})"));
+            filters.insert("where".into(), Value::from(w.clone()));
+        }
+        let filter = if all.is_empty() {
+            "true".to_string()
+        } else {
+            all.join(" AND ")
+        };
+        if let Some(w) = &opts.where_sql
+            && let Err(e) =
+                catalog.query(&format!("EXPLAIN SELECT count(*) FROM logs WHERE {filter}"))
+        {
+            let detail = match e {
+                Error::Query { source } => source.to_string(),
+                other => other.to_string(),
+            };
+            return Err(Error::Usage(format!(
+                "--where `{w}` is not a valid SQL condition on the logs table: {detail}\n  columns: logcrunch query \"DESCRIBE logs\""
+            )));
+        }
+        let bucket = match opts.bucket {
+            Some(b) => b,
+            None => {
+                let span = Table::from_result(&catalog.query(&format!(
+                    "SELECT epoch(max(ts)) - epoch(min(ts)) AS s FROM logs WHERE {filter}"
+                ))?)?;
+                let secs = span.rows.first().and_then(|r| r[0].as_f64()).unwrap_or(0.0);
+                if secs <= 6.0 * 3600.0 {
+                    Bucket::Minute
+                } else if secs <= 14.0 * 86_400.0 {
+                    Bucket::Hour
+                } else {
+                    Bucket::Day
+                }
+            }
+        };
+        filters.insert(
+            "bucket".into(),
+            serde_json::to_value(bucket).expect("a bucket serialises"),
+        );
+        Ok(Reporter {
+            catalog,
+            dry: std::cell::RefCell::new(None),
+            opts,
+            filter,
+            error_filter,
+            bucket,
+            filters,
+        })
+    }
+
+    fn table(&self, sql: &str) -> Result<Table> {
+        if let Some(log) = self.dry.borrow_mut().as_mut() {
+            log.push(format!("{};", sql.trim()));
+            return Ok(Table::default());
+        }
+        Table::from_result(&self.catalog.query(sql)?)
+    }
+
+    fn execute(&self, sql: &str) -> Result<()> {
+        if let Some(log) = self.dry.borrow_mut().as_mut() {
+            log.push(format!("{};", sql.trim()));
+            return Ok(());
+        }
+        self.catalog.execute(sql)
+    }
+
+    /// The SQL statements the report runs, in order, without running them (`report --sql`).
+    pub fn statements(&self, kind: ReportKind) -> Result<Vec<String>> {
+        *self.dry.borrow_mut() = Some(Vec::new());
+        let built = self.build(kind);
+        let log = self.dry.borrow_mut().take().unwrap_or_default();
+        built.map(|_| log)
+    }
+
+    fn section(&self, name: &'static str, title: &str, single: bool, sql: &str) -> Result<Section> {
+        Ok(Section {
+            name,
+            title: title.to_string(),
+            single,
+            table: self.table(sql)?,
+        })
+    }
+
+    /// Runs the report(s).
+    pub fn build(&self, kind: ReportKind) -> Result<Report> {
+        let kinds = match kind {
+            ReportKind::All => vec![
+                ReportKind::Performance,
+                ReportKind::Errors,
+                ReportKind::Traffic,
+            ],
+            k => vec![k],
+        };
+        let mut parts = Vec::new();
+        for k in kinds {
+            let sections = match k {
+                ReportKind::Performance => self.performance()?,
+                ReportKind::Errors => self.errors()?,
+                ReportKind::Traffic => self.traffic()?,
+                ReportKind::All => unreachable!("expanded above"),
+            };
+            parts.push((k, sections));
+        }
+        Ok(Report {
+            parts,
+            filters: self.filters.clone(),
+            generated_at: format_rfc3339(now_us()),
+        })
+    }
+
+    fn performance(&self) -> Result<Vec<Section>> {
+        let f = &self.filter;
+        let b = self.bucket.sql();
+        let top = self.opts.top;
+        let t = &self.opts.performance;
+        let q = "quantile_cont(response_time_us, [0.5, 0.9, 0.95, 0.99])";
+        self.execute(&format!(
+            "CREATE OR REPLACE TEMP TABLE perf_routes AS
+             SELECT route, count(*) AS requests, count(response_time_us) AS timed,
+                    avg(response_time_us) / 1000 AS mean_ms, {q} AS q, max(response_time_us) / 1000 AS max_ms,
+                    sum(response_time_us) AS total_us
+             FROM logs WHERE {f} GROUP BY route"
+        ))?;
+        let stats = |q: &str| {
+            format!(
+                "round(mean_ms, 3) AS mean_ms, round({q}[1] / 1000, 3) AS p50_ms, round({q}[2] / 1000, 3) AS p90_ms, \
+                 round({q}[3] / 1000, 3) AS p95_ms, round({q}[4] / 1000, 3) AS p99_ms, round(max_ms, 3) AS max_ms"
+            )
+        };
+        let s = stats("q");
+        Ok(vec![
+            self.section(
+                "overall",
+                "Response time, all requests",
+                true,
+                &format!(
+                    "SELECT requests, timed AS timed_requests, {s} FROM (
+                       SELECT count(*) AS requests, count(response_time_us) AS timed,
+                              avg(response_time_us) / 1000 AS mean_ms, {q} AS q,
+                              max(response_time_us) / 1000 AS max_ms
+                       FROM logs WHERE {f})"
+                ),
+            )?,
+            self.section(
+                "routes",
+                &format!("Routes by total time (top {top})"),
+                false,
+                &format!(
+                    "SELECT route, requests, round(requests / sum(requests) OVER (), 4) AS request_share,
+                            {s}, round(total_us / nullif(sum(total_us) OVER (), 0), 4) AS time_share
+                     FROM perf_routes ORDER BY total_us DESC NULLS LAST, requests DESC, route LIMIT {top}"
+                ),
+            )?,
+            self.section(
+                "slow_routes",
+                &format!(
+                    "Slow routes (mean > {} ms or p95 > {} ms, at least {} requests)",
+                    t.slow_endpoint_avg_ms, t.slow_endpoint_p95_ms, t.min_requests
+                ),
+                false,
+                &format!(
+                    "SELECT route, requests, {s} FROM perf_routes
+                     WHERE timed >= {min} AND (mean_ms > {avg} OR q[3] / 1000 > {p95})
+                     ORDER BY q[3] DESC, route",
+                    min = t.min_requests,
+                    avg = t.slow_endpoint_avg_ms,
+                    p95 = t.slow_endpoint_p95_ms
+                ),
+            )?,
+            self.section(
+                "slowest_requests",
+                &format!("Slowest requests (top {top})"),
+                false,
+                &format!(
+                    "SELECT ts, round(response_time_us / 1000, 3) AS response_time_ms, method, path, status,
+                            client_ip, source, \"offset\"
+                     FROM logs WHERE {f} AND response_time_us IS NOT NULL
+                     ORDER BY response_time_us DESC, ts, source, \"offset\" LIMIT {top}"
+                ),
+            )?,
+            self.section(
+                "over_time",
+                &format!("Response time per {b}"),
+                false,
+                &format!(
+                    "SELECT bucket, requests, {pct} FROM (
+                       SELECT date_trunc('{b}', ts) AS bucket, count(*) AS requests, {q} AS q
+                       FROM logs WHERE {f} GROUP BY 1) ORDER BY bucket",
+                    pct = "round(q[1] / 1000, 3) AS p50_ms, round(q[3] / 1000, 3) AS p95_ms, round(q[4] / 1000, 3) AS p99_ms"
+                ),
+            )?,
+        ])
+    }
+
+    fn errors(&self) -> Result<Vec<Section>> {
+        let f = &self.filter;
+        let b = self.bucket.sql();
+        let top = self.opts.top;
+        let e = &self.opts.errors;
+        let counts = "count(*) AS requests, count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS errors_4xx, \
+                      count(*) FILTER (WHERE status >= 500) AS errors_5xx";
+        let rates = "round(errors_4xx / requests, 4) AS rate_4xx, round(errors_5xx / requests, 4) AS rate_5xx";
+        let ef = &self.error_filter;
+        Ok(vec![
+            self.section(
+                "overall",
+                "Errors, all requests",
+                true,
+                &format!("SELECT requests, errors_4xx, errors_5xx, {rates} FROM (SELECT {counts} FROM logs WHERE {f}) WHERE requests > 0"),
+            )?,
+            self.section(
+                "routes",
+                &format!("Routes by errors (top {top})"),
+                false,
+                &format!(
+                    "SELECT route, requests, errors_4xx, errors_5xx, {rates} FROM (
+                       SELECT route, {counts} FROM logs WHERE {f} GROUP BY route)
+                     WHERE errors_4xx + errors_5xx > 0
+                     ORDER BY errors_5xx DESC, errors_4xx DESC, route LIMIT {top}"
+                ),
+            )?,
+            self.section(
+                "over_time",
+                &format!("Errors per {b}"),
+                false,
+                &format!(
+                    "SELECT bucket, requests, errors_4xx, errors_5xx, {rates} FROM (
+                       SELECT date_trunc('{b}', ts) AS bucket, {counts} FROM logs WHERE {f} GROUP BY 1)
+                     ORDER BY bucket"
+                ),
+            )?,
+            self.section(
+                "bursts",
+                &format!(
+                    "Error bursts (5xx share above {} per {b}, at least {} requests)",
+                    e.burst_5xx_ratio, e.burst_min_requests
+                ),
+                false,
+                &format!(
+                    "WITH per AS (
+                       SELECT date_trunc('{b}', ts) AS t, count(*) AS n,
+                              count(*) FILTER (WHERE status >= 500) AS e
+                       FROM logs WHERE {f} GROUP BY 1),
+                     hot AS (SELECT * FROM per WHERE n >= {min} AND e / n > {ratio}),
+                     runs AS (SELECT *, t - (row_number() OVER (ORDER BY t)) * INTERVAL 1 {b} AS grp FROM hot)
+                     SELECT min(t) AS start, max(t) + INTERVAL 1 {b} AS \"end\", sum(n) AS requests,
+                            sum(e) AS errors_5xx, round(sum(e) / sum(n), 4) AS rate_5xx
+                     FROM runs GROUP BY grp ORDER BY start",
+                    min = e.burst_min_requests,
+                    ratio = e.burst_5xx_ratio
+                ),
+            )?,
+            self.section(
+                "messages",
+                &format!("Error-log messages by template (top {top})"),
+                false,
+                &format!(
+                    "SELECT template, level, count(*) AS count, min(ts) AS first_seen, max(ts) AS last_seen FROM (
+                       SELECT level, ts, regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+                           split_part(message, chr(10), 1),
+                           '\"[^\"]*\"', '\"*\"', 'g'),
+                           '(/[^\\s,:;()]+)+', '<path>', 'g'),
+                           '\\b[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\\b|\\b[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\\b', '<id>', 'g'),
+                           '\\b\\d{{1,3}}(\\.\\d{{1,3}}){{3}}\\b', '<ip>', 'g'),
+                           '\\d+', '<n>', 'g') AS template
+                       FROM errors WHERE {ef})
+                     GROUP BY template, level ORDER BY count DESC, template LIMIT {top}"
+                ),
+            )?,
+        ])
+    }
+
+    fn traffic(&self) -> Result<Vec<Section>> {
+        let f = &self.filter;
+        let b = self.bucket.sql();
+        let top = self.opts.top;
+        let bot = sql_string(BOT_PATTERN);
+        Ok(vec![
+            self.section(
+                "overall",
+                "Traffic, all requests",
+                true,
+                // The bot pattern runs once per distinct user agent, not once per request.
+                &format!(
+                    "SELECT requests, bytes, clients, routes, first, last, bot_requests,
+                            round(bot_requests / nullif(requests, 0), 4) AS bot_share
+                     FROM (SELECT count(*) AS requests, coalesce(sum(bytes), 0) AS bytes,
+                                  count(DISTINCT client_ip) AS clients, count(DISTINCT route) AS routes,
+                                  min(ts) AS first, max(ts) AS last
+                           FROM logs WHERE {f}),
+                          (SELECT coalesce(sum(n) FILTER (WHERE regexp_matches(user_agent, {bot})), 0) AS bot_requests
+                           FROM (SELECT user_agent, count(*) AS n FROM logs WHERE {f} GROUP BY user_agent))"
+                ),
+            )?,
+            self.section(
+                "over_time",
+                &format!("Requests and bytes per {b}"),
+                false,
+                &format!(
+                    "SELECT date_trunc('{b}', ts) AS bucket, count(*) AS requests, coalesce(sum(bytes), 0) AS bytes
+                     FROM logs WHERE {f} GROUP BY 1 ORDER BY 1"
+                ),
+            )?,
+            self.section(
+                "status",
+                "Status codes",
+                false,
+                &format!(
+                    "SELECT status, count(*) AS requests, round(count(*) / sum(count(*)) OVER (), 4) AS share
+                     FROM logs WHERE {f} GROUP BY status ORDER BY requests DESC, status"
+                ),
+            )?,
+            self.section(
+                "top_clients",
+                &format!("Top client IPs (top {top})"),
+                false,
+                &format!(
+                    "SELECT client_ip, count(*) AS requests, coalesce(sum(bytes), 0) AS bytes,
+                            count(*) FILTER (WHERE status >= 400) AS errors,
+                            round(count(*) / sum(count(*)) OVER (), 4) AS share
+                     FROM logs WHERE {f} GROUP BY client_ip ORDER BY requests DESC, client_ip LIMIT {top}"
+                ),
+            )?,
+            self.section(
+                "top_user_agents",
+                &format!("Top user agents (top {top})"),
+                false,
+                &format!(
+                    "SELECT user_agent, count(*) AS requests, round(count(*) / sum(count(*)) OVER (), 4) AS share,
+                            regexp_matches(coalesce(user_agent, ''), {bot}) AS bot
+                     FROM logs WHERE {f} GROUP BY user_agent ORDER BY requests DESC, user_agent LIMIT {top}"
+                ),
+            )?,
+            self.section(
+                "top_referrers",
+                &format!("Top referrers (top {top})"),
+                false,
+                &format!(
+                    "SELECT referer, count(*) AS requests FROM logs WHERE {f} AND referer IS NOT NULL AND referer <> ''
+                     GROUP BY referer ORDER BY requests DESC, referer LIMIT {top}"
+                ),
+            )?,
+        ])
+    }
+}
+
+impl Report {
+    /// The documented JSON form: one object per report kind, one key per section (an object for
+    /// single-row summaries, an array of objects otherwise), plus `generated_at` and `filters`.
+    pub fn to_json(&self) -> Value {
+        let mut root = Map::new();
+        root.insert(
+            "generated_at".into(),
+            Value::from(self.generated_at.clone()),
+        );
+        root.insert("filters".into(), Value::Object(self.filters.clone()));
+        for (kind, sections) in &self.parts {
+            let mut obj = Map::new();
+            for s in sections {
+                let rows = s.table.to_objects();
+                let v = if s.single {
+                    rows.into_iter().next().unwrap_or(Value::Null)
+                } else {
+                    Value::Array(rows)
+                };
+                obj.insert(s.name.to_string(), v);
+            }
+            let key = serde_json::to_value(kind).expect("kinds serialise");
+            root.insert(
+                key.as_str().unwrap_or_default().to_string(),
+                Value::Object(obj),
+            );
+        }
+        Value::Object(root)
+    }
+
+    /// Writes the report in `format`.
+    pub fn write(&self, format: OutputFormat, out: &mut dyn Write) -> Result<()> {
+        let io = |e: std::io::Error| Error::io("cannot write", "<output>", e);
+        if format == OutputFormat::Json {
+            serde_json::to_writer_pretty(&mut *out, &self.to_json()).map_err(|e| io(e.into()))?;
+            return writeln!(out).map_err(io);
+        }
+        for (kind, sections) in &self.parts {
+            let name = serde_json::to_value(kind).expect("kinds serialise");
+            let name = name.as_str().unwrap_or_default();
+            match format {
+                OutputFormat::Markdown => {
+                    writeln!(out, "# {} report\n", capitalise(name)).map_err(io)?
+                }
+                OutputFormat::Csv => {}
+                _ => writeln!(out, "== {} report ==\n", name.to_uppercase()).map_err(io)?,
+            }
+            for s in sections {
+                match format {
+                    OutputFormat::Markdown => writeln!(out, "## {}\n", s.title).map_err(io)?,
+                    OutputFormat::Csv => writeln!(out, "# {name}.{}", s.name).map_err(io)?,
+                    _ => writeln!(out, "{}", s.title).map_err(io)?,
+                }
+                if s.table.rows.is_empty() {
+                    if format != OutputFormat::Csv {
+                        writeln!(out, "(none)\n").map_err(io)?;
+                    }
+                    continue;
+                }
+                write_table(&s.table, format, out)?;
+                writeln!(out).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_arguments() {
+        assert_eq!(
+            parse_time_arg("2024-01-02"),
+            parse_time_arg("2024-01-02T00:00:00Z")
+        );
+        assert!(parse_time_arg("24h").unwrap() < now_us());
+        assert!(parse_time_arg("7d").unwrap() < parse_time_arg("1d").unwrap());
+        assert_eq!(parse_time_arg("yesterday"), None);
+        assert_eq!(parse_time_arg("12x"), None);
+    }
+}
