@@ -31,7 +31,7 @@ pub struct RoutesConfig {
 /// Computes routes; see the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
-    rules: Vec<(regex::Regex, String)>,
+    rules: Vec<(regex::bytes::Regex, Vec<u8>)>,
 }
 
 fn is_hex(s: &[u8]) -> bool {
@@ -74,8 +74,8 @@ impl Router {
             .rules
             .iter()
             .map(|r| {
-                regex::Regex::new(&r.pattern)
-                    .map(|re| (re, r.replace.clone()))
+                regex::bytes::Regex::new(&r.pattern)
+                    .map(|re| (re, r.replace.clone().into_bytes()))
                     .map_err(|e| {
                         Error::Usage(format!(
                             "routes.rules: invalid pattern `{}`: {e}",
@@ -90,39 +90,48 @@ impl Router {
     /// Appends the route of `path` to `out`.
     pub fn route_into(&self, path: &[u8], out: &mut Vec<u8>) {
         let start = out.len();
-        for (i, seg) in path.split(|b| *b == b'/').enumerate() {
-            if i > 0 {
-                out.push(b'/');
-            }
-            if is_id(seg) {
+        out.reserve(path.len());
+        let mut rest = path;
+        loop {
+            let end = memchr::memchr(b'/', rest).unwrap_or(rest.len());
+            let seg = &rest[..end];
+            // Every id has a digit: most segments are names and are copied at once.
+            if !seg.iter().any(u8::is_ascii_digit) {
+                out.extend_from_slice(seg);
+            } else if is_id(seg) {
                 out.extend_from_slice(b"{id}");
-                continue;
-            }
-            // `1234.jpg` -> `{id}.jpg`
-            match memchr::memrchr(b'.', seg) {
-                Some(dot)
-                    if dot > 0
-                        && is_id(&seg[..dot])
-                        && seg[dot + 1..].iter().all(u8::is_ascii_alphanumeric) =>
-                {
-                    out.extend_from_slice(b"{id}");
-                    out.extend_from_slice(&seg[dot..]);
+            } else {
+                // `1234.jpg` -> `{id}.jpg`
+                match memchr::memrchr(b'.', seg) {
+                    Some(dot)
+                        if dot > 0
+                            && is_id(&seg[..dot])
+                            && seg[dot + 1..].iter().all(u8::is_ascii_alphanumeric) =>
+                    {
+                        out.extend_from_slice(b"{id}");
+                        out.extend_from_slice(&seg[dot..]);
+                    }
+                    _ => out.extend_from_slice(seg),
                 }
-                _ => out.extend_from_slice(seg),
             }
+            if end == rest.len() {
+                break;
+            }
+            out.push(b'/');
+            rest = &rest[end + 1..];
         }
-        if self.rules.is_empty() {
-            return;
-        }
-        let text = String::from_utf8_lossy(&out[start..]).into_owned();
-        let mut route = std::borrow::Cow::Borrowed(text.as_str());
+        // Rules run on bytes and allocate only when one matches.
+        let mut rewritten: Option<Vec<u8>> = None;
         for (re, rep) in &self.rules {
-            if let std::borrow::Cow::Owned(s) = re.replace_all(&route, rep.as_str()) {
-                route = std::borrow::Cow::Owned(s);
+            let current = rewritten.as_deref().unwrap_or(&out[start..]);
+            if let std::borrow::Cow::Owned(s) = re.replace_all(current, rep.as_slice()) {
+                rewritten = Some(s);
             }
         }
-        out.truncate(start);
-        out.extend_from_slice(route.as_bytes());
+        if let Some(r) = rewritten {
+            out.truncate(start);
+            out.extend_from_slice(&r);
+        }
     }
 
     /// The route of `path` as a string.
