@@ -485,10 +485,18 @@ fn run_ingests_the_configured_source_dir_once() {
 fn a_dataset_being_written_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.log"), lines(0..3)).unwrap();
+    ingest_json(dir.path(), &["--dataset", "ds", "a.log"], 0);
     let _writer = logcrunch::catalog::Dataset::open_for_write(&dir.path().join("ds")).unwrap();
-    logcrunch(dir.path())
-        .args(["ingest", "--dataset", "ds", "a.log"])
-        .assert()
-        .code(1)
-        .stderr(contains("being written by another logcrunch process"));
+    for args in [
+        &["ingest", "--dataset", "ds", "a.log"][..],
+        &["query", "--dataset", "ds", "SELECT 1"][..],
+        &["report", "traffic", "--dataset", "ds"][..],
+    ] {
+        logcrunch(dir.path())
+            .args(args)
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+            .code(1)
+            .stderr(contains("being written by another logcrunch process"));
+    }
 }
