@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end ingest benchmark: logcrunch vs DuckDB and chDB (PyPI) on the same generated
 # nginx_timed log (parse every field, write zstd Parquet), same thread count, medians and ratios.
-# Then peak RSS of logcrunch on an input of 4 GB or more.
+# Then the cost of threat tagging (tagging off vs paranoia 1 and 2, 0.2% attacks), and the peak RSS
+# of logcrunch on an input of 4 GB or more.
 #
 #   scripts/bench-ingest.sh              # 2,000,000 lines, 2 threads, 5 runs, plus the 4 GB RSS run
 #   LINES=500000 RUNS=3 BIG=0 scripts/bench-ingest.sh
@@ -35,6 +36,14 @@ if [ ! -s "$LOG" ]; then
   "$BIN" generate --format nginx_timed --lines "$LINES" --seed 1 -o "$LOG"
 fi
 "$VENV/bin/python" scripts/bench_ingest.py "$BIN" "$LOG" "$LINES" "$THREADS" "$RUNS" "$WORK/out"
+
+echo
+echo "threat tagging: the same traffic with 0.2% attacks, tagging off vs on"
+ATTACKLOG="$WORK/nginx_timed-$LINES-attacks.log"
+if [ ! -s "$ATTACKLOG" ]; then
+  "$BIN" generate --format nginx_timed --lines "$LINES" --seed 1 --attack-rate 0.002 -o "$ATTACKLOG"
+fi
+python3 scripts/bench_tagging.py "$BIN" "$ATTACKLOG" "$LINES" "$THREADS" "$RUNS" "$WORK/tagging"
 
 if [ "$BIG" = 1 ]; then
   BIGLOG="$WORK/nginx_timed-$BIG_LINES.log"

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use logcrunch::batch::ChunkBatcher;
+use logcrunch::batch::{ChunkBatcher, Enrich};
 use logcrunch::generate::{GenerateOptions, Generator};
 use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Kind, Patterns, Row, RowSink};
-use logcrunch::route::Router;
 use logcrunch::scan::{self, Scanner};
 use logcrunch::schema::arrow_schema;
 
@@ -114,6 +113,7 @@ fn parsing(c: &mut Criterion) {
         });
     }
     let schema = arrow_schema(splitter.extras());
+    let enrich = Arc::new(Enrich::builtin());
     let mut scratch = splitter.scratch();
     g.bench_function("splitter_to_arrow", |b| {
         b.iter(|| {
@@ -121,7 +121,7 @@ fn parsing(c: &mut Criterion) {
                 Kind::Access,
                 Arc::clone(&schema),
                 Arc::from("bench.log"),
-                Arc::new(Router::default()),
+                Arc::clone(&enrich),
                 0,
                 0,
                 100,

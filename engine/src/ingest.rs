@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::batch::{BadLine, ChunkBatcher, SAMPLE_BYTES};
+use crate::batch::{BadLine, ChunkBatcher, Enrich, SAMPLE_BYTES};
 use crate::catalog::manifest::{FileRecord, Manifest, RunRecord, SourceRecord};
 use crate::catalog::{Catalog, Dataset, QUARANTINE_DIR};
 use crate::config::Config;
@@ -29,6 +29,7 @@ use crate::parse::{AUTO, BadReason, ChunkStats, Kind, Parser, Patterns};
 use crate::route::{Router, RoutesConfig};
 use crate::scan::{self, Encoding, FINGERPRINT_BYTES, Input, ScanEnd, Scanner};
 use crate::schema::{arrow_schema, error_schema};
+use crate::security::{SecurityConfig, SignatureFile, Tagger};
 use crate::sink::{self, Sink, WrittenFile};
 use arrow::datatypes::SchemaRef;
 
@@ -55,6 +56,8 @@ pub struct IngestOptions {
     pub force: bool,
     /// Route normalisation rules.
     pub routes: RoutesConfig,
+    /// Threat signatures and paranoia level.
+    pub security: SecurityConfig,
 }
 
 impl IngestOptions {
@@ -71,6 +74,7 @@ impl IngestOptions {
             zstd_level: cfg.ingest.zstd_level,
             force: false,
             routes: cfg.routes.clone(),
+            security: cfg.security.clone(),
         }
     }
 }
@@ -171,6 +175,8 @@ pub struct IngestSummary {
     /// The quarantine file of this run, when there were bad lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quarantine_file: Option<String>,
+    /// Days (`YYYY-MM-DD`, UTC) this run added access-log rows to, in order.
+    pub days: Vec<String>,
     /// Per input.
     pub sources: Vec<SourceSummary>,
 }
@@ -228,7 +234,7 @@ struct WorkerOut {
 pub struct Ingest {
     opts: IngestOptions,
     patterns: Patterns,
-    router: Arc<Router>,
+    enrich: Arc<Enrich>,
 }
 
 fn run_id() -> String {
@@ -251,8 +257,13 @@ impl Ingest {
         if opts.format != AUTO && !patterns.spec(&opts.format)?.w3c {
             patterns.parser(&opts.format, opts.max_line_bytes)?;
         }
-        Ok(Ingest {
+        let signatures = SignatureFile::load(opts.security.signatures.as_deref())?;
+        let enrich = Enrich {
             router: Arc::new(Router::new(&opts.routes)?),
+            tagger: Arc::new(Tagger::new(&signatures, opts.security.paranoia)?),
+        };
+        Ok(Ingest {
+            enrich: Arc::new(enrich),
             opts,
             patterns: patterns.clone(),
         })
@@ -521,7 +532,7 @@ impl Ingest {
                         parser.kind(),
                         Arc::clone(schema),
                         Arc::clone(&plan.label),
-                        Arc::clone(&self.router),
+                        Arc::clone(&self.enrich),
                         parser.extras().len(),
                         chunk.seq,
                         left,
@@ -882,6 +893,14 @@ impl Ingest {
                 0.0
             },
             quarantine_file,
+            days: manifest
+                .files
+                .iter()
+                .filter(|f| f.run == run_id && f.table == "logs")
+                .map(|f| f.date.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             sources: summaries,
         };
         if read_any {
@@ -895,7 +914,8 @@ impl Ingest {
                 bad_lines: summary.bad_lines,
             });
             manifest.save(dataset.dir())?;
-            Catalog::open_for_write(dataset, manifest)?;
+            Catalog::open_for_write(dataset, manifest)?
+                .set_threat_categories(self.enrich.tagger.categories())?;
             for p in superseded {
                 let path = dataset.dir().join(&p);
                 if let Err(e) = std::fs::remove_file(&path) {

@@ -2,7 +2,8 @@
 //!
 //! The library is the pipeline, one module per stage, data flowing one way:
 //! [`scan`] cuts inputs into line-aligned chunks, [`parse`] turns chunks into typed rows,
-//! [`batch`] builds Arrow record batches (with the [`route`] of each request), [`sink`] writes them as Hive-partitioned Parquet,
+//! [`batch`] builds Arrow record batches (with the [`route`] of each request and its [`security`]
+//! threat tags), [`sink`] writes them as Hive-partitioned Parquet,
 //! [`catalog`] keeps the manifest and answers SQL through embedded DuckDB, and [`report`] renders
 //! results. [`ingest`] drives the stages; [`generate`] writes synthetic logs for tests and
 //! benchmarks. The `logcrunch` binary is a thin command-line layer over these.
@@ -18,6 +19,7 @@ pub mod report;
 pub mod route;
 pub mod scan;
 pub mod schema;
+pub mod security;
 pub mod sink;
 
 pub use error::{Error, Result};

@@ -24,6 +24,7 @@ fn ingest(dir: &Path, file: &Path, threads: usize, chunk_size: usize) -> serde_j
         zstd_level: 1,
         force: false,
         routes: Default::default(),
+        security: Default::default(),
     };
     let inputs = scan::resolve(&[file.display().to_string()]).unwrap();
     let summary = Ingest::new(opts, &patterns)

@@ -5,7 +5,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use common::{ingest_json, logcrunch, query_json};
+use common::{ingest_json, logcrunch, query_json, report};
 use predicates::str::contains;
 use serde_json::Value;
 
@@ -53,20 +53,6 @@ fn close(a: &Value, b: f64, what: &str) {
         (a - b).abs() <= 0.0015 + b.abs() * 1e-9,
         "{what}: report {a}, independent {b}"
     );
-}
-
-fn report(dir: &Path, ds: &str, kind: &str, extra: &[&str]) -> Value {
-    let out = logcrunch(dir)
-        .args(["report", kind, "--dataset", ds, "--format", "json"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn check_performance(rep: &Value, reqs: &[Req]) {

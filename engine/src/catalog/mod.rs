@@ -20,6 +20,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 
 use crate::error::{Error, Result};
+use crate::parse::value::days_from_civil;
 use manifest::Manifest;
 
 /// Lock file inside the dataset.
@@ -332,6 +333,68 @@ impl Catalog {
         Ok(())
     }
 
+    /// Replaces the `threat_categories` table (bit, name, description, mask).
+    pub fn set_threat_categories(&self, categories: &[crate::security::Category]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute_batch(
+            "CREATE OR REPLACE TABLE threat_categories (bit UINTEGER, name VARCHAR, description VARCHAR, mask UINTEGER)",
+        )?;
+        {
+            let mut ins = tx.prepare("INSERT INTO threat_categories VALUES (?, ?, ?, ?)")?;
+            for c in categories {
+                ins.execute(duckdb::params![c.bit, c.name, c.description, 1u32 << c.bit])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores the behavioural findings of the days `first..=last` (`YYYY-MM-DD`, UTC) that
+    /// `findings_sql` computes, replacing the findings stored earlier for those days. A finding
+    /// already stored (same rule, client and first event) keeps the run that first detected it,
+    /// so `findings WHERE detected_run = RUN` are the ones a run brought to light.
+    pub fn store_findings(
+        &self,
+        findings_sql: &str,
+        run: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<()> {
+        let day_us = |date: &str| -> Result<i64> {
+            let mut it = date.splitn(3, '-').map(str::parse::<u32>);
+            match (it.next(), it.next(), it.next()) {
+                (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) => {
+                    Ok(days_from_civil(i64::from(y), m, d) * 86_400_000_000)
+                }
+                _ => Err(Error::Dataset {
+                    path: "manifest.json".into(),
+                    message: format!(
+                        "partition date {date} is not YYYY-MM-DD; ingest with --force to rewrite it"
+                    ),
+                }),
+            }
+        };
+        let run = sql_string(run);
+        let (from, until) = (day_us(first)?, day_us(last)? + 86_400_000_000);
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE fresh_findings AS {findings_sql};
+             CREATE TABLE IF NOT EXISTS findings AS
+                 SELECT *, NULL::VARCHAR AS detected_run FROM fresh_findings WHERE false;
+             CREATE OR REPLACE TEMP TABLE kept_findings AS
+                 SELECT f.*, coalesce(o.detected_run, {run}) AS detected_run
+                 FROM fresh_findings f LEFT JOIN findings o
+                   ON o.rule = f.rule AND o.client_ip = f.client_ip AND o.first_seen = f.first_seen;
+             DELETE FROM findings
+                 WHERE epoch_us(first_seen) >= {from} AND epoch_us(first_seen) < {until};
+             INSERT INTO findings SELECT * FROM kept_findings;
+             DROP TABLE fresh_findings;
+             DROP TABLE kept_findings;"
+        ))?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Adds a command's entry to the `runs` table.
     pub fn record_run(&self, run: &RunEntry) -> Result<()> {
         self.conn.execute(
@@ -367,6 +430,31 @@ impl Catalog {
             batches,
         })
     }
+}
+
+/// Stores the behavioural findings of the days `first..=last` in the catalog of `dataset`, taking
+/// the writer's lock for the moment (see [`Catalog::store_findings`]); returns how many findings
+/// this run detected first.
+pub fn store_findings(
+    dataset: &Path,
+    findings_sql: &str,
+    run: &str,
+    first: &str,
+    last: &str,
+) -> Result<u64> {
+    let ds = Dataset::open_for_write(dataset)?;
+    let manifest = Manifest::load(dataset)?;
+    let cat = Catalog::open_for_write(&ds, &manifest)?;
+    cat.store_findings(findings_sql, run, first, last)?;
+    let n = cat.conn.query_row(
+        &format!(
+            "SELECT count(*) FROM findings WHERE detected_run = {}",
+            sql_string(run)
+        ),
+        [],
+        |r| r.get::<_, u64>(0),
+    )?;
+    Ok(n)
 }
 
 /// Adds `entry` to the `runs` table of `dataset`, taking the writer's lock for the moment.

@@ -22,6 +22,7 @@ use logcrunch::parse::Patterns;
 use logcrunch::parse::value::{format_rfc3339, now_us};
 use logcrunch::report::{Bucket, ReportKind, ReportOptions, Reporter};
 use logcrunch::report::{OutputFormat, write_result};
+use logcrunch::security::behaviour::Detector;
 use logcrunch::{Error, catalog, scan};
 
 /// Tracing target of events meant for the log file only.
@@ -187,6 +188,9 @@ struct GenerateArgs {
     /// Mean requests per second.
     #[arg(long, value_name = "R", default_value_t = 20.0)]
     rps: f64,
+    /// Share of requests that carry an attack (0.002 = 0.2%).
+    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    attack_rate: f64,
     /// Output file (default: stdout).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -518,6 +522,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
         seed: a.seed,
         start_us,
         rps: a.rps,
+        attack_rate: a.attack_rate,
     })?;
     match a.output {
         Some(path) => {
@@ -539,13 +544,17 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn report_options(config: &Config) -> ReportOptions {
-    ReportOptions {
+fn report_options(config: &Config) -> anyhow::Result<ReportOptions> {
+    let signatures =
+        logcrunch::security::SignatureFile::load(config.security.signatures.as_deref())?;
+    Ok(ReportOptions {
         top: config.reports.top,
         performance: config.performance_thresholds.clone(),
         errors: config.error_thresholds.clone(),
+        categories: signatures.categories,
+        behaviour: config.security.behaviour.clone(),
         ..ReportOptions::default()
-    }
+    })
 }
 
 fn report(config: &Config, a: ReportArgs) -> anyhow::Result<i32> {
@@ -558,7 +567,7 @@ fn report(config: &Config, a: ReportArgs) -> anyhow::Result<i32> {
         where_sql: a.where_sql,
         bucket: a.bucket,
         top: a.top.unwrap_or(config.reports.top),
-        ..report_options(config)
+        ..report_options(config)?
     };
     if a.sql {
         let mut out = std::io::stdout().lock();
@@ -611,11 +620,22 @@ fn run(config: &Config, a: RunArgs) -> anyhow::Result<i32> {
     {
         print_summary(s)?;
     }
+    // Behaviour is judged again on the days this run added rows to, and the findings are stored
+    // in the catalog (table `findings`) for alerting.
+    let mut new_findings = 0;
+    if let Some(s) = &summary
+        && let (Some(first), Some(last)) = (s.days.first(), s.days.last())
+    {
+        let opts = report_options(config)?;
+        let days = Detector::days_filter(first, last);
+        let sql = Detector::new(&opts.behaviour, &days, &days, &opts.categories).findings_sql();
+        new_findings = catalog::store_findings(&dataset, &sql, &s.run_id, first, last)?;
+    }
     let mut written = Vec::new();
     let mut highlights = serde_json::Value::Null;
     if dataset.is_dir() {
         let cat = catalog::Catalog::open(&dataset)?;
-        let report = Reporter::new(&cat, report_options(config))?.build(ReportKind::All)?;
+        let report = Reporter::new(&cat, report_options(config)?)?.build(ReportKind::All)?;
         std::fs::create_dir_all(&config.reports.dir).with_context(|| {
             format!("cannot create reports.dir {}", config.reports.dir.display())
         })?;
@@ -637,6 +657,7 @@ fn run(config: &Config, a: RunArgs) -> anyhow::Result<i32> {
         }
         drop(cat);
         highlights = highlights_of(&report.to_json());
+        highlights["new_findings"] = new_findings.into();
         if !a.json {
             print_highlights(&highlights, &written)?;
         }
@@ -673,6 +694,8 @@ fn highlights_of(report: &serde_json::Value) -> serde_json::Value {
         "error_bursts": report["errors"]["bursts"].as_array().map_or(0, Vec::len),
         "slow_routes": report["performance"]["slow_routes"].as_array().map(|r| r.iter().take(5).map(|x| x["route"].clone()).collect::<Vec<_>>()),
         "bot_share": t["bot_share"],
+        "tagged_requests": report["security"]["overall"]["tagged_requests"],
+        "security_findings": report["security"]["findings"].as_array().map_or(0, Vec::len),
     })
 }
 
@@ -705,6 +728,13 @@ fn print_highlights(h: &serde_json::Value, written: &[String]) -> anyhow::Result
         let names: Vec<String> = slow.iter().map(&show).collect();
         writeln!(out, "  slow routes: {}", names.join(", "))?;
     }
+    writeln!(
+        out,
+        "  security: {} tagged request(s), {} behavioural finding(s), {} new in this run",
+        show(&h["tagged_requests"]),
+        show(&h["security_findings"]),
+        show(&h["new_findings"])
+    )?;
     writeln!(out, "  reports: {}", written.join(", "))?;
     Ok(())
 }

@@ -30,7 +30,9 @@ pub enum ReportKind {
     Errors,
     /// Volume, status mix, clients, user agents, bots, referrers.
     Traffic,
-    /// All three.
+    /// Threats by category, top offending IPs with evidence, behavioural findings.
+    Security,
+    /// All of them.
     All,
 }
 
@@ -75,6 +77,10 @@ pub struct ReportOptions {
     pub performance: PerformanceThresholds,
     /// Error-burst thresholds.
     pub errors: ErrorThresholds,
+    /// Threat categories (from the signatures file).
+    pub categories: Vec<crate::security::Category>,
+    /// Behavioural rules.
+    pub behaviour: crate::security::behaviour::BehaviourConfig,
 }
 
 /// One table of a report.
@@ -279,6 +285,7 @@ impl<'a> Reporter<'a> {
                 ReportKind::Performance,
                 ReportKind::Errors,
                 ReportKind::Traffic,
+                ReportKind::Security,
             ],
             k => vec![k],
         };
@@ -288,6 +295,7 @@ impl<'a> Reporter<'a> {
                 ReportKind::Performance => self.performance()?,
                 ReportKind::Errors => self.errors()?,
                 ReportKind::Traffic => self.traffic()?,
+                ReportKind::Security => self.security()?,
                 ReportKind::All => unreachable!("expanded above"),
             };
             parts.push((k, sections));
@@ -531,6 +539,90 @@ impl<'a> Reporter<'a> {
                      GROUP BY referer ORDER BY requests DESC, referer LIMIT {top}"
                 ),
             )?,
+        ])
+    }
+}
+
+impl Reporter<'_> {
+    /// The findings of the behavioural rules (as `report security` shows them).
+    pub fn findings_sql(&self) -> String {
+        crate::security::behaviour::Detector::new(
+            &self.opts.behaviour,
+            &self.filter,
+            &self.error_filter,
+            &self.opts.categories,
+        )
+        .findings_sql()
+    }
+
+    fn security(&self) -> Result<Vec<Section>> {
+        let f = &self.filter;
+        let b = self.bucket.sql();
+        let top = self.opts.top;
+        let cats: Vec<String> = self
+            .opts
+            .categories
+            .iter()
+            .map(|c| format!("({}, {}, {})", c.bit, sql_string(&c.name), 1u64 << c.bit))
+            .collect();
+        let cats = if cats.is_empty() {
+            "(SELECT NULL::UINTEGER AS bit, NULL::VARCHAR AS name, NULL::UBIGINT AS mask WHERE false)".to_string()
+        } else {
+            format!("(VALUES {}) AS c(bit, name, mask)", cats.join(", "))
+        };
+        let sample = crate::security::behaviour::SAMPLE;
+        Ok(vec![
+            self.section(
+                "overall",
+                "Threats, all requests",
+                true,
+                &format!(
+                    "SELECT count(*) AS requests, count(*) FILTER (WHERE threats <> 0) AS tagged_requests,
+                            round(count(*) FILTER (WHERE threats <> 0) / nullif(count(*), 0), 6) AS tagged_share,
+                            count(DISTINCT client_ip) FILTER (WHERE threats <> 0) AS tagged_clients
+                     FROM logs WHERE {f}"
+                ),
+            )?,
+            self.section(
+                "categories",
+                "Tagged requests by category",
+                false,
+                &format!(
+                    "SELECT c.name AS category, count(*) AS requests, count(DISTINCT client_ip) AS clients,
+                            min(ts) AS first_seen, max(ts) AS last_seen
+                     FROM (SELECT client_ip, ts, threats FROM logs WHERE ({f}) AND threats <> 0) AS l, {cats}
+                     WHERE threats & c.mask <> 0
+                     GROUP BY c.name ORDER BY requests DESC, category"
+                ),
+            )?,
+            self.section(
+                "over_time",
+                &format!("Tagged requests per {b} and category"),
+                false,
+                &format!(
+                    "SELECT date_trunc('{b}', ts) AS bucket, c.name AS category, count(*) AS requests
+                     FROM (SELECT ts, threats FROM logs WHERE ({f}) AND threats <> 0) AS l, {cats}
+                     WHERE threats & c.mask <> 0
+                     GROUP BY 1, 2 ORDER BY 1, 2"
+                ),
+            )?,
+            self.section(
+                "top_offenders",
+                &format!("Top offending client IPs (top {top})"),
+                false,
+                &format!(
+                    "SELECT client_ip, tagged_requests,
+                            (SELECT list(c.name ORDER BY c.bit) FROM {cats} WHERE o.bits & c.mask <> 0) AS categories,
+                            first_seen, last_seen, samples
+                     FROM (SELECT client_ip, count(*) AS tagged_requests, bit_or(threats) AS bits,
+                                  min(ts) AS first_seen, max(ts) AS last_seen,
+                                  list({sample} ORDER BY ts, source, \"offset\")[1:3] AS samples
+                           FROM logs WHERE ({f}) AND threats <> 0
+                           GROUP BY client_ip ORDER BY tagged_requests DESC, client_ip LIMIT {top}) AS o
+                     ORDER BY tagged_requests DESC, client_ip"
+                ),
+            )?,
+            self.section("findings", "Behavioural findings", false, &self.findings_sql())?,
         ])
     }
 }

@@ -69,7 +69,23 @@ fn cell_json(col: &ArrayRef, row: usize, fmt: &ArrayFormatter<'_>) -> Value {
                 serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
             }
         }
+        DataType::List(_) => {
+            let items = col.as_list::<i32>().value(row);
+            list_json(&items)
+        }
         _ => Value::String(fmt.value(row).to_string()),
+    }
+}
+
+fn list_json(items: &ArrayRef) -> Value {
+    let opts = FormatOptions::default().with_null("");
+    match ArrayFormatter::try_new(items.as_ref(), &opts) {
+        Ok(fmt) => Value::Array(
+            (0..items.len())
+                .map(|i| cell_json(items, i, &fmt))
+                .collect(),
+        ),
+        Err(_) => Value::Null,
     }
 }
 
@@ -149,6 +165,11 @@ pub fn display(v: &Value, null_text: &str) -> String {
     match v {
         Value::Null => null_text.to_string(),
         Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| display(v, null_text))
+            .collect::<Vec<_>>()
+            .join(", "),
         Value::Number(n) if n.is_f64() => {
             let f = n.as_f64().unwrap_or(0.0);
             let s = format!("{f:.3}");

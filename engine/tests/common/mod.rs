@@ -122,3 +122,18 @@ pub fn parse_with(
     }
     Ok(Value::Object(obj))
 }
+
+/// Runs `logcrunch report KIND --format json EXTRA...` on `ds` and returns the report.
+pub fn report(dir: &Path, ds: &str, kind: &str, extra: &[&str]) -> serde_json::Value {
+    let out = logcrunch(dir)
+        .args(["report", kind, "--dataset", ds, "--format", "json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

