@@ -350,7 +350,7 @@ impl Catalog {
     }
 
     /// Stores the behavioural findings of the days `first..=last` (`YYYY-MM-DD`, UTC) that
-    /// `findings_sql` computes, replacing the findings stored earlier for those days. A finding
+    /// `findings_sql` selects, replacing the findings stored earlier for those days. A finding
     /// already stored (same rule, client and first event) keeps the run that first detected it,
     /// so `findings WHERE detected_run = RUN` are the ones a run brought to light.
     pub fn store_findings(
@@ -395,6 +395,18 @@ impl Catalog {
         Ok(())
     }
 
+    /// How many stored findings `run` detected first.
+    pub fn findings_of_run(&self, run: &str) -> Result<u64> {
+        Ok(self.conn.query_row(
+            &format!(
+                "SELECT count(*) FROM findings WHERE detected_run = {}",
+                sql_string(run)
+            ),
+            [],
+            |r| r.get::<_, u64>(0),
+        )?)
+    }
+
     /// Adds a command's entry to the `runs` table.
     pub fn record_run(&self, run: &RunEntry) -> Result<()> {
         self.conn.execute(
@@ -417,6 +429,20 @@ impl Catalog {
         Ok(())
     }
 
+    /// Runs `sql` and hands its rows to `f` one batch at a time, as DuckDB produces them (the
+    /// result is never held whole).
+    pub fn for_each_batch(
+        &self,
+        sql: &str,
+        mut f: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare(sql)?;
+        for batch in stmt.stream_arrow([])? {
+            f(&batch?)?;
+        }
+        Ok(())
+    }
+
     /// Runs `sql` and returns all of its rows.
     pub fn query(&self, sql: &str) -> Result<QueryResult> {
         let mut stmt = self.conn.prepare(sql)?;
@@ -430,31 +456,6 @@ impl Catalog {
             batches,
         })
     }
-}
-
-/// Stores the behavioural findings of the days `first..=last` in the catalog of `dataset`, taking
-/// the writer's lock for the moment (see [`Catalog::store_findings`]); returns how many findings
-/// this run detected first.
-pub fn store_findings(
-    dataset: &Path,
-    findings_sql: &str,
-    run: &str,
-    first: &str,
-    last: &str,
-) -> Result<u64> {
-    let ds = Dataset::open_for_write(dataset)?;
-    let manifest = Manifest::load(dataset)?;
-    let cat = Catalog::open_for_write(&ds, &manifest)?;
-    cat.store_findings(findings_sql, run, first, last)?;
-    let n = cat.conn.query_row(
-        &format!(
-            "SELECT count(*) FROM findings WHERE detected_run = {}",
-            sql_string(run)
-        ),
-        [],
-        |r| r.get::<_, u64>(0),
-    )?;
-    Ok(n)
 }
 
 /// Adds `entry` to the `runs` table of `dataset`, taking the writer's lock for the moment.

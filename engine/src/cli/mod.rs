@@ -628,8 +628,8 @@ fn run(config: &Config, a: RunArgs) -> anyhow::Result<i32> {
     {
         let opts = report_options(config)?;
         let days = Detector::days_filter(first, last);
-        let sql = Detector::new(&opts.behaviour, &days, &days, &opts.categories).findings_sql();
-        new_findings = catalog::store_findings(&dataset, &sql, &s.run_id, first, last)?;
+        new_findings = Detector::new(&opts.behaviour, &days, &days, &opts.categories)
+            .store(&dataset, &s.run_id, first, last)?;
     }
     let mut written = Vec::new();
     let mut highlights = serde_json::Value::Null;

@@ -544,15 +544,29 @@ impl<'a> Reporter<'a> {
 }
 
 impl Reporter<'_> {
-    /// The findings of the behavioural rules (as `report security` shows them).
-    pub fn findings_sql(&self) -> String {
-        crate::security::behaviour::Detector::new(
+    /// The findings of the behavioural rules over the filtered rows.
+    fn findings(&self) -> Result<Section> {
+        let detector = crate::security::behaviour::Detector::new(
             &self.opts.behaviour,
             &self.filter,
             &self.error_filter,
             &self.opts.categories,
-        )
-        .findings_sql()
+        );
+        let table = if let Some(log) = self.dry.borrow_mut().as_mut() {
+            log.push(format!(
+                "-- behavioural rules: this scan's events are windowed per client by logcrunch\n{};",
+                detector.events_sql().trim()
+            ));
+            Table::default()
+        } else {
+            crate::security::behaviour::findings_table(&detector.find(self.catalog)?)
+        };
+        Ok(Section {
+            name: "findings",
+            title: "Behavioural findings".into(),
+            single: false,
+            table,
+        })
     }
 
     fn security(&self) -> Result<Vec<Section>> {
@@ -622,7 +636,7 @@ impl Reporter<'_> {
                      ORDER BY tagged_requests DESC, client_ip"
                 ),
             )?,
-            self.section("findings", "Behavioural findings", false, &self.findings_sql())?,
+            self.findings()?,
         ])
     }
 }
