@@ -38,6 +38,10 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// Threat signatures and behavioural rules.
     pub security: crate::security::SecurityConfig,
+    /// Latency histograms and route groups.
+    pub stats: crate::stats::StatsConfig,
+    /// Anomaly detectors.
+    pub anomaly_detection: crate::detect::DetectConfig,
     /// The patterns file with the log formats.
     pub patterns: Option<PathBuf>,
     /// Where this configuration was read from (`None`: built-in).
@@ -270,6 +274,8 @@ impl Config {
             return Err(bad("reports.top must be at least 1".into()));
         }
         crate::route::Router::new(&self.routes).map_err(|e| bad(e.to_string()))?;
+        self.stats.validate().map_err(bad)?;
+        self.anomaly_detection.validate().map_err(bad)?;
         if !(1..=22).contains(&ing.zstd_level) {
             return Err(bad(format!(
                 "ingest.zstd_level must be 1..=22, got {}",
@@ -343,6 +349,11 @@ mod tests {
         let defaults = crate::security::SecurityConfig::default();
         assert_eq!(cfg.security.behaviour, defaults.behaviour);
         assert_eq!(cfg.security.paranoia, defaults.paranoia);
+        assert_eq!(cfg.stats, crate::stats::StatsConfig::default());
+        assert_eq!(
+            cfg.anomaly_detection,
+            crate::detect::DetectConfig::default()
+        );
     }
 
     #[test]

@@ -33,6 +33,75 @@ pub struct GenerateOptions {
     pub rps: f64,
     /// Share of requests that carry an attack (injections, traversal, probes, attack tools).
     pub attack_rate: f64,
+    /// Incidents to inject (their times are the truth detection is scored against).
+    pub injections: Vec<Injection>,
+}
+
+/// A kind of incident `generate --inject` can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InjectKind {
+    /// Every response takes five times as long.
+    LatencySpike,
+    /// A third of the requests fail with 5xx.
+    ErrorBurst,
+    /// Four times the requests per second.
+    TrafficSurge,
+}
+
+/// An incident over `[start_us, end_us)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Injection {
+    /// What happens.
+    pub kind: InjectKind,
+    /// From, µs since the epoch.
+    #[serde(serialize_with = "iso")]
+    pub start_us: i64,
+    /// Until, µs since the epoch.
+    #[serde(serialize_with = "iso")]
+    pub end_us: i64,
+}
+
+fn iso<S: serde::Serializer>(us: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::parse::value::format_rfc3339(*us))
+}
+
+impl Injection {
+    /// Parses `KIND@T[+DURATION],...` where T is an offset from `start_us` (`6h`) or an RFC 3339
+    /// time, and DURATION defaults to 10 minutes.
+    pub fn parse_list(text: &str, start_us: i64) -> Result<Vec<Injection>> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|item| {
+                let bad = |why: &str| {
+                    Error::Usage(format!(
+                        "--inject `{item}`: {why}; write KIND@T[+DURATION] with KIND latency-spike, error-burst or traffic-surge, T an offset like 6h or a time like 2024-01-01T06:00:00Z, e.g. latency-spike@6h+15m"
+                    ))
+                };
+                let (kind, when) = item.split_once('@').ok_or_else(|| bad("no @"))?;
+                let kind = match kind {
+                    "latency-spike" => InjectKind::LatencySpike,
+                    "error-burst" => InjectKind::ErrorBurst,
+                    "traffic-surge" => InjectKind::TrafficSurge,
+                    _ => return Err(bad("unknown kind")),
+                };
+                let (at, dur) = match when.rsplit_once('+') {
+                    Some((a, d)) if crate::report::parse_span(d).is_some() => (a, d),
+                    _ => (when, "10m"),
+                };
+                let dur = crate::report::parse_span(dur).filter(|d| *d > 0).ok_or_else(|| bad("bad duration"))?;
+                let start = crate::parse::value::parse_iso8601(at.as_bytes())
+                    .or_else(|| crate::report::parse_span(at).map(|o| start_us + o))
+                    .ok_or_else(|| bad("bad time"))?;
+                Ok(Injection {
+                    kind,
+                    start_us: start,
+                    end_us: start + dur,
+                })
+            })
+            .collect()
+    }
 }
 
 impl Default for GenerateOptions {
@@ -44,6 +113,7 @@ impl Default for GenerateOptions {
             start_us: 1_704_067_200 * US_PER_SEC,
             rps: 20.0,
             attack_rate: 0.0,
+            injections: Vec::new(),
         }
     }
 }
@@ -255,7 +325,17 @@ impl Generator {
         let mut line = String::with_capacity(512);
         let mut stamp_cache = (i64::MIN, String::new());
         for _ in 0..o.lines {
-            ts += (mean_gap_us * -(1.0 - rng.random::<f64>()).ln()) as i64;
+            let active = |kind, at: i64| {
+                o.injections
+                    .iter()
+                    .any(|i| i.kind == kind && (i.start_us..i.end_us).contains(&at))
+            };
+            let surge = if active(InjectKind::TrafficSurge, ts) {
+                4.0
+            } else {
+                1.0
+            };
+            ts += (mean_gap_us / surge * -(1.0 - rng.random::<f64>()).ln()) as i64;
             let e_idx = route_dist.sample(&mut rng) as usize - 1;
             let e = &ENDPOINTS[e_idx];
             let client = client_dist.sample(&mut rng) as u32;
@@ -265,8 +345,15 @@ impl Generator {
             } else {
                 BROWSERS[(client as usize * 7 + 3) % BROWSERS.len()]
             };
-            let status = pick_status(&mut rng, e.kind, e.method);
+            let mut status = pick_status(&mut rng, e.kind, e.method);
+            // Drawn only inside a burst, so that other logs keep their bytes.
+            if active(InjectKind::ErrorBurst, ts) && rng.random::<f64>() < 1.0 / 3.0 {
+                status = [500, 502, 503][rng.random_range(0..3)];
+            }
             let mut rt_us = latency[e_idx].sample(&mut rng).max(50.0) as u64;
+            if active(InjectKind::LatencySpike, ts) {
+                rt_us = rt_us.saturating_mul(5);
+            }
             if status >= 500 {
                 rt_us = rt_us.saturating_mul(3);
             }

@@ -31,6 +31,7 @@ use crate::scan::{self, Encoding, FINGERPRINT_BYTES, Input, ScanEnd, Scanner};
 use crate::schema::{arrow_schema, error_schema};
 use crate::security::{SecurityConfig, SignatureFile, Tagger};
 use crate::sink::{self, Sink, WrittenFile};
+use crate::stats::{self, Recorder, StatsConfig};
 use arrow::datatypes::SchemaRef;
 
 /// Settings of one ingest run.
@@ -58,6 +59,8 @@ pub struct IngestOptions {
     pub routes: RoutesConfig,
     /// Threat signatures and paranoia level.
     pub security: SecurityConfig,
+    /// Latency histogram precision and route groups.
+    pub stats: StatsConfig,
 }
 
 impl IngestOptions {
@@ -75,6 +78,7 @@ impl IngestOptions {
             force: false,
             routes: cfg.routes.clone(),
             security: cfg.security.clone(),
+            stats: cfg.stats.clone(),
         }
     }
 }
@@ -227,6 +231,7 @@ struct WorkerOut {
     chunks: Vec<(usize, u64, ChunkStats)>,
     bad: Vec<(usize, BadLine)>,
     bad_counts: HashMap<(usize, BadReason), u64>,
+    stats: Vec<stats::Part>,
     error: Option<Error>,
 }
 
@@ -515,6 +520,7 @@ impl Ingest {
                 let mut out = WorkerOut::default();
                 let mut sink = Sink::new(dataset, run_id, ctx.index(), props.clone());
                 let mut scratches: HashMap<usize, crate::parse::Scratch> = HashMap::new();
+                let mut recorder = Recorder::new(self.opts.stats.significant_digits);
                 for chunk in rx.iter() {
                     if out.error.is_some() {
                         continue;
@@ -553,6 +559,9 @@ impl Ingest {
                     let table = parser.kind().table();
                     let written = batcher.finish(parser.name()).and_then(|days| {
                         days.iter().try_for_each(|(day, batch)| {
+                            if table == "logs" && self.opts.stats.enabled {
+                                recorder.record(chunk.source, batch);
+                            }
                             sink.write(chunk.source, *day, table, schema, batch)
                         })
                     });
@@ -561,6 +570,7 @@ impl Ingest {
                         out.error = Some(e);
                     }
                 }
+                out.stats = recorder.finish();
                 match sink.finish() {
                     Ok(files) => out.files = files,
                     Err(e) => {
@@ -593,8 +603,10 @@ impl Ingest {
         let mut bad: Vec<Vec<BadLine>> = vec![Vec::new(); plans.len()];
         let mut bad_counts: Vec<BTreeMap<BadReason, u64>> = vec![BTreeMap::new(); plans.len()];
         let mut worker_error = None;
+        let mut parts = Vec::new();
         for out in outs {
             files.extend(out.files);
+            parts.extend(out.stats);
             for (s, seq, st) in out.chunks {
                 chunks[s].push((seq, st));
             }
@@ -741,6 +753,17 @@ impl Ingest {
         } else {
             Some(write_quarantine(dataset.dir(), run_id, &quarantine)?)
         };
+        parts.retain(|p| !failed[p.source]);
+        let groups = stats::choose_groups(
+            &manifest.route_groups,
+            &stats::route_volumes(&parts),
+            self.opts.stats.route_groups,
+        );
+        let group_set = groups.iter().map(String::as_str).collect();
+        let parts = stats::fold(parts, &group_set, self.opts.stats.significant_digits)?;
+        let props = sink::writer_properties(self.opts.zstd_level, self.opts.row_group_rows)?;
+        let mut keep = keep;
+        keep.extend(stats::write(dataset.dir(), run_id, &parts, &props)?);
         sink::publish(dataset.dir(), &keep)?;
 
         let mut superseded = Vec::new();
@@ -904,6 +927,7 @@ impl Ingest {
             sources: summaries,
         };
         if read_any {
+            manifest.route_groups = groups;
             manifest.runs.push(RunRecord {
                 id: run_id.to_string(),
                 started: started_at.to_string(),

@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod catalog;
 pub mod config;
+pub mod detect;
 pub mod error;
 pub mod generate;
 pub mod ingest;
@@ -21,5 +22,6 @@ pub mod scan;
 pub mod schema;
 pub mod security;
 pub mod sink;
+pub mod stats;
 
 pub use error::{Error, Result};

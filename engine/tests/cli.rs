@@ -155,7 +155,8 @@ fn ingest_is_idempotent_and_resumes_grown_files() {
     assert_eq!(forced["sources"][0]["status"], "replaced");
     assert_eq!(forced["rows"], 130);
     assert_eq!(count(dir.path()), 130);
-    let parts = walk_parquet(&dir.path().join("ds/logs"));
+    let parts =
+        walk_parquet(&dir.path().join("ds/logs")) + walk_parquet(&dir.path().join("ds/stats"));
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("ds/manifest.json")).unwrap())
             .unwrap();

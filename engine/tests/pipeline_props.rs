@@ -25,18 +25,24 @@ fn ingest(dir: &Path, file: &Path, threads: usize, chunk_size: usize) -> serde_j
         force: false,
         routes: Default::default(),
         security: Default::default(),
+        stats: Default::default(),
     };
     let inputs = scan::resolve(&[file.display().to_string()]).unwrap();
     let summary = Ingest::new(opts, &patterns)
         .unwrap()
         .run(&inputs, &Progress::default())
         .unwrap();
-    let rows = Catalog::open(&dataset)
-        .unwrap()
+    let cat = Catalog::open(&dataset).unwrap();
+    // Per-minute statistics do not depend on how the input was cut either.
+    let stats = cat
+        .query("SELECT minute, route, sum(requests)::BIGINT, sum(c4xx)::BIGINT, sum(c5xx)::BIGINT FROM stats GROUP BY ALL ORDER BY ALL")
+        .unwrap();
+    let rows = cat
         .query("SELECT \"offset\", ts, client_ip, method, path, query, status, bytes, referer, user_agent, date FROM logs ORDER BY \"offset\"")
         .unwrap();
     serde_json::json!({
         "rows": to_json_rows(&rows).unwrap(),
+        "stats": to_json_rows(&stats).unwrap(),
         "bad": summary.bad_by_reason,
         "lines": summary.lines,
     })

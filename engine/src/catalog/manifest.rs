@@ -30,6 +30,10 @@ pub struct Manifest {
     pub sources: Vec<SourceRecord>,
     /// Every Parquet file of the dataset.
     pub files: Vec<FileRecord>,
+    /// Routes that have their own series in the `stats` table (the rest are `other`); chosen by
+    /// volume when first seen and then kept, so series stay comparable across runs.
+    #[serde(default)]
+    pub route_groups: Vec<String>,
 }
 
 /// One committed ingest run.

@@ -78,7 +78,7 @@ impl Dataset {
             .map(|f| self.dir.join(&f.path))
             .collect();
         let mut removed = 0;
-        for table in ["logs", "errors"] {
+        for table in ["logs", "errors", crate::stats::STATS_TABLE] {
             let Ok(entries) = std::fs::read_dir(self.dir.join(table)) else {
                 continue;
             };
@@ -162,6 +162,7 @@ fn sql_type(dt: &DataType) -> &'static str {
         DataType::UInt16 => "USMALLINT",
         DataType::UInt32 => "UINTEGER",
         DataType::UInt64 => "UBIGINT",
+        DataType::Binary => "BLOB",
         _ => "VARCHAR",
     }
 }
@@ -182,9 +183,14 @@ fn view_sql(dataset: &Path, manifest: &Manifest, temp: bool) -> String {
     let dataset = std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf());
     let kind = if temp { "TEMP VIEW" } else { "VIEW" };
     let mut sql = String::new();
-    for (table, schema) in [
-        ("logs", crate::schema::arrow_schema(&[])),
-        ("errors", crate::schema::error_schema()),
+    for (table, schema, time) in [
+        ("logs", crate::schema::arrow_schema(&[]), "ts"),
+        ("errors", crate::schema::error_schema(), "ts"),
+        (
+            crate::stats::STATS_TABLE,
+            crate::stats::stats_schema(),
+            "minute",
+        ),
     ] {
         let files: Vec<String> = manifest
             .files
@@ -205,7 +211,7 @@ fn view_sql(dataset: &Path, manifest: &Manifest, temp: bool) -> String {
             ));
         } else {
             sql.push_str(&format!(
-                "CREATE OR REPLACE {kind} {table} AS SELECT * REPLACE (CAST(ts AS TIMESTAMP) AS ts) \
+                "CREATE OR REPLACE {kind} {table} AS SELECT * REPLACE (CAST({time} AS TIMESTAMP) AS {time}) \
                  FROM read_parquet([{}], hive_partitioning = true, union_by_name = true);\n",
                 files.join(", ")
             ));

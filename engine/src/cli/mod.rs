@@ -4,6 +4,7 @@
 //! so output can be piped. Errors carry their exit code (see `EXIT CODES` in `--help`); anyhow is
 //! used only here, at the edge, to add context.
 
+mod analyse;
 mod formats;
 mod progress;
 
@@ -32,6 +33,7 @@ const EXIT_CODES: &str = "EXIT CODES:
   0  success
   1  the command failed (I/O error, unreadable input, corrupt dataset, query error)
   2  invalid invocation (arguments, configuration, patterns, missing input path)
+  3  compare: a route regressed beyond --max-regression
   4  more bad lines than --max-bad-ratio allows (the good rows were still committed)";
 
 #[derive(Parser, Debug)]
@@ -64,8 +66,15 @@ enum Command {
     Generate(GenerateArgs),
     /// The main job: ingest every new or grown file under `logs.source_dir` of the config.
     Run(RunArgs),
-    /// Performance, error and traffic reports over the dataset.
+    /// Performance, error, traffic, security and anomaly reports over the dataset.
     Report(ReportArgs),
+    /// Find latency, traffic and error-rate anomalies (stored in the catalog's `anomalies`).
+    Detect(analyse::DetectArgs),
+    /// Compare a period with a baseline per route; exit 3 on a regression beyond the limits.
+    Compare(analyse::CompareArgs),
+    /// Latency percentiles from the stored histograms, and baseline snapshots.
+    #[command(subcommand)]
+    Stats(analyse::StatsCommand),
     /// List, show and test log formats.
     #[command(subcommand)]
     Formats(FormatsCommand),
@@ -191,6 +200,13 @@ struct GenerateArgs {
     /// Share of requests that carry an attack (0.002 = 0.2%).
     #[arg(long, value_name = "R", default_value_t = 0.0)]
     attack_rate: f64,
+    /// Incidents to write, e.g. latency-spike@6h,error-burst@2024-01-01T10:00:00Z+15m
+    /// (kinds: latency-spike, error-burst, traffic-surge; default duration 10m).
+    #[arg(long, value_name = "LIST")]
+    inject: Option<String>,
+    /// Where to write the injected incidents as JSON (default: OUTPUT.truth.json with --inject).
+    #[arg(long, value_name = "FILE")]
+    truth: Option<PathBuf>,
     /// Output file (default: stdout).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -289,6 +305,9 @@ fn dispatch(cli: Cli, config: Config) -> anyhow::Result<i32> {
         Command::Generate(a) => generate(a),
         Command::Run(a) => run(&config, a),
         Command::Report(a) => report(&config, a),
+        Command::Detect(a) => analyse::detect(&config, a),
+        Command::Compare(a) => analyse::compare(&config, a),
+        Command::Stats(c) => analyse::stats(&config, c),
         Command::Formats(f) => {
             let patterns = Patterns::load(config.patterns.as_deref())?;
             match f {
@@ -516,6 +535,20 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
             a.start
         ))
     })?;
+    let injections = match &a.inject {
+        Some(list) => logcrunch::generate::Injection::parse_list(list, start_us)?,
+        None => Vec::new(),
+    };
+    let truth = a.truth.clone().or_else(|| {
+        a.output
+            .as_ref()
+            .filter(|_| !injections.is_empty())
+            .map(|o| PathBuf::from(format!("{}.truth.json", o.display())))
+    });
+    if let Some(path) = &truth {
+        std::fs::write(path, serde_json::to_string_pretty(&injections)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let g = Generator::new(GenerateOptions {
         format: a.format,
         lines: a.lines,
@@ -523,6 +556,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
         start_us,
         rps: a.rps,
         attack_rate: a.attack_rate,
+        injections,
     })?;
     match a.output {
         Some(path) => {
@@ -631,6 +665,30 @@ fn run(config: &Config, a: RunArgs) -> anyhow::Result<i32> {
         new_findings = Detector::new(&opts.behaviour, &days, &days, &opts.categories)
             .store(&dataset, &s.run_id, first, last)?;
     }
+    // Anomalies: detected over the run's days with up to `seasonal_days` of history before them,
+    // stored for the run's days.
+    let mut detection = None;
+    if let Some(s) = &summary
+        && let (Some(first), Some(last)) = (s.days.first(), s.days.last())
+        && let (Some(from), Some(to)) = (
+            logcrunch::report::parse_time_arg(first),
+            logcrunch::report::parse_time_arg(last),
+        )
+    {
+        let day = 86_400_000_000;
+        let history = (config.anomaly_detection.seasonal_days as i64 + 1) * day;
+        detection = Some(analyse::detect_dataset(
+            config,
+            &dataset,
+            Some(from - history),
+            Some(to + day),
+            &logcrunch::detect::Metric::DATASET,
+            &config.anomaly_detection.methods,
+            Vec::new(),
+            None,
+            Some((&s.run_id, (from, to + day))),
+        )?);
+    }
     let mut written = Vec::new();
     let mut highlights = serde_json::Value::Null;
     if dataset.is_dir() {
@@ -658,6 +716,20 @@ fn run(config: &Config, a: RunArgs) -> anyhow::Result<i32> {
         drop(cat);
         highlights = highlights_of(&report.to_json());
         highlights["new_findings"] = new_findings.into();
+        if let Some(d) = &detection {
+            let of_run: Vec<_> = d
+                .events
+                .iter()
+                .filter(|e| s_days_contain(summary.as_ref(), &e.start))
+                .collect();
+            highlights["anomalies"] = of_run.len().into();
+            highlights["high_anomalies"] = of_run
+                .iter()
+                .filter(|e| e.severity == logcrunch::detect::Severity::High)
+                .count()
+                .into();
+            highlights["new_anomalies"] = d.new.into();
+        }
         if !a.json {
             print_highlights(&highlights, &written)?;
         }
@@ -675,6 +747,11 @@ fn run(config: &Config, a: RunArgs) -> anyhow::Result<i32> {
         Some(s) => exit_code_of(s, config.ingest.max_bad_ratio),
         None => Ok(0),
     }
+}
+
+/// Whether an ISO 8601 time falls on one of the days the run added rows to.
+fn s_days_contain(summary: Option<&IngestSummary>, start: &str) -> bool {
+    summary.is_some_and(|s| s.days.iter().any(|d| start.starts_with(d.as_str())))
 }
 
 /// The figures `run` prints: volume, latency, errors, the worst routes.
@@ -735,6 +812,15 @@ fn print_highlights(h: &serde_json::Value, written: &[String]) -> anyhow::Result
         show(&h["security_findings"]),
         show(&h["new_findings"])
     )?;
+    if !h["anomalies"].is_null() {
+        writeln!(
+            out,
+            "  anomalies: {} event(s) in the days of this run ({} high), {} new; details: logcrunch report anomalies",
+            show(&h["anomalies"]),
+            show(&h["high_anomalies"]),
+            show(&h["new_anomalies"])
+        )?;
+    }
     writeln!(out, "  reports: {}", written.join(", "))?;
     Ok(())
 }

@@ -32,6 +32,8 @@ pub enum ReportKind {
     Traffic,
     /// Threats by category, top offending IPs with evidence, behavioural findings.
     Security,
+    /// Latency, traffic and error-rate anomalies stored by `detect` and `run`.
+    Anomalies,
     /// All of them.
     All,
 }
@@ -118,6 +120,12 @@ pub fn parse_time_arg(text: &str) -> Option<i64> {
     {
         return Some(us);
     }
+    Some(now_us() - parse_span(t)?)
+}
+
+/// Parses a span (`30s`, `5m`, `24h`, `7d`, `2w`) into µs.
+pub fn parse_span(text: &str) -> Option<i64> {
+    let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit())?);
     let n: i64 = num.parse().ok()?;
     let secs = match unit {
@@ -128,7 +136,7 @@ pub fn parse_time_arg(text: &str) -> Option<i64> {
         "w" => 604_800,
         _ => return None,
     };
-    Some(now_us() - n * secs * 1_000_000)
+    n.checked_mul(secs * 1_000_000)
 }
 
 fn ts_literal(us: i64) -> String {
@@ -286,6 +294,7 @@ impl<'a> Reporter<'a> {
                 ReportKind::Errors,
                 ReportKind::Traffic,
                 ReportKind::Security,
+                ReportKind::Anomalies,
             ],
             k => vec![k],
         };
@@ -296,6 +305,7 @@ impl<'a> Reporter<'a> {
                 ReportKind::Errors => self.errors()?,
                 ReportKind::Traffic => self.traffic()?,
                 ReportKind::Security => self.security()?,
+                ReportKind::Anomalies => vec![self.anomalies()?],
                 ReportKind::All => unreachable!("expanded above"),
             };
             parts.push((k, sections));
@@ -567,6 +577,45 @@ impl Reporter<'_> {
             single: false,
             table,
         })
+    }
+
+    /// The stored anomaly events that start in the time filter, most severe first.
+    fn anomalies(&self) -> Result<Section> {
+        let exists = self.dry.borrow().is_some()
+            || Table::from_result(&self.catalog.query(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'anomalies'",
+            )?)?
+            .rows
+            .first()
+            .and_then(|r| r[0].as_u64())
+            .is_some_and(|n| n > 0);
+        let mut conds = vec!["true".to_string()];
+        for (key, op) in [("since", ">="), ("until", "<")] {
+            if let Some(t) = self.filters.get(key).and_then(Value::as_str)
+                && let Some(us) = parse_time_arg(t)
+            {
+                conds.push(format!("start {op} {}", ts_literal(us)));
+            }
+        }
+        let sql = if exists {
+            format!(
+                "SELECT start, \"end\", metric, route, method, round(expected, 4) AS expected,
+                        round(observed, 4) AS observed, round(score, 2) AS score, severity, buckets,
+                        detected_run
+                 FROM anomalies WHERE {}
+                 ORDER BY CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END,
+                          start, metric, route, method
+                 LIMIT {}",
+                conds.join(" AND "),
+                self.opts.top * 5
+            )
+        } else {
+            "SELECT NULL::TIMESTAMP AS start, NULL::TIMESTAMP AS \"end\", NULL AS metric, NULL AS route, \
+             NULL AS method, NULL::DOUBLE AS expected, NULL::DOUBLE AS observed, NULL::DOUBLE AS score, \
+             NULL AS severity, NULL::INTEGER AS buckets, NULL AS detected_run WHERE false"
+                .to_string()
+        };
+        self.section("events", "Anomalies (logcrunch detect)", false, &sql)
     }
 
     fn security(&self) -> Result<Vec<Section>> {

@@ -1,0 +1,998 @@
+//! `stats`: streaming latency histograms and request counters per minute and route group.
+//!
+//! During ingest every worker owns a [`Recorder`] that folds the rows it batches into one
+//! hdrhistogram per (source, minute, route) and one per (source, minute) for all routes (`*`),
+//! with request and status-class counters beside them. No locks are taken on the hot path; a
+//! worker's cells that fall behind are serialised (V2 format) and their quantiles computed, so
+//! memory stays bounded however many minutes a log spans. At the commit the parts of all workers
+//! are folded into route *groups*: the dataset keeps up to `stats.route_groups` routes by volume
+//! (chosen once and then stable, so series stay comparable across runs) and every other route
+//! becomes `other`. The result is one row per (minute, group) in Hive-partitioned Parquet files
+//! (`stats/date=YYYY-MM-DD/`) that the manifest lists like the log files, with p50/p90/p95/p99
+//! precomputed and the serialised histogram, so percentiles over any range and route come from
+//! merging histograms instead of rescanning the logs. Rows with the same key from different files
+//! or runs are merged by readers ([`StatsReader`]).
+
+pub mod compare;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::hash::BuildHasherDefault;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BinaryArray, BinaryBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampMicrosecondArray, TimestampMicrosecondBuilder, UInt16Array, UInt64Array,
+    UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::sink::{WrittenFile, partition_name};
+
+/// Directory (and table) of the statistics inside the dataset.
+pub const STATS_TABLE: &str = "stats";
+/// Route name of the rows that count every route.
+pub const ALL_ROUTES: &str = "*";
+/// Route group of the routes outside the dataset's groups.
+pub const OTHER_ROUTE: &str = "other";
+/// Width of a stored bucket.
+pub const MINUTE_US: i64 = 60_000_000;
+/// Largest latency a histogram tracks exactly (one hour); longer ones are counted as one hour.
+pub const MAX_TRACKED_US: u64 = 3_600_000_000;
+/// Quantiles stored with every row.
+pub const QUANTILES: [(f64, &str); 4] = [
+    (0.50, "p50_us"),
+    (0.90, "p90_us"),
+    (0.95, "p95_us"),
+    (0.99, "p99_us"),
+];
+/// Distinct routes one worker tracks before further new routes go to `other` directly.
+const MAX_ROUTES_PER_WORKER: usize = 4096;
+/// Live histograms per worker (about 13 KiB each) before the oldest are serialised.
+const MAX_LIVE_CELLS: usize = 1024;
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// The multiply-rotate hash of rustc (FxHash): a few cycles for the short keys of the hot path,
+/// where a general-purpose hasher's setup costs more than the lookup.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(buf));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.mix(i as u64);
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.mix(i as u64);
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+
+    fn write_i64(&mut self, i: i64) {
+        self.mix(i as u64);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `stats:` section of the configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsConfig {
+    /// Record the histograms at ingest (off: `detect` and `compare` have nothing to read).
+    pub enabled: bool,
+    /// Significant decimal digits the latency histograms keep (1-3); 2 means within 1%.
+    pub significant_digits: u8,
+    /// Routes kept as their own group; the rest are `other`.
+    pub route_groups: usize,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            enabled: true,
+            significant_digits: 2,
+            route_groups: 50,
+        }
+    }
+}
+
+impl StatsConfig {
+    /// Checks the ranges.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(1..=3).contains(&self.significant_digits) {
+            return Err("stats.significant_digits must be 1, 2 or 3".into());
+        }
+        if self.route_groups == 0 {
+            return Err("stats.route_groups must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// An empty latency histogram with the dataset's precision.
+pub fn histogram<T: hdrhistogram::Counter>(sigfig: u8) -> Histogram<T> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, sigfig.clamp(1, 3))
+        .expect("1..1h with 1-3 significant digits is a valid histogram")
+}
+
+/// Serialises a histogram (hdrhistogram V2 encoding).
+pub fn encode<T: hdrhistogram::Counter>(h: &Histogram<T>) -> Vec<u8> {
+    encode_with(&mut V2Serializer::new(), h)
+}
+
+/// [`encode`] with a serializer whose buffer is reused (it sizes it for the densest histogram).
+fn encode_with<T: hdrhistogram::Counter>(ser: &mut V2Serializer, h: &Histogram<T>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    ser.serialize(h, &mut out)
+        .expect("serialising into memory does not fail");
+    out
+}
+
+/// First byte of a stored cell that holds its values rather than a histogram.
+const VALUES_TAG: u8 = b'L';
+
+/// Stores the (sorted) values of a small cell: [`VALUES_TAG`], then the deltas as LEB128.
+fn encode_values(sorted: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + sorted.len() * 2);
+    out.push(VALUES_TAG);
+    let mut prev = 0u32;
+    for v in sorted {
+        let mut d = v - prev;
+        prev = *v;
+        loop {
+            let byte = (d & 0x7f) as u8;
+            d >>= 7;
+            if d == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    out
+}
+
+fn damaged(what: String) -> Error {
+    Error::Dataset {
+        path: STATS_TABLE.into(),
+        message: format!(
+            "a stored latency histogram is damaged ({what}); re-ingest its source with --force"
+        ),
+    }
+}
+
+/// Adds a stored cell (an [`encode`]d histogram, or the values of a small cell) to `into`.
+pub fn merge_into(into: &mut Histogram<u64>, bytes: &[u8]) -> Result<()> {
+    if let Some(rest) = bytes.strip_prefix(&[VALUES_TAG]) {
+        let (mut acc, mut d, mut shift) = (0u64, 0u64, 0u32);
+        for b in rest {
+            if shift > 28 {
+                return Err(damaged("a value is too long".into()));
+            }
+            d |= ((b & 0x7f) as u64) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                acc += d;
+                into.saturating_record(acc.clamp(1, MAX_TRACKED_US));
+                (d, shift) = (0, 0);
+            }
+        }
+        return Ok(());
+    }
+    let h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .map_err(|e| damaged(format!("{e:?}")))?;
+    into.add(h)
+        .map_err(|e| damaged(format!("cannot merge: {e:?}")))
+}
+
+/// Request and status-class counters of a cell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Requests.
+    pub requests: u64,
+    /// 2xx responses.
+    pub c2xx: u64,
+    /// 3xx responses.
+    pub c3xx: u64,
+    /// 4xx responses.
+    pub c4xx: u64,
+    /// 5xx responses.
+    pub c5xx: u64,
+    /// Requests with a response time.
+    pub timed: u64,
+    /// Sum of the response times, µs.
+    pub sum_us: u64,
+}
+
+impl Counts {
+    /// Adds `o`.
+    pub fn add(&mut self, o: &Counts) {
+        self.requests += o.requests;
+        self.c2xx += o.c2xx;
+        self.c3xx += o.c3xx;
+        self.c4xx += o.c4xx;
+        self.c5xx += o.c5xx;
+        self.timed += o.timed;
+        self.sum_us = self.sum_us.saturating_add(o.sum_us);
+    }
+
+    fn status(&mut self, status: Option<u16>) {
+        self.requests += 1;
+        match status.map(|s| s / 100) {
+            Some(2) => self.c2xx += 1,
+            Some(3) => self.c3xx += 1,
+            Some(4) => self.c4xx += 1,
+            Some(5) => self.c5xx += 1,
+            _ => {}
+        }
+    }
+}
+
+/// A finished cell: counters, quantiles and the serialised histogram.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Index of the source in the ingest plan.
+    pub source: usize,
+    /// Minute, µs since the epoch.
+    pub minute: i64,
+    /// Route (or [`ALL_ROUTES`]).
+    pub route: Arc<str>,
+    /// Counters.
+    pub counts: Counts,
+    /// [`QUANTILES`] and the maximum, µs (`None` without timed requests).
+    pub quantiles: Option<[u64; 5]>,
+    /// [`encode`]d histogram.
+    pub hist: Vec<u8>,
+}
+
+fn summarise<T: hdrhistogram::Counter>(h: &Histogram<T>) -> Option<[u64; 5]> {
+    (!h.is_empty()).then(|| {
+        let mut q = [0u64; 5];
+        for (slot, v) in q
+            .iter_mut()
+            .zip(h.value_at_quantiles(QUANTILES.map(|(p, _)| p)))
+        {
+            *slot = v;
+        }
+        q[4] = h.max();
+        q
+    })
+}
+
+/// Values of a cell that has seen few requests are kept as they are: most (minute, route) cells
+/// of a long-tailed site hold a handful of requests, and a dense histogram (13 KiB) for each would
+/// cost more than the rest of ingest.
+const SMALL_CELL: usize = 64;
+
+enum Values {
+    Small(Vec<u32>),
+    Big(Box<Histogram<u32>>),
+}
+
+struct Live {
+    counts: Counts,
+    values: Values,
+}
+
+/// Per-worker recorder; see the module docs.
+pub struct Recorder {
+    sigfig: u8,
+    routes: FastMap<Box<str>, u32>,
+    names: Vec<Arc<str>>,
+    live: FastMap<(u32, i64, u32), Live>,
+    done: Vec<Part>,
+    /// Emptied histograms for reuse.
+    pool: Vec<Histogram<u32>>,
+    ser: V2Serializer,
+}
+
+const ALL_ID: u32 = 0;
+const OTHER_ID: u32 = 1;
+
+impl Recorder {
+    /// A recorder with histograms of `sigfig` significant digits.
+    pub fn new(sigfig: u8) -> Recorder {
+        Recorder {
+            sigfig,
+            routes: FastMap::default(),
+            names: vec![Arc::from(ALL_ROUTES), Arc::from(OTHER_ROUTE)],
+            live: FastMap::default(),
+            done: Vec::new(),
+            pool: Vec::new(),
+            ser: V2Serializer::new(),
+        }
+    }
+
+    fn route_id(&mut self, route: Option<&str>) -> u32 {
+        let Some(route) = route else { return OTHER_ID };
+        if let Some(id) = self.routes.get(route) {
+            return *id;
+        }
+        if self.routes.len() >= MAX_ROUTES_PER_WORKER {
+            return OTHER_ID;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(Arc::from(route));
+        self.routes.insert(route.into(), id);
+        id
+    }
+
+    fn add(&mut self, key: (u32, i64, u32), status: Option<u16>, us: Option<u64>) {
+        let cell = self.live.entry(key).or_insert_with(|| Live {
+            counts: Counts::default(),
+            values: Values::Small(Vec::new()),
+        });
+        cell.counts.status(status);
+        let Some(us) = us else { return };
+        cell.counts.timed += 1;
+        cell.counts.sum_us = cell.counts.sum_us.saturating_add(us);
+        let v = us.clamp(1, MAX_TRACKED_US);
+        match &mut cell.values {
+            Values::Small(vals) if vals.len() < SMALL_CELL => vals.push(v as u32),
+            Values::Small(vals) => {
+                let sigfig = self.sigfig;
+                let mut h = Box::new(self.pool.pop().unwrap_or_else(|| histogram(sigfig)));
+                for x in vals.iter() {
+                    h.saturating_record(*x as u64);
+                }
+                h.saturating_record(v);
+                cell.values = Values::Big(h);
+            }
+            Values::Big(h) => h.saturating_record(v),
+        }
+    }
+
+    /// Folds the rows of an access-log batch (`ts`, `route`, `status`, `response_time_us`).
+    pub fn record(&mut self, source: usize, batch: &RecordBatch) {
+        let col = |name: &str| batch.column_by_name(name);
+        let Some(ts) = col("ts").and_then(|c| {
+            c.as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .cloned()
+        }) else {
+            return;
+        };
+        let route = col("route").and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
+        let status = col("status").and_then(|c| c.as_any().downcast_ref::<UInt16Array>().cloned());
+        let rt =
+            col("response_time_us").and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned());
+        let source = source as u32;
+        for i in 0..batch.num_rows() {
+            let minute = ts.value(i).div_euclid(MINUTE_US) * MINUTE_US;
+            let route_id = self.route_id(
+                route
+                    .as_ref()
+                    .and_then(|r| r.is_valid(i).then(|| r.value(i))),
+            );
+            let st = status
+                .as_ref()
+                .and_then(|s| s.is_valid(i).then(|| s.value(i)));
+            let us = rt.as_ref().and_then(|r| r.is_valid(i).then(|| r.value(i)));
+            self.add((source, minute, route_id), st, us);
+            self.add((source, minute, ALL_ID), st, us);
+        }
+        if self.live.len() > MAX_LIVE_CELLS {
+            self.evict();
+        }
+    }
+
+    /// Finishes the older half of the live cells.
+    fn evict(&mut self) {
+        let mut minutes: Vec<i64> = self.live.keys().map(|k| k.1).collect();
+        let mid = minutes.len() / 2;
+        let (_, cut, _) = minutes.select_nth_unstable(mid);
+        let cut = *cut;
+        let old: Vec<_> = self.live.keys().filter(|k| k.1 < cut).copied().collect();
+        for k in old {
+            let cell = self.live.remove(&k).expect("key just listed");
+            let part = self.part(k, cell);
+            self.done.push(part);
+        }
+    }
+
+    fn part(&mut self, (source, minute, route): (u32, i64, u32), cell: Live) -> Part {
+        let (quantiles, hist) = match cell.values {
+            Values::Small(mut vals) => {
+                vals.sort_unstable();
+                // hdrhistogram's definition, on the exact values: the value of rank ceil(q * n).
+                let n = vals.len();
+                let at = |q: f64| vals[((q * n as f64).ceil() as usize).clamp(1, n) - 1] as u64;
+                let q = (n > 0).then(|| [at(0.5), at(0.9), at(0.95), at(0.99), at(1.0)]);
+                (q, encode_values(&vals))
+            }
+            Values::Big(mut h) => {
+                let out = (summarise(&h), encode_with(&mut self.ser, &*h));
+                h.reset();
+                self.pool.push(*h);
+                out
+            }
+        };
+        Part {
+            source: source as usize,
+            minute,
+            route: Arc::clone(&self.names[route as usize]),
+            counts: cell.counts,
+            quantiles,
+            hist,
+        }
+    }
+
+    /// Everything recorded, as finished parts.
+    pub fn finish(mut self) -> Vec<Part> {
+        let live = std::mem::take(&mut self.live);
+        for (k, c) in live {
+            let part = self.part(k, c);
+            self.done.push(part);
+        }
+        self.done
+    }
+}
+
+/// Chooses the dataset's route groups: the `existing` ones stay; free places go to the routes
+/// with the most requests in `volumes`.
+pub fn choose_groups(
+    existing: &[String],
+    volumes: &HashMap<Arc<str>, u64>,
+    max: usize,
+) -> Vec<String> {
+    let mut groups: Vec<String> = existing.to_vec();
+    let have: HashSet<&str> = existing.iter().map(String::as_str).collect();
+    let mut candidates: Vec<(&Arc<str>, u64)> = volumes
+        .iter()
+        .filter(|(r, _)| {
+            let r: &str = r;
+            r != ALL_ROUTES && r != OTHER_ROUTE && !have.contains(r)
+        })
+        .map(|(r, n)| (r, *n))
+        .collect();
+    candidates.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    for (r, _) in candidates {
+        if groups.len() >= max {
+            break;
+        }
+        groups.push(r.to_string());
+    }
+    groups
+}
+
+/// Request volume per route in `parts` (the `*` rows excluded).
+pub fn route_volumes(parts: &[Part]) -> HashMap<Arc<str>, u64> {
+    let mut v: HashMap<Arc<str>, u64> = HashMap::new();
+    for p in parts.iter().filter(|p| &*p.route != ALL_ROUTES) {
+        *v.entry(Arc::clone(&p.route)).or_default() += p.counts.requests;
+    }
+    v
+}
+
+/// Folds parts into one per (source, minute, group): routes outside `groups` become `other`, and
+/// parts of the same key (from different workers) are merged.
+pub fn fold(mut parts: Vec<Part>, groups: &HashSet<&str>, sigfig: u8) -> Result<Vec<Part>> {
+    let other: Arc<str> = Arc::from(OTHER_ROUTE);
+    let mut ids: HashMap<Arc<str>, u32> = HashMap::new();
+    // Sorted by key through an index: a part is too big to move around in a sort.
+    let mut keyed: Vec<((usize, i64, u32), u32)> = Vec::with_capacity(parts.len());
+    for (i, p) in parts.iter_mut().enumerate() {
+        if &*p.route != ALL_ROUTES && !groups.contains(&*p.route) {
+            p.route = Arc::clone(&other);
+        }
+        let next = ids.len() as u32;
+        let id = *ids.entry(Arc::clone(&p.route)).or_insert(next);
+        keyed.push(((p.source, p.minute, id), i as u32));
+    }
+    keyed.sort_unstable_by_key(|(k, _)| *k);
+    let mut slots: Vec<Option<Part>> = parts.into_iter().map(Some).collect();
+    let mut groups_of: Vec<Vec<Part>> = Vec::new();
+    let mut last = None;
+    for (k, i) in keyed {
+        let p = slots[i as usize].take().expect("each part once");
+        if last == Some(k) {
+            groups_of.last_mut().expect("a group is open").push(p);
+        } else {
+            groups_of.push(vec![p]);
+            last = Some(k);
+        }
+    }
+    use rayon::prelude::*;
+    groups_of
+        .into_par_iter()
+        .map(|mut ps| {
+            if ps.len() == 1 {
+                return Ok(ps.pop().expect("one part"));
+            }
+            let mut h: Histogram<u64> = histogram(sigfig);
+            let mut counts = Counts::default();
+            for p in &ps {
+                counts.add(&p.counts);
+                merge_into(&mut h, &p.hist)?;
+            }
+            let first = &ps[0];
+            Ok(Part {
+                source: first.source,
+                minute: first.minute,
+                route: Arc::clone(&first.route),
+                counts,
+                quantiles: summarise(&h),
+                hist: encode(&h),
+            })
+        })
+        .collect()
+}
+
+/// The Arrow schema of the `stats` files.
+pub fn stats_schema() -> SchemaRef {
+    let u = |n: &str| Field::new(n, DataType::UInt64, false);
+    let q = |n: &str| Field::new(n, DataType::UInt64, true);
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "minute",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("route", DataType::Utf8, false),
+        u("requests"),
+        u("c2xx"),
+        u("c3xx"),
+        u("c4xx"),
+        u("c5xx"),
+        u("timed"),
+        u("sum_us"),
+        q("p50_us"),
+        q("p90_us"),
+        q("p95_us"),
+        q("p99_us"),
+        q("max_us"),
+        Field::new("hist", DataType::Binary, false),
+    ]))
+}
+
+/// One batch of [`stats_schema`] from parts.
+pub fn to_batch(parts: &[&Part]) -> Result<RecordBatch> {
+    let n = parts.len();
+    let mut minute = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut route = StringBuilder::with_capacity(n, n * 16);
+    let mut counters: Vec<UInt64Builder> =
+        (0..7).map(|_| UInt64Builder::with_capacity(n)).collect();
+    let mut quantiles: Vec<UInt64Builder> =
+        (0..5).map(|_| UInt64Builder::with_capacity(n)).collect();
+    let mut hist = BinaryBuilder::with_capacity(n, n * 64);
+    for p in parts {
+        minute.append_value(p.minute);
+        route.append_value(&p.route);
+        let c = &p.counts;
+        for (b, v) in counters.iter_mut().zip([
+            c.requests, c.c2xx, c.c3xx, c.c4xx, c.c5xx, c.timed, c.sum_us,
+        ]) {
+            b.append_value(v);
+        }
+        for (i, b) in quantiles.iter_mut().enumerate() {
+            b.append_option(p.quantiles.map(|q| q[i]));
+        }
+        hist.append_value(&p.hist);
+    }
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(minute.finish()), Arc::new(route.finish())];
+    cols.extend(
+        counters
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef),
+    );
+    cols.extend(
+        quantiles
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef),
+    );
+    cols.push(Arc::new(hist.finish()));
+    RecordBatch::try_new(stats_schema(), cols).map_err(|source| Error::Arrow {
+        format: STATS_TABLE.into(),
+        source,
+    })
+}
+
+/// Writes the folded parts as one unpublished file per (source, day), sorted by minute and route.
+pub fn write(
+    dataset: &Path,
+    run_id: &str,
+    parts: &[Part],
+    props: &WriterProperties,
+) -> Result<Vec<WrittenFile>> {
+    let mut by_file: BTreeMap<(usize, i32), Vec<&Part>> = BTreeMap::new();
+    for p in parts {
+        let day = p.minute.div_euclid(86_400 * 1_000_000) as i32;
+        by_file.entry((p.source, day)).or_default().push(p);
+    }
+    let tmp_dir = dataset.join("logs");
+    std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("cannot create", &tmp_dir, e))?;
+    let mut out = Vec::with_capacity(by_file.len());
+    for ((source, day), mut ps) in by_file {
+        ps.sort_by(|a, b| a.minute.cmp(&b.minute).then_with(|| a.route.cmp(&b.route)));
+        let name = format!("part-{run_id}-s{source}.parquet");
+        let tmp = tmp_dir.join(format!(".tmp-{STATS_TABLE}-{}-{name}", partition_name(day)));
+        let file = File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        let sync = file
+            .try_clone()
+            .map_err(|e| Error::io("cannot open", &tmp, e))?;
+        let perr = |source| Error::Parquet {
+            path: tmp.clone(),
+            source,
+        };
+        let mut w =
+            ArrowWriter::try_new(file, stats_schema(), Some(props.clone())).map_err(perr)?;
+        w.write(&to_batch(&ps)?).map_err(perr)?;
+        w.close().map_err(perr)?;
+        sync.sync_all()
+            .map_err(|e| Error::io("cannot sync", &tmp, e))?;
+        let bytes = sync
+            .metadata()
+            .map_err(|e| Error::io("cannot read", &tmp, e))?
+            .len();
+        out.push(WrittenFile {
+            source,
+            day,
+            table: STATS_TABLE,
+            tmp,
+            rel_path: format!("{STATS_TABLE}/{}/{name}", partition_name(day)),
+            rows: ps.len() as u64,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// A stored row read back (one per file and key; [`StatsReader`] merges equal keys).
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Bucket start, µs since the epoch.
+    pub minute: i64,
+    /// Route group.
+    pub route: String,
+    /// Counters.
+    pub counts: Counts,
+    /// Stored quantiles (p50, p90, p95, p99, max).
+    pub quantiles: Option<[u64; 5]>,
+    /// Serialised histogram, when asked for.
+    pub hist: Option<Vec<u8>>,
+}
+
+/// Reads stored statistics through the catalog's `stats` view.
+pub struct StatsReader<'a> {
+    catalog: &'a crate::catalog::Catalog,
+}
+
+/// Which stored rows to read.
+#[derive(Debug, Clone, Default)]
+pub struct Range {
+    /// From (inclusive), µs since the epoch.
+    pub since: Option<i64>,
+    /// Until (exclusive), µs since the epoch.
+    pub until: Option<i64>,
+    /// Only these routes (`*` for all routes together); empty: every route.
+    pub routes: Vec<String>,
+}
+
+impl Range {
+    /// The SQL condition on `minute` and `route`.
+    pub fn where_sql(&self) -> String {
+        let mut conds = vec!["true".to_string()];
+        if let Some(s) = self.since {
+            conds.push(format!("minute >= make_timestamp({s})"));
+        }
+        if let Some(u) = self.until {
+            conds.push(format!("minute < make_timestamp({u})"));
+        }
+        if !self.routes.is_empty() {
+            let list: Vec<String> = self
+                .routes
+                .iter()
+                .map(|r| crate::catalog::sql_string(r))
+                .collect();
+            conds.push(format!("route IN ({})", list.join(", ")));
+        }
+        conds.join(" AND ")
+    }
+}
+
+/// Latency and traffic of one route over a range, from merged histograms.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Route group (`*`: every route).
+    pub route: String,
+    /// Counters.
+    pub counts: Counts,
+    /// The merged histogram.
+    pub hist: Histogram<u64>,
+    /// First and last minute seen, µs.
+    pub first: i64,
+    /// See `first`.
+    pub last: i64,
+}
+
+impl Summary {
+    /// The latency at quantile `q`, µs (`None` without timed requests).
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        (!self.hist.is_empty()).then(|| self.hist.value_at_quantile(q))
+    }
+
+    /// Share of responses with a 5xx status.
+    pub fn error_rate(&self) -> f64 {
+        ratio(self.counts.c5xx, self.counts.requests)
+    }
+
+    /// Share of responses with a 4xx status.
+    pub fn client_error_rate(&self) -> f64 {
+        ratio(self.counts.c4xx, self.counts.requests)
+    }
+}
+
+/// `num / den`, 0 for an empty denominator.
+pub fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+impl<'a> StatsReader<'a> {
+    /// A reader over `catalog`.
+    pub fn new(catalog: &'a crate::catalog::Catalog) -> StatsReader<'a> {
+        StatsReader { catalog }
+    }
+
+    /// Stored rows of `range`, ordered by route and minute; `hist` also returns the histograms.
+    pub fn rows(&self, range: &Range, hist: bool) -> Result<Vec<Row>> {
+        let sql = format!(
+            "SELECT epoch_us(minute) AS minute, route, requests, c2xx, c3xx, c4xx, c5xx, timed, \
+             sum_us, p50_us, p90_us, p95_us, p99_us, max_us{} FROM stats WHERE {} \
+             ORDER BY route, minute",
+            if hist { ", hist" } else { "" },
+            range.where_sql()
+        );
+        let mut rows = Vec::new();
+        self.catalog.for_each_batch(&sql, |b| {
+            let u = |i: usize| {
+                b.column(i)
+                    .as_any()
+                    .downcast_ref::<UInt64Array>()
+                    .expect("UBIGINT column")
+                    .clone()
+            };
+            let minute = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .expect("epoch_us is BIGINT")
+                .clone();
+            let route = arrow::compute::cast(b.column(1), &DataType::Utf8).expect("route is text");
+            let route = route.as_any().downcast_ref::<StringArray>().expect("Utf8");
+            let cs: Vec<UInt64Array> = (2..9).map(u).collect();
+            let qs: Vec<UInt64Array> = (9..14).map(u).collect();
+            let hs = hist.then(|| {
+                b.column(14)
+                    .as_any()
+                    .downcast_ref::<BinaryArray>()
+                    .expect("BLOB column")
+                    .clone()
+            });
+            for i in 0..b.num_rows() {
+                rows.push(Row {
+                    minute: minute.value(i),
+                    route: route.value(i).to_string(),
+                    counts: Counts {
+                        requests: cs[0].value(i),
+                        c2xx: cs[1].value(i),
+                        c3xx: cs[2].value(i),
+                        c4xx: cs[3].value(i),
+                        c5xx: cs[4].value(i),
+                        timed: cs[5].value(i),
+                        sum_us: cs[6].value(i),
+                    },
+                    quantiles: qs[0]
+                        .is_valid(i)
+                        .then(|| std::array::from_fn(|k| qs[k].value(i))),
+                    hist: hs.as_ref().map(|h| h.value(i).to_vec()),
+                });
+            }
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Per route (and `*`), the merged histogram and counters over `range`, busiest first.
+    pub fn summaries(&self, range: &Range, sigfig: u8) -> Result<Vec<Summary>> {
+        let mut out: BTreeMap<String, Summary> = BTreeMap::new();
+        for r in self.rows(range, true)? {
+            let s = out.entry(r.route.clone()).or_insert_with(|| Summary {
+                route: r.route.clone(),
+                counts: Counts::default(),
+                hist: histogram(sigfig),
+                first: r.minute,
+                last: r.minute,
+            });
+            s.counts.add(&r.counts);
+            s.first = s.first.min(r.minute);
+            s.last = s.last.max(r.minute);
+            if let Some(h) = &r.hist {
+                merge_into(&mut s.hist, h)?;
+            }
+        }
+        let mut v: Vec<Summary> = out.into_values().collect();
+        v.sort_by(|a, b| {
+            (b.route == ALL_ROUTES)
+                .cmp(&(a.route == ALL_ROUTES))
+                .then(b.counts.requests.cmp(&a.counts.requests))
+                .then_with(|| a.route.cmp(&b.route))
+        });
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::arrow_schema;
+    use arrow::array::{
+        StringArray, TimestampMicrosecondArray, UInt16Array, UInt32Array, UInt64Array,
+    };
+
+    fn batch(rows: &[(i64, &str, u16, u64)]) -> RecordBatch {
+        let schema = arrow_schema(&[]);
+        let cols: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                let n = rows.len();
+                match f.name().as_str() {
+                    "ts" => Arc::new(
+                        TimestampMicrosecondArray::from(
+                            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                        )
+                        .with_timezone("UTC"),
+                    ),
+                    "route" => Arc::new(StringArray::from(
+                        rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                    )),
+                    "status" => Arc::new(UInt16Array::from(
+                        rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                    )),
+                    "response_time_us" => Arc::new(UInt64Array::from(
+                        rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+                    )),
+                    "bytes" | "upstream_response_time_us" | "offset" => {
+                        Arc::new(UInt64Array::from(vec![0u64; n]))
+                    }
+                    "threats" => Arc::new(UInt32Array::from(vec![0u32; n])),
+                    "source" => Arc::new(arrow::array::DictionaryArray::<
+                        arrow::datatypes::Int32Type,
+                    >::from_iter(std::iter::repeat_n(
+                        "s", n,
+                    ))),
+                    _ => Arc::new(StringArray::from(vec![None::<&str>; n])),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(schema, cols).unwrap()
+    }
+
+    #[test]
+    fn records_per_minute_and_route_and_all() {
+        let mut r = Recorder::new(2);
+        r.record(
+            0,
+            &batch(&[
+                (0, "/a", 200, 1000),
+                (1, "/a", 500, 3000),
+                (2, "/b", 404, 2000),
+                (MINUTE_US + 5, "/a", 200, 1000),
+            ]),
+        );
+        let parts = r.finish();
+        let find = |m: i64, route: &str| {
+            parts
+                .iter()
+                .find(|p| p.minute == m && &*p.route == route)
+                .unwrap()
+                .clone()
+        };
+        let all = find(0, ALL_ROUTES);
+        assert_eq!(all.counts.requests, 3);
+        assert_eq!(
+            (all.counts.c2xx, all.counts.c4xx, all.counts.c5xx),
+            (1, 1, 1)
+        );
+        assert_eq!(all.counts.sum_us, 6000);
+        let a = find(0, "/a");
+        assert_eq!(a.counts.requests, 2);
+        assert_eq!(a.quantiles.unwrap(), [1000, 3000, 3000, 3000, 3000]);
+        let mut h = histogram::<u64>(2);
+        merge_into(&mut h, &a.hist).unwrap();
+        assert_eq!((h.len(), h.max()), (2, h.highest_equivalent(3000)));
+        assert_eq!(find(MINUTE_US, "/a").counts.requests, 1);
+        assert_eq!(parts.len(), 5);
+    }
+
+    #[test]
+    fn eviction_and_fold_keep_every_count() {
+        let mut r = Recorder::new(2);
+        let mut expect = 0;
+        for m in 0..1500i64 {
+            let rows: Vec<(i64, &str, u16, u64)> = (0..3)
+                .map(|k| (m * MINUTE_US + k, "/x", 200, 100 + k as u64))
+                .collect();
+            expect += rows.len() as u64;
+            r.record(0, &batch(&rows));
+        }
+        assert!(r.live.len() <= MAX_LIVE_CELLS + 2);
+        let mut parts = r.finish();
+        // A second worker saw the same minute.
+        let mut r2 = Recorder::new(2);
+        r2.record(0, &batch(&[(5, "/y", 200, 100_000)]));
+        parts.extend(r2.finish());
+        let vols = route_volumes(&parts);
+        let groups = choose_groups(&[], &vols, 1);
+        assert_eq!(groups, vec!["/x".to_string()]);
+        let set: HashSet<&str> = groups.iter().map(String::as_str).collect();
+        let folded = fold(parts, &set, 2).unwrap();
+        let all: u64 = folded
+            .iter()
+            .filter(|p| &*p.route == ALL_ROUTES)
+            .map(|p| p.counts.requests)
+            .sum();
+        assert_eq!(all, expect + 1);
+        let first = folded
+            .iter()
+            .find(|p| p.minute == 0 && &*p.route == ALL_ROUTES)
+            .unwrap();
+        assert_eq!(first.counts.requests, 4);
+        let mut h = histogram::<u64>(2);
+        merge_into(&mut h, &first.hist).unwrap();
+        assert_eq!(h.max(), h.highest_equivalent(100_000));
+        assert_eq!(h.len(), 4);
+        assert!(folded.iter().any(|p| &*p.route == OTHER_ROUTE));
+    }
+
+    #[test]
+    fn groups_stay_and_fill_by_volume() {
+        let mut v = HashMap::new();
+        v.insert(Arc::from("/big"), 100);
+        v.insert(Arc::from("/mid"), 50);
+        v.insert(Arc::from("/small"), 1);
+        let g = choose_groups(&["/old".to_string()], &v, 3);
+        assert_eq!(g, vec!["/old", "/big", "/mid"]);
+    }
+}
