@@ -10,7 +10,9 @@ use super::{Detector, Event, Method, Metric, Series};
 use crate::catalog::{Catalog, sql_string};
 use crate::error::{Error, Result};
 use crate::parse::value::parse_iso8601;
-use crate::stats::{ALL_ROUTES, Counts, MINUTE_US, Range, StatsReader, histogram, merge_into};
+use crate::stats::{
+    ALL_ROUTES, Counts, MINUTE_US, Range, StatsReader, histogram, merge_into, summarise,
+};
 
 /// One bucket of one route, aggregated from stored rows.
 #[derive(Debug, Clone, Default)]
@@ -78,10 +80,7 @@ pub fn dataset_series(
                 for bytes in &b.hists {
                     merge_into(&mut h, bytes)?;
                 }
-                b.quantiles = (!h.is_empty()).then(|| {
-                    let q = |p| h.value_at_quantile(p);
-                    [q(0.5), q(0.9), q(0.95), q(0.99), h.max()]
-                });
+                b.quantiles = summarise(&h);
             }
             Ok(metrics
                 .iter()

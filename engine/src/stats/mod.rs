@@ -282,7 +282,8 @@ pub struct Part {
     pub hist: Vec<u8>,
 }
 
-fn summarise<T: hdrhistogram::Counter>(h: &Histogram<T>) -> Option<[u64; 5]> {
+/// [`QUANTILES`] and the maximum of a histogram (`None` when it is empty).
+pub fn summarise<T: hdrhistogram::Counter>(h: &Histogram<T>) -> Option<[u64; 5]> {
     (!h.is_empty()).then(|| {
         let mut q = [0u64; 5];
         for (slot, v) in q
