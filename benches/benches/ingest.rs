@@ -12,6 +12,7 @@ use logcrunch::generate::{GenerateOptions, Generator};
 use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Kind, Patterns, Row, RowSink};
 use logcrunch::scan::{self, Scanner};
 use logcrunch::schema::arrow_schema;
+use logcrunch::stats::Recorder;
 
 fn generated(format: &str, lines: u64) -> Vec<u8> {
     let g = Generator::new(GenerateOptions {
@@ -133,9 +134,43 @@ fn parsing(c: &mut Criterion) {
     g.finish();
 }
 
+/// Histogram recording against the parse-to-Arrow step it rides on (same 100,000 lines): the
+/// recorder's share of ingest shows as the ratio of the two.
+fn recording(c: &mut Criterion) {
+    let text = generated("nginx_timed", 100_000);
+    let patterns = Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap();
+    let parser = patterns.parser("nginx_timed", 64 << 10).unwrap();
+    let schema = arrow_schema(parser.extras());
+    let enrich = Arc::new(Enrich::builtin());
+    let mut scratch = parser.scratch();
+    let mut batcher = ChunkBatcher::new(
+        Kind::Access,
+        Arc::clone(&schema),
+        Arc::from("bench.log"),
+        enrich,
+        0,
+        0,
+        100,
+    );
+    parser.parse_chunk(&mut scratch, &text, 0, &mut batcher);
+    let batches = batcher.finish("nginx_timed").unwrap();
+    let mut g = c.benchmark_group("stats");
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("record_and_finish", |b| {
+        b.iter(|| {
+            let mut r = Recorder::new(2);
+            for (_, batch) in &batches {
+                r.record(0, batch);
+            }
+            black_box(r.finish().len())
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = chunking, parsing
+    targets = chunking, parsing, recording
 }
 criterion_main!(benches);

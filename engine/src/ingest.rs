@@ -754,16 +754,26 @@ impl Ingest {
             Some(write_quarantine(dataset.dir(), run_id, &quarantine)?)
         };
         parts.retain(|p| !failed[p.source]);
+        let fold_started = Instant::now();
         let groups = stats::choose_groups(
             &manifest.route_groups,
             &stats::route_volumes(&parts),
             self.opts.stats.route_groups,
         );
         let group_set = groups.iter().map(String::as_str).collect();
+        let recorded = parts.len();
         let parts = stats::fold(parts, &group_set, self.opts.stats.significant_digits)?;
+        let write_started = Instant::now();
         let props = sink::writer_properties(self.opts.zstd_level, self.opts.row_group_rows)?;
         let mut keep = keep;
         keep.extend(stats::write(dataset.dir(), run_id, &parts, &props)?);
+        tracing::debug!(
+            recorded,
+            rows = parts.len(),
+            fold_ms = (write_started - fold_started).as_millis() as u64,
+            write_ms = write_started.elapsed().as_millis() as u64,
+            "stats folded and written"
+        );
         sink::publish(dataset.dir(), &keep)?;
 
         let mut superseded = Vec::new();

@@ -30,7 +30,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use parquet::arrow::ArrowWriter;
-use parquet::file::properties::WriterProperties;
+use parquet::basic::Encoding;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -55,13 +57,15 @@ pub const QUANTILES: [(f64, &str); 4] = [
 ];
 /// Distinct routes one worker tracks before further new routes go to `other` directly.
 const MAX_ROUTES_PER_WORKER: usize = 4096;
-/// Live histograms per worker (about 13 KiB each) before the oldest are serialised.
-const MAX_LIVE_CELLS: usize = 1024;
+/// Live minutes per worker before the older half is serialised: a worker's chunks are a few
+/// minutes of log each, so this leaves room for chunks that arrive out of order.
+const MAX_LIVE_MINUTES: usize = 32;
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-/// The multiply-rotate hash of rustc (FxHash): a few cycles for the short keys of the hot path,
-/// where a general-purpose hasher's setup costs more than the lookup.
+/// The multiply-rotate hash of rustc (FxHash) for the integer keys of the hot path and xxh3 for
+/// its strings: a few cycles each, where a general-purpose hasher's setup costs more than the
+/// lookup.
 #[derive(Default)]
 struct FxHasher(u64);
 
@@ -73,16 +77,9 @@ impl FxHasher {
 
 impl std::hash::Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(buf));
-        }
+        // Route strings: word-at-a-time FxHash is a chain of dependent multiplies, xxh3 hashes
+        // the words of a short string in parallel.
+        self.mix(xxhash_rust::xxh3::xxh3_64(bytes));
     }
 
     fn write_u8(&mut self, i: u8) {
@@ -197,21 +194,31 @@ fn damaged(what: String) -> Error {
     }
 }
 
+/// The values of a stored small cell (`None` when `bytes` is a serialised histogram).
+fn decode_values(bytes: &[u8]) -> Option<Result<Vec<u32>>> {
+    let rest = bytes.strip_prefix(&[VALUES_TAG])?;
+    let mut out = Vec::with_capacity(rest.len());
+    let (mut acc, mut d, mut shift) = (0u64, 0u64, 0u32);
+    for b in rest {
+        if shift > 28 {
+            return Some(Err(damaged("a value is too long".into())));
+        }
+        d |= ((b & 0x7f) as u64) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            acc += d;
+            out.push(acc.clamp(1, MAX_TRACKED_US) as u32);
+            (d, shift) = (0, 0);
+        }
+    }
+    Some(Ok(out))
+}
+
 /// Adds a stored cell (an [`encode`]d histogram, or the values of a small cell) to `into`.
 pub fn merge_into(into: &mut Histogram<u64>, bytes: &[u8]) -> Result<()> {
-    if let Some(rest) = bytes.strip_prefix(&[VALUES_TAG]) {
-        let (mut acc, mut d, mut shift) = (0u64, 0u64, 0u32);
-        for b in rest {
-            if shift > 28 {
-                return Err(damaged("a value is too long".into()));
-            }
-            d |= ((b & 0x7f) as u64) << shift;
-            shift += 7;
-            if b & 0x80 == 0 {
-                acc += d;
-                into.saturating_record(acc.clamp(1, MAX_TRACKED_US));
-                (d, shift) = (0, 0);
-            }
+    if let Some(values) = decode_values(bytes) {
+        for v in values? {
+            into.saturating_record(v as u64);
         }
         return Ok(());
     }
@@ -220,6 +227,22 @@ pub fn merge_into(into: &mut Histogram<u64>, bytes: &[u8]) -> Result<()> {
         .map_err(|e| damaged(format!("{e:?}")))?;
     into.add(h)
         .map_err(|e| damaged(format!("cannot merge: {e:?}")))
+}
+
+/// Exact quantiles (hdrhistogram's definition: the value of rank ceil(q * n)) and the stored form
+/// of a small cell's values.
+fn small_cell(vals: &mut [u32]) -> (Option<[u64; 5]>, Vec<u8>) {
+    vals.sort_unstable();
+    let n = vals.len();
+    let at = |q: f64| vals[((q * n as f64).ceil() as usize).clamp(1, n) - 1] as u64;
+    let q = (n > 0).then(|| {
+        let mut q = [at(1.0); 5];
+        for (slot, (p, _)) in q.iter_mut().zip(QUANTILES) {
+            *slot = at(p);
+        }
+        q
+    });
+    (q, encode_values(vals))
 }
 
 /// Request and status-class counters of a cell.
@@ -299,7 +322,7 @@ pub fn summarise<T: hdrhistogram::Counter>(h: &Histogram<T>) -> Option<[u64; 5]>
 
 /// Values of a cell that has seen few requests are kept as they are: most (minute, route) cells
 /// of a long-tailed site hold a handful of requests, and a dense histogram (13 KiB) for each would
-/// cost more than the rest of ingest.
+/// cost more than the rest of ingest. Folded cells stay lists up to the same size.
 const SMALL_CELL: usize = 64;
 
 enum Values {
@@ -307,20 +330,70 @@ enum Values {
     Big(Box<Histogram<u32>>),
 }
 
+#[derive(Default)]
 struct Live {
     counts: Counts,
-    values: Values,
+    values: Option<Values>,
+}
+
+impl Live {
+    fn add(
+        &mut self,
+        pool: &mut Vec<Histogram<u32>>,
+        sigfig: u8,
+        st: Option<u16>,
+        us: Option<u64>,
+    ) {
+        self.counts.status(st);
+        let Some(us) = us else { return };
+        self.counts.timed += 1;
+        self.counts.sum_us = self.counts.sum_us.saturating_add(us);
+        let v = us.clamp(1, MAX_TRACKED_US);
+        match &mut self.values {
+            None => {
+                let mut vals = Vec::with_capacity(8);
+                vals.push(v as u32);
+                self.values = Some(Values::Small(vals));
+            }
+            Some(Values::Small(vals)) if vals.len() < SMALL_CELL => vals.push(v as u32),
+            Some(Values::Small(vals)) => {
+                let mut h = Box::new(pool.pop().unwrap_or_else(|| histogram(sigfig)));
+                for x in vals.iter() {
+                    h.saturating_record(*x as u64);
+                }
+                h.saturating_record(v);
+                self.values = Some(Values::Big(h));
+            }
+            Some(Values::Big(h)) => h.saturating_record(v),
+        }
+    }
+}
+
+/// The cells of one (source, minute), indexed by route id, and the ids in use.
+#[derive(Default)]
+struct Minute {
+    key: (u32, i64),
+    cells: Vec<Live>,
+    touched: Vec<u32>,
 }
 
 /// Per-worker recorder; see the module docs.
+///
+/// Rows arrive in time order within a chunk, so the minute of the previous row is remembered and
+/// a row costs one route lookup and two array updates.
 pub struct Recorder {
     sigfig: u8,
     routes: FastMap<Box<str>, u32>,
     names: Vec<Arc<str>>,
-    live: FastMap<(u32, i64, u32), Live>,
+    minutes: Vec<Minute>,
+    /// Index in `minutes` of the minute of the previous row.
+    current: Option<usize>,
     done: Vec<Part>,
     /// Emptied histograms for reuse.
     pool: Vec<Histogram<u32>>,
+    /// Emptied minutes for reuse: their cell array spans every route id the worker has seen,
+    /// and allocating it afresh for each minute would make the allocator fault in new pages.
+    spare: Vec<Minute>,
     ser: V2Serializer,
 }
 
@@ -334,9 +407,11 @@ impl Recorder {
             sigfig,
             routes: FastMap::default(),
             names: vec![Arc::from(ALL_ROUTES), Arc::from(OTHER_ROUTE)],
-            live: FastMap::default(),
+            minutes: Vec::new(),
+            current: None,
             done: Vec::new(),
             pool: Vec::new(),
+            spare: Vec::new(),
             ser: V2Serializer::new(),
         }
     }
@@ -355,29 +430,25 @@ impl Recorder {
         id
     }
 
-    fn add(&mut self, key: (u32, i64, u32), status: Option<u16>, us: Option<u64>) {
-        let cell = self.live.entry(key).or_insert_with(|| Live {
-            counts: Counts::default(),
-            values: Values::Small(Vec::new()),
-        });
-        cell.counts.status(status);
-        let Some(us) = us else { return };
-        cell.counts.timed += 1;
-        cell.counts.sum_us = cell.counts.sum_us.saturating_add(us);
-        let v = us.clamp(1, MAX_TRACKED_US);
-        match &mut cell.values {
-            Values::Small(vals) if vals.len() < SMALL_CELL => vals.push(v as u32),
-            Values::Small(vals) => {
-                let sigfig = self.sigfig;
-                let mut h = Box::new(self.pool.pop().unwrap_or_else(|| histogram(sigfig)));
-                for x in vals.iter() {
-                    h.saturating_record(*x as u64);
-                }
-                h.saturating_record(v);
-                cell.values = Values::Big(h);
-            }
-            Values::Big(h) => h.saturating_record(v),
+    /// Index of the cells of `key`, created when new.
+    fn minute(&mut self, key: (u32, i64)) -> usize {
+        if let Some(i) = self.current.filter(|i| self.minutes[*i].key == key) {
+            return i;
         }
+        let i = match self.minutes.iter().rposition(|m| m.key == key) {
+            Some(i) => i,
+            None => {
+                if self.minutes.len() >= MAX_LIVE_MINUTES {
+                    self.evict();
+                }
+                let mut m = self.spare.pop().unwrap_or_default();
+                m.key = key;
+                self.minutes.push(m);
+                self.minutes.len() - 1
+            }
+        };
+        self.current = Some(i);
+        i
     }
 
     /// Folds the rows of an access-log batch (`ts`, `route`, `status`, `response_time_us`).
@@ -401,66 +472,67 @@ impl Recorder {
                 route
                     .as_ref()
                     .and_then(|r| r.is_valid(i).then(|| r.value(i))),
-            );
+            ) as usize;
             let st = status
                 .as_ref()
                 .and_then(|s| s.is_valid(i).then(|| s.value(i)));
             let us = rt.as_ref().and_then(|r| r.is_valid(i).then(|| r.value(i)));
-            self.add((source, minute, route_id), st, us);
-            self.add((source, minute, ALL_ID), st, us);
-        }
-        if self.live.len() > MAX_LIVE_CELLS {
-            self.evict();
+            let m = self.minute((source, minute));
+            let Minute { cells, touched, .. } = &mut self.minutes[m];
+            if cells.len() <= route_id {
+                cells.resize_with(route_id + 1, Live::default);
+            }
+            for id in [route_id, ALL_ID as usize] {
+                let cell = &mut cells[id];
+                if cell.counts.requests == 0 {
+                    touched.push(id as u32);
+                }
+                cell.add(&mut self.pool, self.sigfig, st, us);
+            }
         }
     }
 
-    /// Finishes the older half of the live cells.
+    /// Finishes the older half of the live minutes.
     fn evict(&mut self) {
-        let mut minutes: Vec<i64> = self.live.keys().map(|k| k.1).collect();
-        let mid = minutes.len() / 2;
-        let (_, cut, _) = minutes.select_nth_unstable(mid);
-        let cut = *cut;
-        let old: Vec<_> = self.live.keys().filter(|k| k.1 < cut).copied().collect();
-        for k in old {
-            let cell = self.live.remove(&k).expect("key just listed");
-            let part = self.part(k, cell);
-            self.done.push(part);
+        self.minutes.sort_unstable_by_key(|m| m.key.1);
+        let old: Vec<Minute> = self.minutes.drain(..self.minutes.len() / 2).collect();
+        for m in old {
+            self.finish_minute(m);
         }
+        self.current = None;
     }
 
-    fn part(&mut self, (source, minute, route): (u32, i64, u32), cell: Live) -> Part {
-        let (quantiles, hist) = match cell.values {
-            Values::Small(mut vals) => {
-                vals.sort_unstable();
-                // hdrhistogram's definition, on the exact values: the value of rank ceil(q * n).
-                let n = vals.len();
-                let at = |q: f64| vals[((q * n as f64).ceil() as usize).clamp(1, n) - 1] as u64;
-                let q = (n > 0).then(|| [at(0.5), at(0.9), at(0.95), at(0.99), at(1.0)]);
-                (q, encode_values(&vals))
-            }
-            Values::Big(mut h) => {
-                let out = (summarise(&h), encode_with(&mut self.ser, &*h));
-                h.reset();
-                self.pool.push(*h);
-                out
-            }
-        };
-        Part {
-            source: source as usize,
-            minute,
-            route: Arc::clone(&self.names[route as usize]),
-            counts: cell.counts,
-            quantiles,
-            hist,
+    fn finish_minute(&mut self, mut m: Minute) {
+        let (source, minute) = m.key;
+        for route in m.touched.drain(..) {
+            let route = route as usize;
+            let cell = std::mem::take(&mut m.cells[route]);
+            let (quantiles, hist) = match cell.values {
+                None => small_cell(&mut []),
+                Some(Values::Small(mut vals)) => small_cell(&mut vals),
+                Some(Values::Big(mut h)) => {
+                    let out = (summarise(&h), encode_with(&mut self.ser, &*h));
+                    h.reset();
+                    self.pool.push(*h);
+                    out
+                }
+            };
+            self.done.push(Part {
+                source: source as usize,
+                minute,
+                route: Arc::clone(&self.names[route]),
+                counts: cell.counts,
+                quantiles,
+                hist,
+            });
         }
+        self.spare.push(m);
     }
 
     /// Everything recorded, as finished parts.
     pub fn finish(mut self) -> Vec<Part> {
-        let live = std::mem::take(&mut self.live);
-        for (k, c) in live {
-            let part = self.part(k, c);
-            self.done.push(part);
+        for m in std::mem::take(&mut self.minutes) {
+            self.finish_minute(m);
         }
         self.done
     }
@@ -504,56 +576,121 @@ pub fn route_volumes(parts: &[Part]) -> HashMap<Arc<str>, u64> {
 
 /// Folds parts into one per (source, minute, group): routes outside `groups` become `other`, and
 /// parts of the same key (from different workers) are merged.
+///
+/// Most merges join the two halves of a minute that a chunk boundary split between workers; when
+/// both halves are small the values are joined directly, otherwise into one reused histogram.
+/// The result is sorted by source, minute and route.
 pub fn fold(mut parts: Vec<Part>, groups: &HashSet<&str>, sigfig: u8) -> Result<Vec<Part>> {
+    use rayon::prelude::*;
     let other: Arc<str> = Arc::from(OTHER_ROUTE);
-    let mut ids: HashMap<Arc<str>, u32> = HashMap::new();
-    // Sorted by key through an index: a part is too big to move around in a sort.
+    let mut ids: FastMap<Arc<str>, u32> = FastMap::default();
     let mut keyed: Vec<((usize, i64, u32), u32)> = Vec::with_capacity(parts.len());
     for (i, p) in parts.iter_mut().enumerate() {
         if &*p.route != ALL_ROUTES && !groups.contains(&*p.route) {
             p.route = Arc::clone(&other);
         }
-        let next = ids.len() as u32;
-        let id = *ids.entry(Arc::clone(&p.route)).or_insert(next);
+        let id = match ids.get(&p.route) {
+            Some(id) => *id,
+            None => {
+                let id = ids.len() as u32;
+                ids.insert(Arc::clone(&p.route), id);
+                id
+            }
+        };
         keyed.push(((p.source, p.minute, id), i as u32));
     }
+    // Ids in name order, so that the result comes out sorted as the files store it.
+    let mut names: Vec<(&Arc<str>, u32)> = ids.iter().map(|(r, id)| (r, *id)).collect();
+    names.sort_unstable();
+    let mut rank = vec![0u32; names.len()];
+    for (r, (_, id)) in names.iter().enumerate() {
+        rank[*id as usize] = r as u32;
+    }
+    for ((_, _, id), _) in keyed.iter_mut() {
+        *id = rank[*id as usize];
+    }
+    // Sorted through an index, then permuted in place: a part is too big to move around in a
+    // sort, and a second copy of every part would only be written once.
     keyed.sort_unstable_by_key(|(k, _)| *k);
-    let mut slots: Vec<Option<Part>> = parts.into_iter().map(Some).collect();
-    let mut groups_of: Vec<Vec<Part>> = Vec::new();
-    let mut last = None;
-    for (k, i) in keyed {
-        let p = slots[i as usize].take().expect("each part once");
-        if last == Some(k) {
-            groups_of.last_mut().expect("a group is open").push(p);
-        } else {
-            groups_of.push(vec![p]);
-            last = Some(k);
+    let mut from: Vec<u32> = keyed.iter().map(|(_, i)| *i).collect();
+    for i in 0..from.len() {
+        let mut j = i;
+        loop {
+            let k = from[j] as usize;
+            from[j] = j as u32;
+            if k == i || k == j {
+                break;
+            }
+            parts.swap(j, k);
+            j = k;
         }
     }
-    use rayon::prelude::*;
-    groups_of
-        .into_par_iter()
-        .map(|mut ps| {
-            if ps.len() == 1 {
-                return Ok(ps.pop().expect("one part"));
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    for n in 1..=keyed.len() {
+        if n == keyed.len() || keyed[n].0 != keyed[start].0 {
+            if n - start > 1 {
+                runs.push(start..n);
             }
-            let mut h: Histogram<u64> = histogram(sigfig);
-            let mut counts = Counts::default();
-            for p in &ps {
-                counts.add(&p.counts);
-                merge_into(&mut h, &p.hist)?;
+            start = n;
+        }
+    }
+    let merged: Vec<Part> = runs
+        .par_iter()
+        .map_init(
+            || (histogram::<u64>(sigfig), V2Serializer::new()),
+            |(h, ser), run| merge_parts(&parts[run.clone()], h, ser),
+        )
+        .collect::<Result<_>>()?;
+    let mut keep = vec![true; parts.len()];
+    for (run, part) in runs.into_iter().zip(merged) {
+        keep[run.start + 1..run.end].fill(false);
+        parts[run.start] = part;
+    }
+    let mut at = 0;
+    parts.retain(|_| {
+        at += 1;
+        keep[at - 1]
+    });
+    Ok(parts)
+}
+
+/// One part from parts of the same key; `h` is scratch space.
+fn merge_parts(ps: &[Part], h: &mut Histogram<u64>, ser: &mut V2Serializer) -> Result<Part> {
+    let mut counts = Counts::default();
+    let mut values: Option<Vec<u32>> = Some(Vec::new());
+    for p in ps {
+        counts.add(&p.counts);
+        if let Some(vals) = values.as_mut() {
+            match decode_values(&p.hist) {
+                Some(v) if vals.len() + p.counts.timed as usize <= SMALL_CELL => {
+                    vals.extend(v?);
+                    continue;
+                }
+                _ => {
+                    h.reset();
+                    for v in vals.iter() {
+                        h.saturating_record(*v as u64);
+                    }
+                    values = None;
+                }
             }
-            let first = &ps[0];
-            Ok(Part {
-                source: first.source,
-                minute: first.minute,
-                route: Arc::clone(&first.route),
-                counts,
-                quantiles: summarise(&h),
-                hist: encode(&h),
-            })
-        })
-        .collect()
+        }
+        merge_into(h, &p.hist)?;
+    }
+    let (quantiles, hist) = match values {
+        Some(mut vals) => small_cell(&mut vals),
+        None => (summarise(h), encode_with(ser, h)),
+    };
+    let first = &ps[0];
+    Ok(Part {
+        source: first.source,
+        minute: first.minute,
+        route: Arc::clone(&first.route),
+        counts,
+        quantiles,
+        hist,
+    })
 }
 
 /// The Arrow schema of the `stats` files.
@@ -625,13 +762,15 @@ pub fn to_batch(parts: &[&Part]) -> Result<RecordBatch> {
     })
 }
 
-/// Writes the folded parts as one unpublished file per (source, day), sorted by minute and route.
+/// Writes the folded parts as one unpublished file per (source, day), sorted by minute and route,
+/// the files in parallel.
 pub fn write(
     dataset: &Path,
     run_id: &str,
     parts: &[Part],
     props: &WriterProperties,
 ) -> Result<Vec<WrittenFile>> {
+    use rayon::prelude::*;
     let mut by_file: BTreeMap<(usize, i32), Vec<&Part>> = BTreeMap::new();
     for p in parts {
         let day = p.minute.div_euclid(86_400 * 1_000_000) as i32;
@@ -639,40 +778,94 @@ pub fn write(
     }
     let tmp_dir = dataset.join("logs");
     std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("cannot create", &tmp_dir, e))?;
-    let mut out = Vec::with_capacity(by_file.len());
-    for ((source, day), mut ps) in by_file {
-        ps.sort_by(|a, b| a.minute.cmp(&b.minute).then_with(|| a.route.cmp(&b.route)));
-        let name = format!("part-{run_id}-s{source}.parquet");
-        let tmp = tmp_dir.join(format!(".tmp-{STATS_TABLE}-{}-{name}", partition_name(day)));
-        let file = File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
-        let sync = file
-            .try_clone()
-            .map_err(|e| Error::io("cannot open", &tmp, e))?;
-        let perr = |source| Error::Parquet {
-            path: tmp.clone(),
-            source,
-        };
-        let mut w =
-            ArrowWriter::try_new(file, stats_schema(), Some(props.clone())).map_err(perr)?;
-        w.write(&to_batch(&ps)?).map_err(perr)?;
-        w.close().map_err(perr)?;
-        sync.sync_all()
-            .map_err(|e| Error::io("cannot sync", &tmp, e))?;
-        let bytes = sync
-            .metadata()
-            .map_err(|e| Error::io("cannot read", &tmp, e))?
-            .len();
-        out.push(WrittenFile {
-            source,
-            day,
-            table: STATS_TABLE,
-            tmp,
-            rel_path: format!("{STATS_TABLE}/{}/{name}", partition_name(day)),
-            rows: ps.len() as u64,
-            bytes,
-        });
+    // Every histogram is different: a dictionary for them would only fill up and be dropped.
+    let hist = ColumnPath::from("hist");
+    let props = props
+        .clone()
+        .into_builder()
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled(ColumnPath::from("route"), true)
+        .set_column_statistics_enabled(hist, EnabledStatistics::None)
+        .set_column_encoding(ColumnPath::from("minute"), Encoding::DELTA_BINARY_PACKED)
+        .build();
+
+    by_file
+        .into_par_iter()
+        .map(|((source, day), mut ps)| {
+            let order =
+                |a: &&Part, b: &&Part| a.minute.cmp(&b.minute).then_with(|| a.route.cmp(&b.route));
+            if !ps.is_sorted_by(|a, b| order(a, b).is_le()) {
+                ps.sort_by(order);
+            }
+            let name = format!("part-{run_id}-s{source}.parquet");
+            let tmp = tmp_dir.join(format!(".tmp-{STATS_TABLE}-{}-{name}", partition_name(day)));
+            let file = File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+            let sync = file
+                .try_clone()
+                .map_err(|e| Error::io("cannot open", &tmp, e))?;
+            let perr = |source| Error::Parquet {
+                path: tmp.clone(),
+                source,
+            };
+            write_columns(file, &to_batch(&ps)?, &props).map_err(perr)?;
+            sync.sync_all()
+                .map_err(|e| Error::io("cannot sync", &tmp, e))?;
+            let bytes = sync
+                .metadata()
+                .map_err(|e| Error::io("cannot read", &tmp, e))?
+                .len();
+            Ok(WrittenFile {
+                source,
+                day,
+                table: STATS_TABLE,
+                tmp,
+                rel_path: format!("{STATS_TABLE}/{}/{name}", partition_name(day)),
+                rows: ps.len() as u64,
+                bytes,
+            })
+        })
+        .collect()
+}
+
+/// Writes `batch` as one Parquet file whose columns are encoded and compressed in parallel (a
+/// stats file is written while the rest of the commit waits for it).
+fn write_columns(
+    file: File,
+    batch: &RecordBatch,
+    props: &WriterProperties,
+) -> parquet::errors::Result<()> {
+    use parquet::arrow::arrow_writer::{ArrowColumnChunk, compute_leaves};
+    use rayon::prelude::*;
+    let schema = batch.schema();
+    let (mut writer, factory) =
+        ArrowWriter::try_new(file, Arc::clone(&schema), Some(props.clone()))?
+            .into_serialized_writer()?;
+    let step = props
+        .max_row_group_row_count()
+        .unwrap_or(batch.num_rows())
+        .max(1);
+    for index in 0..batch.num_rows().div_ceil(step) {
+        let offset = index * step;
+        let rows = batch.slice(offset, step.min(batch.num_rows() - offset));
+        let chunks: Vec<ArrowColumnChunk> = factory
+            .create_column_writers(index)?
+            .into_par_iter()
+            .zip(rows.columns().par_iter().zip(schema.fields().par_iter()))
+            .map(|(mut w, (array, field))| {
+                for leaf in compute_leaves(field, array)? {
+                    w.write(&leaf)?;
+                }
+                w.close()
+            })
+            .collect::<parquet::errors::Result<_>>()?;
+        let mut group = writer.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut group)?;
+        }
+        group.close()?;
     }
-    Ok(out)
+    writer.close()?;
+    Ok(())
 }
 
 /// A stored row read back (one per file and key; [`StatsReader`] merges equal keys).
@@ -958,7 +1151,7 @@ mod tests {
             expect += rows.len() as u64;
             r.record(0, &batch(&rows));
         }
-        assert!(r.live.len() <= MAX_LIVE_CELLS + 2);
+        assert!(r.minutes.len() <= MAX_LIVE_MINUTES);
         let mut parts = r.finish();
         // A second worker saw the same minute.
         let mut r2 = Recorder::new(2);
