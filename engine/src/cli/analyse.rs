@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use logcrunch::Error;
 use logcrunch::catalog::{self, Catalog, Dataset};
 use logcrunch::config::Config;
-use logcrunch::detect::series::{dataset_series, detect_all, read_series, store};
+use logcrunch::detect::series::{DatasetScan, dataset_events, detect_all, read_series, store};
 use logcrunch::detect::{Detector, Event, Method, Metric};
 use logcrunch::report::{OutputFormat, Table, parse_time_arg, write_table};
 use logcrunch::stats::compare::{CompareOptions, Comparison, Limit, Spec, snapshot};
@@ -203,16 +203,18 @@ pub fn detect_dataset(
         routes,
     };
     let cat = Catalog::open(dataset)?;
-    let series = dataset_series(
+    let events = dataset_events(
         &cat,
-        &range,
-        bucket_us,
-        metrics,
-        detector.config().min_requests,
-        config.stats.significant_digits,
+        &detector,
+        &DatasetScan {
+            range: &range,
+            bucket_us,
+            metrics,
+            methods,
+            sigfig: config.stats.significant_digits,
+        },
     )?;
     drop(cat);
-    let events = detect_all(&detector, &series, methods);
     let mut new = 0;
     if let Some((run, (from, to))) = store_as {
         let stored: Vec<Event> = events

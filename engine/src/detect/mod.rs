@@ -350,22 +350,23 @@ impl Detector {
     pub fn score(&self, s: &Series, method: Method) -> Vec<Scored> {
         match method {
             Method::Zscore => self.zscore(s),
-            Method::Robust => self.robust(s, None),
+            Method::Robust => self.robust(s, None, None),
             Method::Ewma => self.ewma(s),
             Method::Seasonal => self
                 .seasonal(s)
                 .unwrap_or_else(|| vec![None; s.values.len()]),
-            Method::Auto => {
-                let robust = self.robust(s, None);
-                match self.seasonal(s) {
-                    Some(seasonal) => seasonal
+            // The seasonal score where history allows, the robust one elsewhere.
+            Method::Auto => match self.seasonal(s) {
+                Some(seasonal) => {
+                    let robust = self.robust(s, None, Some(&seasonal));
+                    seasonal
                         .into_iter()
                         .zip(robust)
                         .map(|(a, b)| a.or(b))
-                        .collect(),
-                    None => robust,
+                        .collect()
                 }
-            }
+                None => self.robust(s, None, None),
+            },
         }
     }
 
@@ -385,7 +386,13 @@ impl Detector {
     }
 
     /// Trailing median/MAD; with `base`, scores the residual `value - base` instead.
-    fn robust(&self, s: &Series, base: Option<&[Option<f64>]>) -> Vec<Scored> {
+    /// Buckets that `known` already scores are only added to the window.
+    fn robust(
+        &self,
+        s: &Series,
+        base: Option<&[Option<f64>]>,
+        known: Option<&[Scored]>,
+    ) -> Vec<Scored> {
         let w = self.cfg.window;
         let min_hist = (w / 2).max(4);
         let floor = global_floor(s, base);
@@ -402,7 +409,8 @@ impl Detector {
                 out.push(None);
                 continue;
             };
-            let scored = (window.len() >= min_hist).then(|| {
+            let todo = known.is_none_or(|k| k[i].is_none());
+            let scored = (todo && window.len() >= min_hist).then(|| {
                 let (med, mad) = window.median_mad();
                 let level = b.flatten().unwrap_or(0.0);
                 let expected = level + med;
@@ -478,7 +486,7 @@ impl Detector {
                 *b = Some(median_sorted(&prev));
             }
         }
-        Some(self.robust(s, Some(&base)))
+        Some(self.robust(s, Some(&base), None))
     }
 
     fn events(&self, s: &Series, method: Method, scores: &[Scored]) -> Vec<Event> {
@@ -655,36 +663,46 @@ impl Window {
         let med = median_sorted(v);
         // The k smallest deviations lie in a contiguous run around the median.
         let k = n / 2 + 1;
-        let (mut lo, mut hi) = (
-            v.partition_point(|x| *x < med),
-            v.partition_point(|x| *x < med),
-        );
-        let mut devs = Vec::with_capacity(k);
-        while devs.len() < k {
-            let dl = (lo > 0).then(|| med - v[lo - 1]);
-            let dh = (hi < n).then(|| v[hi] - med);
-            match (dl, dh) {
-                (Some(a), Some(b)) if a <= b => {
-                    devs.push(a);
-                    lo -= 1;
-                }
-                (_, Some(b)) => {
-                    devs.push(b);
-                    hi += 1;
-                }
-                (Some(a), None) => {
-                    devs.push(a);
-                    lo -= 1;
-                }
-                (None, None) => break,
-            }
-        }
-        let mad = if n % 2 == 1 || devs.len() < 2 {
-            devs.get(n / 2).or(devs.last()).copied().unwrap_or(0.0)
-        } else {
-            (devs[n / 2 - 1] + devs[(n / 2).min(devs.len() - 1)]) / 2.0
+        let lo = v.partition_point(|x| *x < med);
+        // The deviations below the median, read outwards, and those above it are two sorted
+        // runs: the k-th smallest of both is found by bisection instead of a walk.
+        let below = |j: usize| med - v[lo - 1 - j];
+        let above = |j: usize| v[lo + j] - med;
+        let kth = |k: usize| kth_of_two(&below, lo, &above, n - lo, k);
+        let mad = match n {
+            0 => 0.0,
+            _ if n % 2 == 1 => kth(k),
+            _ => (kth(k - 1) + kth(k)) / 2.0,
         };
         (med, mad)
+    }
+}
+
+/// The `k`-th smallest (from 1) of two ascending runs `a` (`na` long) and `b` (`nb` long).
+fn kth_of_two(
+    a: &impl Fn(usize) -> f64,
+    na: usize,
+    b: &impl Fn(usize) -> f64,
+    nb: usize,
+    k: usize,
+) -> f64 {
+    debug_assert!(k >= 1 && k <= na + nb);
+    // i elements come from `a`, k - i from `b`.
+    let (mut lo, mut hi) = (k.saturating_sub(nb), k.min(na));
+    while lo < hi {
+        let i = (lo + hi) / 2;
+        if a(i) < b(k - i - 1) {
+            lo = i + 1;
+        } else {
+            hi = i;
+        }
+    }
+    let from_a = (lo > 0).then(|| a(lo - 1));
+    let from_b = (k > lo).then(|| b(k - lo - 1));
+    match (from_a, from_b) {
+        (Some(x), Some(y)) => x.max(y),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => 0.0,
     }
 }
 
@@ -795,6 +813,34 @@ mod tests {
         assert_eq!(med, 4.0);
         // Deviations 2 1 1 0 3 4 5 -> sorted 0 1 1 2 3 4 5, median 2.
         assert_eq!(mad, 2.0);
+    }
+
+    #[test]
+    fn window_mad_matches_sorting_the_deviations() {
+        fn median(v: &mut [f64]) -> f64 {
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
+        }
+        for cap in 1..40 {
+            let mut w = Window::new(cap);
+            // Few distinct values, so that ties around the median are common.
+            for (i, x) in noisy(120, 10.0, cap as u64).into_iter().enumerate() {
+                w.push(if i % 3 == 0 { x.round() } else { x });
+                let mut vals = w.sorted.clone();
+                let med = median(&mut vals);
+                let mut devs: Vec<f64> = vals.iter().map(|v| (v - med).abs()).collect();
+                assert_eq!(
+                    w.median_mad(),
+                    (med, median(&mut devs)),
+                    "window {cap}, step {i}"
+                );
+            }
+        }
     }
 
     #[test]

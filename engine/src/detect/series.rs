@@ -1,9 +1,10 @@
 //! Where series come from: a dataset's `stats` table (per bucket and route group), or a
 //! `timestamp,value` file; and where events go: the catalog's `anomalies` table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use arrow::array::Array;
 use rayon::prelude::*;
 
 use super::{Detector, Event, Method, Metric, Series};
@@ -11,84 +12,186 @@ use crate::catalog::{Catalog, sql_string};
 use crate::error::{Error, Result};
 use crate::parse::value::parse_iso8601;
 use crate::stats::{
-    ALL_ROUTES, Counts, MINUTE_US, Range, StatsReader, histogram, merge_into, summarise,
+    ALL_ROUTES, MINUTE_US, Range, RowRef, StatsReader, histogram, merge_into, summarise,
 };
 
-/// One bucket of one route, aggregated from stored rows.
-#[derive(Debug, Clone, Default)]
+/// One bucket of one route, aggregated from stored rows. Kept small: a month of minutes for 50
+/// route groups is millions of buckets.
+#[derive(Debug, Clone, Copy, Default)]
 struct Bucket {
-    counts: Counts,
-    rows: usize,
-    quantiles: Option<[u64; 5]>,
-    hists: Vec<Vec<u8>>,
+    requests: u64,
+    timed: u64,
+    c4xx: u64,
+    c5xx: u64,
+    rows: u32,
+    /// p50, p95 and p99, µs (at most an hour, so they fit).
+    quantiles: Option<[u32; 3]>,
 }
 
-/// Per route group (and `*`), one series per metric over `range`, in buckets of `bucket_us`.
-pub fn dataset_series(
-    catalog: &Catalog,
-    range: &Range,
-    bucket_us: i64,
-    metrics: &[Metric],
-    min_requests: u64,
-    sigfig: u8,
-) -> Result<Vec<Series>> {
-    let reader = StatsReader::new(catalog);
-    let mut rows = reader.rows(range, false)?;
-    let key = |minute: i64| minute.div_euclid(bucket_us) * bucket_us;
-    let merged = bucket_us != MINUTE_US
-        || rows
-            .windows(2)
-            .any(|w| w[0].route == w[1].route && w[0].minute == w[1].minute);
-    if merged {
-        rows = reader.rows(range, true)?;
+impl Bucket {
+    fn set_quantiles(&mut self, q: Option<[u64; 5]>) {
+        let narrow = |v: u64| v.min(u32::MAX as u64) as u32;
+        self.quantiles = q.map(|q| [narrow(q[0]), narrow(q[2]), narrow(q[3])]);
     }
-    let Some(first) = range
-        .since
-        .map(key)
-        .or_else(|| rows.iter().map(|r| key(r.minute)).min())
-    else {
+}
+
+/// The buckets of one route, and the histograms of those that several rows share.
+struct RouteBuckets {
+    buckets: Vec<Bucket>,
+    hists: HashMap<u32, Vec<Vec<u8>>>,
+}
+
+/// The buckets of a series: `n` of width `step` from `first`.
+struct Grid {
+    first: i64,
+    step: i64,
+    n: usize,
+}
+
+impl Grid {
+    /// Adds a stored row to its route's bucket: the counters and quantiles with `counts`, and
+    /// the histogram when the row has one.
+    fn add(
+        &self,
+        by_route: &mut BTreeMap<String, RouteBuckets>,
+        r: RowRef<'_>,
+        counts: bool,
+    ) -> Result<()> {
+        let i = (r.minute.div_euclid(self.step) * self.step - self.first) / self.step;
+        if i < 0 || i as usize >= self.n {
+            return Ok(());
+        }
+        let buckets = match by_route.get_mut(r.route) {
+            Some(b) => b,
+            None => by_route
+                .entry(r.route.to_string())
+                .or_insert_with(|| RouteBuckets {
+                    buckets: vec![Bucket::default(); self.n],
+                    hists: HashMap::new(),
+                }),
+        };
+        if counts {
+            let b = &mut buckets.buckets[i as usize];
+            b.requests += r.counts.requests;
+            b.timed += r.counts.timed;
+            b.c4xx += r.counts.c4xx;
+            b.c5xx += r.counts.c5xx;
+            b.rows += 1;
+            b.set_quantiles(r.quantiles);
+        }
+        if let Some(h) = r.hist {
+            buckets.hists.entry(i as u32).or_default().push(h.to_vec());
+        }
+        Ok(())
+    }
+}
+
+/// What to detect over a dataset: metrics per route group (and `*`) over `range`, in buckets of
+/// `bucket_us`, with the given methods.
+pub struct DatasetScan<'a> {
+    /// Stored rows to read.
+    pub range: &'a Range,
+    /// Bucket width, µs.
+    pub bucket_us: i64,
+    /// Metrics to build series of.
+    pub metrics: &'a [Metric],
+    /// Methods to run on each series.
+    pub methods: &'a [Method],
+    /// Significant digits of merged histograms.
+    pub sigfig: u8,
+}
+
+/// Events of every metric series of the dataset, ordered as [`detect_all`] orders them. The series
+/// of one route are built, scored and dropped together, so memory holds one route's series per
+/// thread rather than all of them.
+pub fn dataset_events(
+    catalog: &Catalog,
+    detector: &Detector,
+    scan: &DatasetScan<'_>,
+) -> Result<Vec<Event>> {
+    let DatasetScan {
+        range,
+        bucket_us,
+        metrics,
+        methods,
+        sigfig,
+    } = *scan;
+    let min_requests = detector.config().min_requests;
+    let reader = StatsReader::new(catalog);
+    let cond = range.where_sql();
+    let key = |minute: i64| minute.div_euclid(bucket_us) * bucket_us;
+    let mut bounds = (None, None);
+    catalog.for_each_batch(
+        &format!("SELECT epoch_us(min(minute)), epoch_us(max(minute)) FROM stats WHERE {cond}"),
+        |b| {
+            let col = |i: usize| {
+                b.column(i)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .filter(|c| c.is_valid(0))
+                    .map(|c| c.value(0))
+            };
+            if b.num_rows() > 0 {
+                bounds = (col(0), col(1));
+            }
+            Ok(())
+        },
+    )?;
+    let (Some(lo), Some(hi)) = bounds else {
         return Ok(Vec::new());
     };
-    let last = rows.iter().map(|r| key(r.minute)).max().unwrap_or(first);
+    let first = key(range.since.unwrap_or(lo));
+    let last = key(hi);
     let end = range
         .until
         .map_or(last + bucket_us, |u| u.min(last + bucket_us));
     let n = ((end - first).max(0) / bucket_us) as usize;
-    let mut by_route: BTreeMap<String, Vec<Bucket>> = BTreeMap::new();
-    for r in rows {
-        let i = (key(r.minute) - first) / bucket_us;
-        if i < 0 || i as usize >= n {
-            continue;
-        }
-        let buckets = by_route
-            .entry(r.route.clone())
-            .or_insert_with(|| vec![Bucket::default(); n]);
-        let b = &mut buckets[i as usize];
-        b.counts.add(&r.counts);
-        b.rows += 1;
-        b.quantiles = r.quantiles;
-        if let Some(h) = r.hist {
-            b.hists.push(h);
-        }
+    // Rows stream into the buckets unordered. Per-minute buckets use the stored quantiles, so
+    // histograms are read only for buckets that several rows share.
+    let minutes = bucket_us == MINUTE_US;
+    let mut by_route: BTreeMap<String, RouteBuckets> = BTreeMap::new();
+    let grid = Grid {
+        first,
+        step: bucket_us,
+        n,
+    };
+    reader.for_each_row(&cond, !minutes, false, |r| grid.add(&mut by_route, r, true))?;
+    let shared = by_route
+        .values()
+        .any(|r| r.buckets.iter().any(|b| b.rows > 1));
+    if minutes && shared {
+        let cond = format!(
+            "{cond} AND (route, minute) IN (SELECT route, minute FROM stats WHERE {cond} \
+             GROUP BY ALL HAVING count(*) > 1)"
+        );
+        reader.for_each_row(&cond, true, false, |r| grid.add(&mut by_route, r, false))?;
     }
-    let routes: Vec<(String, Vec<Bucket>)> = by_route.into_iter().collect();
-    let per_route: Vec<Vec<Series>> = routes
+    let routes: Vec<(String, RouteBuckets)> = by_route.into_iter().collect();
+    let per_route: Vec<Vec<Event>> = routes
         .into_par_iter()
-        .map(|(route, mut buckets)| {
-            for b in buckets.iter_mut().filter(|b| b.rows > 1) {
-                let mut h = histogram::<u64>(sigfig);
-                for bytes in &b.hists {
-                    merge_into(&mut h, bytes)?;
+        .map(|(route, buckets)| {
+            let RouteBuckets { mut buckets, hists } = buckets;
+            for (i, hs) in hists {
+                let b = &mut buckets[i as usize];
+                if b.rows > 1 {
+                    let mut h = histogram::<u64>(sigfig);
+                    for bytes in &hs {
+                        merge_into(&mut h, bytes)?;
+                    }
+                    b.set_quantiles(summarise(&h));
                 }
-                b.quantiles = summarise(&h);
             }
-            Ok(metrics
+            let series: Vec<Series> = metrics
                 .iter()
                 .map(|m| metric_series(*m, &route, first, bucket_us, &buckets, min_requests))
-                .collect())
+                .collect();
+            drop(buckets);
+            Ok(detect_all(detector, &series, methods))
         })
         .collect::<Result<_>>()?;
-    Ok(per_route.into_iter().flatten().collect())
+    let mut events: Vec<Event> = per_route.into_iter().flatten().collect();
+    sort_events(&mut events);
+    Ok(events)
 }
 
 fn metric_series(
@@ -107,7 +210,7 @@ fn metric_series(
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            let c = &b.counts;
+            let c = b;
             let q = |i: usize, p: f64| {
                 let enough = c.timed as f64 * (1.0 - p) >= 5.0;
                 (
@@ -123,8 +226,8 @@ fn metric_series(
             };
             match metric {
                 Metric::P50 => q(0, 0.5),
-                Metric::P95 => q(2, 0.95),
-                Metric::P99 => q(3, 0.99),
+                Metric::P95 => q(1, 0.95),
+                Metric::P99 => q(2, 0.99),
                 // The first and last buckets of the data are cut by where the logs start and end.
                 Metric::Requests if Some(i) == edges.0 || Some(i) == edges.1 => (None, 1.0),
                 Metric::Requests => (Some(c.requests as f64), 1.0),
@@ -217,6 +320,12 @@ pub fn detect_all(detector: &Detector, series: &[Series], methods: &[Method]) ->
         .par_iter()
         .flat_map_iter(|s| methods.iter().flat_map(move |m| detector.detect(s, *m)))
         .collect();
+    sort_events(&mut events);
+    events
+}
+
+/// Orders events by start, metric, route (`*` first) and method.
+fn sort_events(events: &mut [Event]) {
     events.sort_by(|a, b| {
         a.start_us
             .cmp(&b.start_us)
@@ -225,7 +334,6 @@ pub fn detect_all(detector: &Detector, series: &[Series], methods: &[Method]) ->
             .then_with(|| a.route.cmp(&b.route))
             .then_with(|| a.method.cmp(&b.method))
     });
-    events
 }
 
 /// Columns of the catalog's `anomalies` table.

@@ -883,6 +883,21 @@ pub struct Row {
     pub hist: Option<Vec<u8>>,
 }
 
+/// A stored row as [`StatsReader::for_each_row`] lends it.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    /// Bucket start, µs since the epoch.
+    pub minute: i64,
+    /// Route group.
+    pub route: &'a str,
+    /// Counters.
+    pub counts: Counts,
+    /// Stored quantiles (p50, p90, p95, p99, max).
+    pub quantiles: Option<[u64; 5]>,
+    /// Serialised histogram, when asked for.
+    pub hist: Option<&'a [u8]>,
+}
+
 /// Reads stored statistics through the catalog's `stats` view.
 pub struct StatsReader<'a> {
     catalog: &'a crate::catalog::Catalog,
@@ -970,14 +985,39 @@ impl<'a> StatsReader<'a> {
 
     /// Stored rows of `range`, ordered by route and minute; `hist` also returns the histograms.
     pub fn rows(&self, range: &Range, hist: bool) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        self.for_each_row(&range.where_sql(), hist, true, |r| {
+            rows.push(Row {
+                minute: r.minute,
+                route: r.route.to_string(),
+                counts: r.counts,
+                quantiles: r.quantiles,
+                hist: r.hist.map(<[u8]>::to_vec),
+            });
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Calls `f` with each stored row that satisfies the SQL condition `cond`, without keeping
+    /// them (in route and minute order with `ordered`); `hist` also reads the histograms.
+    pub fn for_each_row(
+        &self,
+        cond: &str,
+        hist: bool,
+        ordered: bool,
+        mut f: impl FnMut(RowRef<'_>) -> Result<()>,
+    ) -> Result<()> {
         let sql = format!(
             "SELECT epoch_us(minute) AS minute, route, requests, c2xx, c3xx, c4xx, c5xx, timed, \
-             sum_us, p50_us, p90_us, p95_us, p99_us, max_us{} FROM stats WHERE {} \
-             ORDER BY route, minute",
+             sum_us, p50_us, p90_us, p95_us, p99_us, max_us{} FROM stats WHERE {cond}{}",
             if hist { ", hist" } else { "" },
-            range.where_sql()
+            if ordered {
+                " ORDER BY route, minute"
+            } else {
+                ""
+            },
         );
-        let mut rows = Vec::new();
         self.catalog.for_each_batch(&sql, |b| {
             let u = |i: usize| {
                 b.column(i)
@@ -1004,9 +1044,9 @@ impl<'a> StatsReader<'a> {
                     .clone()
             });
             for i in 0..b.num_rows() {
-                rows.push(Row {
+                f(RowRef {
                     minute: minute.value(i),
-                    route: route.value(i).to_string(),
+                    route: route.value(i),
                     counts: Counts {
                         requests: cs[0].value(i),
                         c2xx: cs[1].value(i),
@@ -1019,32 +1059,35 @@ impl<'a> StatsReader<'a> {
                     quantiles: qs[0]
                         .is_valid(i)
                         .then(|| std::array::from_fn(|k| qs[k].value(i))),
-                    hist: hs.as_ref().map(|h| h.value(i).to_vec()),
-                });
+                    hist: hs.as_ref().map(|h| h.value(i)),
+                })?;
             }
             Ok(())
-        })?;
-        Ok(rows)
+        })
     }
 
     /// Per route (and `*`), the merged histogram and counters over `range`, busiest first.
     pub fn summaries(&self, range: &Range, sigfig: u8) -> Result<Vec<Summary>> {
         let mut out: BTreeMap<String, Summary> = BTreeMap::new();
-        for r in self.rows(range, true)? {
-            let s = out.entry(r.route.clone()).or_insert_with(|| Summary {
-                route: r.route.clone(),
-                counts: Counts::default(),
-                hist: histogram(sigfig),
-                first: r.minute,
-                last: r.minute,
-            });
+        self.for_each_row(&range.where_sql(), true, false, |r| {
+            let s = match out.get_mut(r.route) {
+                Some(s) => s,
+                None => out.entry(r.route.to_string()).or_insert_with(|| Summary {
+                    route: r.route.to_string(),
+                    counts: Counts::default(),
+                    hist: histogram(sigfig),
+                    first: r.minute,
+                    last: r.minute,
+                }),
+            };
             s.counts.add(&r.counts);
             s.first = s.first.min(r.minute);
             s.last = s.last.max(r.minute);
-            if let Some(h) = &r.hist {
+            if let Some(h) = r.hist {
                 merge_into(&mut s.hist, h)?;
             }
-        }
+            Ok(())
+        })?;
         let mut v: Vec<Summary> = out.into_values().collect();
         v.sort_by(|a, b| {
             (b.route == ALL_ROUTES)
