@@ -42,6 +42,10 @@ pub struct Config {
     pub stats: crate::stats::StatsConfig,
     /// Anomaly detectors.
     pub anomaly_detection: crate::detect::DetectConfig,
+    /// Alert rules, cooldown and retries.
+    pub alerting: crate::alert::AlertingConfig,
+    /// The SMTP server alerts go through.
+    pub email: crate::alert::EmailConfig,
     /// The patterns file with the log formats.
     pub patterns: Option<PathBuf>,
     /// Where this configuration was read from (`None`: built-in).
@@ -276,6 +280,8 @@ impl Config {
         crate::route::Router::new(&self.routes).map_err(|e| bad(e.to_string()))?;
         self.stats.validate().map_err(bad)?;
         self.anomaly_detection.validate().map_err(bad)?;
+        self.alerting.validate().map_err(bad)?;
+        self.email.validate().map_err(bad)?;
         if !(1..=22).contains(&ing.zstd_level) {
             return Err(bad(format!(
                 "ingest.zstd_level must be 1..=22, got {}",
@@ -354,6 +360,8 @@ mod tests {
             cfg.anomaly_detection,
             crate::detect::DetectConfig::default()
         );
+        assert_eq!(cfg.alerting, crate::alert::AlertingConfig::default());
+        assert_eq!(cfg.email, crate::alert::EmailConfig::default());
     }
 
     #[test]

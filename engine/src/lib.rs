@@ -8,6 +8,7 @@
 //! results. [`ingest`] drives the stages; [`generate`] writes synthetic logs for tests and
 //! benchmarks. The `logcrunch` binary is a thin command-line layer over these.
 
+pub mod alert;
 pub mod batch;
 pub mod catalog;
 pub mod config;

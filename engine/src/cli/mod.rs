@@ -4,6 +4,7 @@
 //! so output can be piped. Errors carry their exit code (see `EXIT CODES` in `--help`); anyhow is
 //! used only here, at the edge, to add context.
 
+mod alerting;
 mod analyse;
 mod formats;
 mod progress;
@@ -52,6 +53,9 @@ struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Print alert messages instead of sending them (and change no alert state).
+    #[arg(long, global = true)]
+    dry_run: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,6 +82,9 @@ enum Command {
     /// List, show and test log formats.
     #[command(subcommand)]
     Formats(FormatsCommand),
+    /// Alert email: send a test message, show pending and sent alerts.
+    #[command(subcommand)]
+    Alert(alerting::AlertCommand),
 }
 
 #[derive(Args, Debug)]
@@ -303,7 +310,8 @@ fn dispatch(cli: Cli, config: Config) -> anyhow::Result<i32> {
         Command::Ingest(a) => ingest(&config, a),
         Command::Query(a) => query(&config, a),
         Command::Generate(a) => generate(a),
-        Command::Run(a) => run(&config, a),
+        Command::Run(a) => run(&config, a, cli.dry_run),
+        Command::Alert(c) => alerting::alert(&config, c, cli.dry_run),
         Command::Report(a) => report(&config, a),
         Command::Detect(a) => analyse::detect(&config, a),
         Command::Compare(a) => analyse::compare(&config, a),
@@ -626,7 +634,7 @@ fn report(config: &Config, a: ReportArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn run(config: &Config, a: RunArgs) -> anyhow::Result<i32> {
+fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
     let started = now_us();
     let patterns = Patterns::load(config.patterns.as_deref())?;
     let dir = &config.logs.source_dir;
@@ -734,7 +742,27 @@ fn run(config: &Config, a: RunArgs) -> anyhow::Result<i32> {
             print_highlights(&highlights, &written)?;
         }
     }
-    let out = serde_json::json!({"ingest": summary, "highlights": highlights, "reports": written});
+    // Alerts: the rules over the run's days, then delivery of everything still pending.
+    let mut alerts = serde_json::Value::Null;
+    if config.alerting.enabled && dataset.is_dir() {
+        let scope = summary.as_ref().and_then(|s| {
+            let from = logcrunch::report::parse_time_arg(s.days.first()?)?;
+            let to = logcrunch::report::parse_time_arg(s.days.last()?)?;
+            Some(logcrunch::alert::Scope {
+                run: s.run_id.clone(),
+                from_us: from,
+                until_us: to + 86_400_000_000,
+            })
+        });
+        alerts = alerting::run_step(config, &dataset, scope.as_ref(), dry_run)?;
+        if !a.json && !dry_run {
+            println!(
+                "alerts: {} new, {} sent, {} pending",
+                alerts["alerts"], alerts["sent"], alerts["pending"]
+            );
+        }
+    }
+    let out = serde_json::json!({"ingest": summary, "highlights": highlights, "reports": written, "alerts": alerts});
     if a.json {
         let mut o = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut o, &out)?;

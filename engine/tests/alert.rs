@@ -1,0 +1,497 @@
+//! Alert email against a real SMTP server: a Python aiosmtpd process on 127.0.0.1
+//! (testdata/alert/smtp_server.py) that stores each message it accepts with its envelope and
+//! decoded MIME parts. The harness creates a venv with aiosmtpd under ~/.cache on first use
+//! (`LOGCRUNCH_TEST_PYTHON` points at another interpreter that has it).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::logcrunch;
+use serde_json::Value;
+
+fn python() -> &'static Path {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        if let Ok(p) = std::env::var("LOGCRUNCH_TEST_PYTHON") {
+            return PathBuf::from(p);
+        }
+        let venv = PathBuf::from(std::env::var("HOME").expect("HOME is set"))
+            .join(".cache/logcrunch-test-venv");
+        let py = venv.join("bin/python");
+        let has = |py: &Path| {
+            Command::new(py)
+                .args(["-c", "import aiosmtpd"])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !has(&py) {
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success())
+                && Command::new(venv.join("bin/pip"))
+                    .args(["install", "-q", "aiosmtpd"])
+                    .status()
+                    .is_ok_and(|s| s.success());
+            assert!(
+                ok && has(&py),
+                "cannot set up a Python venv with aiosmtpd at {} (python3 -m venv, pip install \
+                 aiosmtpd); set LOGCRUNCH_TEST_PYTHON to an interpreter that has it",
+                venv.display()
+            );
+        }
+        py
+    })
+}
+
+/// A running SMTP server; killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path, port: u16, extra: &[&str]) -> Server {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/alert/smtp_server.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(dir)
+            .args(["--port", &port.to_string()])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the SMTP server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the SMTP server did not start: {line:?}"));
+        Server {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The messages received so far (envelope, subject, parts), in order.
+    fn received(&self) -> Vec<Value> {
+        let mut out: Vec<(u64, Value)> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.unwrap().path();
+                let n: u64 = p.file_stem()?.to_str()?.parse().ok()?;
+                (p.extension()? == "json").then(|| {
+                    (
+                        n,
+                        serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap(),
+                    )
+                })
+            })
+            .collect();
+        out.sort_by_key(|(n, _)| *n);
+        out.into_iter().map(|(_, v)| v).collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes a generated `nginx_timed` log with the `inject`ed incidents to `out` (relative to `d`).
+fn generate(d: &Path, lines: u64, seed: u64, inject: &str, out: &str) {
+    logcrunch(d)
+        .args([
+            "generate",
+            "--format",
+            "nginx_timed",
+            "--inject",
+            inject,
+            "-o",
+            out,
+        ])
+        .args(["--lines", &lines.to_string(), "--seed", &seed.to_string()])
+        .assert()
+        .success();
+}
+
+/// A project directory with a generated log that has a burst of 5xx, and a config whose only
+/// rule fires on it and sends to two recipients through 127.0.0.1:`port`.
+fn project(d: &Path, port: u16, email_extra: &str) {
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    generate(d, 20_000, 1, "error-burst@30m+20m", "in/a.log");
+    std::fs::write(
+        d.join("cfg.yaml"),
+        format!(
+            "logs:\n  source_dir: in\n  format: nginx_timed\nstorage:\n  dataset: data\n\
+             reports:\n  dir: reports\n\
+             alerting:\n  enabled: true\n  attempts: 2\n  backoff: 50ms\n  cooldown: 1h\n  rules:\n    \
+             - {{name: server-errors, kind: error_rate, threshold: 0.01, min_requests: 100}}\n\
+             email:\n  host: 127.0.0.1\n  port: {port}\n  from: logcrunch@example.com\n  \
+             to: [ops@example.com, dev@example.com]\n  timeout: 30s\n{email_extra}"
+        ),
+    )
+    .unwrap();
+}
+
+fn run(d: &Path, extra: &[&str]) -> (Value, String) {
+    let out = logcrunch(d)
+        .args(["--config", "cfg.yaml", "run", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "run failed: {stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
+fn status(d: &Path) -> Vec<Value> {
+    let out = logcrunch(d)
+        .args([
+            "--config", "cfg.yaml", "alert", "status", "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn wait_for(server: &Server, n: usize) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let got = server.received();
+        if got.len() >= n || start.elapsed() > Duration::from_secs(10) {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_sends_one_digest_per_recipient_with_evidence_and_respects_the_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mail = d.join("mail");
+    let server = Server::start(&mail, 0, &[]);
+    project(d, server.port, "");
+    let (out, _) = run(d, &[]);
+    assert_eq!(out["alerts"]["alerts"], 1, "{out}");
+    assert_eq!(out["alerts"]["sent"], 2);
+    let got = wait_for(&server, 2);
+    assert_eq!(got.len(), 2);
+    let mut rcpts: Vec<&str> = got
+        .iter()
+        .map(|m| m["rcpt_tos"][0].as_str().unwrap())
+        .collect();
+    rcpts.sort();
+    assert_eq!(rcpts, ["dev@example.com", "ops@example.com"]);
+    for m in &got {
+        assert_eq!(m["rcpt_tos"].as_array().unwrap().len(), 1);
+        assert_eq!(m["mail_from"], "logcrunch@example.com");
+        assert_eq!(m["content_type"], "multipart/alternative");
+        let subject = m["subject"].as_str().unwrap();
+        assert!(
+            subject.starts_with("[logcrunch] 1 alert (medium): 5xx rate"),
+            "{subject}"
+        );
+        let parts = m["parts"].as_array().unwrap();
+        let part = |t: &str| {
+            parts
+                .iter()
+                .find(|p| p["type"] == t)
+                .unwrap_or_else(|| panic!("no {t} part in {m}"))["body"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let (text, html) = (part("text/plain"), part("text/html"));
+        for body in [&text, &html] {
+            assert!(body.contains("5xx responses, e.g. "), "{body}");
+            assert!(body.contains("logcrunch report errors --since"), "{body}");
+        }
+        // Sample lines are named by source and byte offset.
+        let sample = text
+            .lines()
+            .find(|l| l.contains("5xx responses, e.g. "))
+            .unwrap();
+        let at = sample.rsplit("e.g. ").next().unwrap();
+        let (source, offset) = at.rsplit_once(':').unwrap();
+        assert!(
+            source.ends_with("a.log") && offset.parse::<u64>().is_ok(),
+            "{sample}"
+        );
+        assert!(html.contains("<li>") && html.contains("</html>"));
+    }
+    // The same condition again (more logs of the same day): within the cooldown, nothing is sent.
+    generate(d, 5_000, 9, "error-burst@10m+20m", "in/b.log");
+    let (out, _) = run(d, &[]);
+    assert!(out["ingest"]["rows"].as_u64().unwrap() > 0);
+    assert_eq!(out["alerts"]["alerts"], 0, "{out}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.received().len(), 2);
+    let st = status(d);
+    assert_eq!(st.len(), 2);
+    assert!(
+        st.iter()
+            .all(|m| m["status"] == "sent" && m["attempts"] == 1)
+    );
+}
+
+#[test]
+fn a_server_that_is_down_loses_nothing_and_gets_each_message_once_when_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    project(d, port, "");
+    let (out, stderr) = run(d, &[]);
+    assert_eq!(out["alerts"]["alerts"], 1);
+    assert_eq!(out["alerts"]["sent"], 0);
+    assert_eq!(out["alerts"]["pending"], 2);
+    assert!(stderr.contains("kept for the next run"), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    let st = status(d);
+    assert_eq!(st.len(), 2);
+    assert!(
+        st.iter()
+            .all(|m| m["status"] == "pending" && m["attempts"] == 2)
+    );
+    assert!(
+        st[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("is it running")
+    );
+
+    let server = Server::start(&d.join("mail"), port, &[]);
+    let (out, _) = run(d, &[]);
+    assert_eq!(out["alerts"]["sent"], 2, "{out}");
+    assert_eq!(out["alerts"]["pending"], 0);
+    let (out, _) = run(d, &[]);
+    assert_eq!(out["alerts"]["sent"], 0);
+    std::thread::sleep(Duration::from_millis(300));
+    let got = server.received();
+    assert_eq!(got.len(), 2, "each message exactly once");
+    assert!(status(d).iter().all(|m| m["status"] == "sent"));
+}
+
+#[test]
+fn dry_run_prints_the_digest_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("mail"), 0, &[]);
+    project(d, server.port, "");
+    let out = logcrunch(d)
+        .args(["--config", "cfg.yaml", "--dry-run", "run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("dry run: not sent"), "{stdout}");
+    assert!(stdout.contains("To: ops@example.com") && stdout.contains("To: dev@example.com"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.received().is_empty());
+    assert!(status(d).is_empty());
+}
+
+/// A private CA (the file the config trusts) and a server certificate for localhost signed by it.
+fn certificates(d: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca, ca_key) = (d.join("ca.pem"), d.join("ca-key.pem"));
+    let (cert, key, csr) = (d.join("cert.pem"), d.join("key.pem"), d.join("cert.csr"));
+    let ext = d.join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl makes the test certificates");
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    assert!(ca_key.is_file() && csr.is_file());
+    (ca, cert, key)
+}
+
+#[test]
+fn starttls_with_a_private_ca_login_and_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ca, cert, key) = certificates(d);
+    let server = Server::start(
+        &d.join("mail"),
+        0,
+        &[
+            "--starttls",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            "--auth",
+            "alerts:s3cret-pw",
+            "--reject-rcpt",
+            "nobody",
+        ],
+    );
+    let email = format!(
+        "  security: starttls\n  ca_file: {}\n  username: alerts\n  password_env: LC_TEST_SMTP_PW\n",
+        ca.display()
+    );
+    project(d, server.port, &email);
+    let cfg = std::fs::read_to_string(d.join("cfg.yaml"))
+        .unwrap()
+        .replace("host: 127.0.0.1", "host: localhost");
+    std::fs::write(d.join("cfg.yaml"), cfg).unwrap();
+    let test = |pw: &str, to: &str| {
+        logcrunch(d)
+            .env("LC_TEST_SMTP_PW", pw)
+            .args(["--config", "cfg.yaml", "alert", "test", "--to", to])
+            .output()
+            .unwrap()
+    };
+    let ok = test("s3cret-pw", "ops@example.com");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let got = wait_for(&server, 1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["tls"], true);
+    assert_eq!(got[0]["subject"], "[logcrunch] test message");
+
+    let wrong = test("wrong-pw", "ops@example.com");
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("refused the login of \"alerts\""), "{err}");
+    assert!(
+        !err.contains("wrong-pw") && !err.contains("s3cret"),
+        "{err}"
+    );
+
+    let bad_rcpt = test("s3cret-pw", "nobody@example.com");
+    assert!(!bad_rcpt.status.success());
+    let err = String::from_utf8_lossy(&bad_rcpt.stderr);
+    assert!(
+        err.contains("refused recipient nobody@example.com"),
+        "{err}"
+    );
+
+    // Without the certificate the server is not trusted.
+    let cfg = std::fs::read_to_string(d.join("cfg.yaml")).unwrap();
+    let untrusted = cfg.replace(&format!("  ca_file: {}\n", ca.display()), "");
+    std::fs::write(d.join("cfg.yaml"), untrusted).unwrap();
+    let no_ca = test("s3cret-pw", "ops@example.com");
+    assert!(!no_ca.status.success());
+    let err = String::from_utf8_lossy(&no_ca.stderr);
+    assert!(err.contains("TLS") || err.contains("certificate"), "{err}");
+    assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn an_unreachable_host_and_a_missing_password_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    project(d, free_port(), "");
+    let out = logcrunch(d)
+        .args(["--config", "cfg.yaml", "alert", "test"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot talk to the SMTP server 127.0.0.1:"),
+        "{err}"
+    );
+    std::fs::write(
+        d.join("cfg.yaml"),
+        std::fs::read_to_string(d.join("cfg.yaml")).unwrap()
+            + "  username: alerts\n  password_env: LC_TEST_UNSET_PW\n",
+    )
+    .unwrap();
+    let out = logcrunch(d)
+        .env_remove("LC_TEST_UNSET_PW")
+        .args(["--config", "cfg.yaml", "alert", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("LC_TEST_UNSET_PW") && err.contains("not set"),
+        "{err}"
+    );
+}
