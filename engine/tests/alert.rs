@@ -495,3 +495,65 @@ fn an_unreachable_host_and_a_missing_password_are_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn a_regression_against_the_days_before_is_alerted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("mail"), 0, &[]);
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    // One quiet day, then a day whose latency is five times higher throughout.
+    let day = |start: &str, inject: &str, out: &str| {
+        logcrunch(d)
+            .args([
+                "generate",
+                "--format",
+                "nginx_timed",
+                "--lines",
+                "17280",
+                "--rps",
+                "0.2",
+            ])
+            .args(["--start", start, "--seed", "4", "-o", out])
+            .args(if inject.is_empty() {
+                vec![]
+            } else {
+                vec!["--inject", inject]
+            })
+            .assert()
+            .success();
+    };
+    day("2024-03-01T00:00:00Z", "", "in/day1.log");
+    std::fs::write(
+        d.join("cfg.yaml"),
+        format!(
+            "logs:\n  source_dir: in\n  format: nginx_timed\nstorage:\n  dataset: data\n\
+             reports:\n  dir: reports\nalerting:\n  enabled: true\n  rules:\n    \
+             - {{name: regressions, kind: regression, max_regression: \"p95:+50%\", baseline_days: 7, min_requests: 200, severity: high}}\n\
+             email:\n  host: 127.0.0.1\n  port: {}\n  to: [ops@example.com]\n  timeout: 30s\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let (out, _) = run(d, &[]);
+    assert_eq!(out["alerts"]["alerts"], 0, "{out}");
+    day(
+        "2024-03-02T00:00:00Z",
+        "latency-spike@1m+23h",
+        "in/day2.log",
+    );
+    let (out, _) = run(d, &[]);
+    assert!(out["alerts"]["alerts"].as_u64().unwrap() >= 1, "{out}");
+    let got = wait_for(&server, 1);
+    assert_eq!(got.len(), 1);
+    let subject = got[0]["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("(high)") && subject.contains("regressed"),
+        "{subject}"
+    );
+    let text = got[0]["parts"][0]["body"].as_str().unwrap();
+    assert!(
+        text.contains("p95:") && text.contains("logcrunch compare --baseline @2024-02-24T00:00:00Z..2024-03-02"),
+        "{text}"
+    );
+}

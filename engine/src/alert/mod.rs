@@ -75,6 +75,14 @@ impl Default for AlertingConfig {
                     },
                 ),
                 Rule::new(
+                    "regressions",
+                    RuleKind::Regression {
+                        max_regression: "p95:+50%,5xx_rate:+2pp".into(),
+                        baseline_days: 7,
+                        min_requests: 200,
+                    },
+                ),
+                Rule::new(
                     "attacks",
                     RuleKind::Security {
                         category: "any".into(),
@@ -101,6 +109,10 @@ impl AlertingConfig {
                     "alerting.rules: the name {:?} is used twice",
                     r.name
                 ));
+            }
+            if let RuleKind::Regression { max_regression, .. } = &r.kind {
+                crate::stats::compare::Limit::parse_list(max_regression)
+                    .map_err(|e| format!("alerting.rules.{}.max_regression: {e}", r.name))?;
             }
             if let Some(c) = &r.cooldown {
                 parse_duration(c)
@@ -173,6 +185,16 @@ pub enum RuleKind {
         /// Milliseconds.
         p95_ms: f64,
         /// Routes with fewer requests never fire.
+        min_requests: u64,
+    },
+    /// Routes of the run's days that regressed significantly against the `baseline_days`
+    /// before them, beyond `max_regression` (`p95:+20%,5xx_rate:+1pp`, as for `compare`).
+    Regression {
+        /// Limits.
+        max_regression: String,
+        /// Days before the run's first day that form the baseline.
+        baseline_days: u32,
+        /// Requests both periods need before a route is judged.
         min_requests: u64,
     },
     /// Requests tagged with a threat category, or clients found by a behavioural rule.
@@ -599,6 +621,69 @@ impl<'a> Alerter<'a> {
                     a.commands.push(format!(
                         "logcrunch stats show --route '{}' {window}",
                         s.route
+                    ));
+                    out.push(a);
+                }
+                Ok(out)
+            }
+            RuleKind::Regression {
+                max_regression,
+                baseline_days,
+                min_requests,
+            } => {
+                use crate::stats::compare::{CompareOptions, Comparison, Limit};
+                let base_from = scope.from_us - i64::from(*baseline_days) * 86_400_000_000;
+                let range = |since, until| Range {
+                    since: Some(since),
+                    until: Some(until),
+                    routes: Vec::new(),
+                };
+                let reader = StatsReader::new(catalog);
+                let base = reader.summaries(&range(base_from, scope.from_us), 2)?;
+                let cur = reader.summaries(&range(scope.from_us, scope.until_us), 2)?;
+                if base.is_empty() || cur.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let opts = CompareOptions {
+                    limits: Limit::parse_list(max_regression)?,
+                    min_requests: *min_requests,
+                    alpha: 0.01,
+                    significant_digits: 2,
+                };
+                let base_window = format!(
+                    "@{}..{}",
+                    crate::parse::value::format_rfc3339(base_from),
+                    since
+                );
+                let mut out = Vec::new();
+                for r in Comparison::of(&base, &cur, &opts).routes {
+                    if r.regressions.is_empty() {
+                        continue;
+                    }
+                    let mut a = self.alert(
+                        rule,
+                        r.route.clone(),
+                        format!(
+                            "route {} regressed against the {baseline_days} days before: {}",
+                            r.route,
+                            r.regressions.join(", ")
+                        ),
+                    );
+                    for (q, b, c) in &r.quantiles_ms {
+                        if let (Some(b), Some(c)) = (b, c) {
+                            a.evidence.push(format!("{q}: {b:.1} ms -> {c:.1} ms"));
+                        }
+                    }
+                    a.evidence.push(format!(
+                        "5xx rate: {:.2}% -> {:.2}%; requests {} -> {}",
+                        r.error_rate.0 * 100.0,
+                        r.error_rate.1 * 100.0,
+                        r.requests.0,
+                        r.requests.1
+                    ));
+                    a.commands.push(format!(
+                        "logcrunch compare --baseline {base_window} --current @{since}..{until} \
+                         --max-regression {max_regression}"
                     ));
                     out.push(a);
                 }
