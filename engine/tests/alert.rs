@@ -553,7 +553,72 @@ fn a_regression_against_the_days_before_is_alerted() {
     );
     let text = got[0]["parts"][0]["body"].as_str().unwrap();
     assert!(
-        text.contains("p95:") && text.contains("logcrunch compare --baseline @2024-02-24T00:00:00Z..2024-03-02"),
+        text.contains("p95:")
+            && text.contains("logcrunch compare --baseline @2024-02-24T00:00:00Z..2024-03-02"),
         "{text}"
     );
+}
+
+#[test]
+fn starttls_with_a_self_signed_certificate_trusted_through_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let make = |name: &str, ca: &str| {
+        let ok = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                &format!("basicConstraints=critical,{ca}"),
+            ])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .args([
+                "-keyout",
+                &format!("{name}-key.pem"),
+                "-out",
+                &format!("{name}.pem"),
+            ])
+            .current_dir(d)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl makes the test certificate");
+        assert!(ok.success());
+        (
+            d.join(format!("{name}.pem")),
+            d.join(format!("{name}-key.pem")),
+        )
+    };
+    for (name, constraint, works) in [("leaf", "CA:FALSE", true), ("ca", "CA:TRUE", false)] {
+        let (cert, key) = make(name, constraint);
+        let args = ["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()];
+        let server = Server::start(&d.join(format!("mail-{name}")), 0, &args);
+        std::fs::write(
+            d.join("cfg.yaml"),
+            format!(
+                "email:\n  host: localhost\n  port: {}\n  security: starttls\n  ca_file: {}\n  \
+                 to: [ops@example.com]\n  timeout: 30s\n",
+                server.port,
+                cert.display()
+            ),
+        )
+        .unwrap();
+        let out = logcrunch(d)
+            .args(["--config", "cfg.yaml", "alert", "test"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), works, "{name}: {err}");
+        if works {
+            let got = wait_for(&server, 1);
+            assert_eq!(got[0]["tls"], true);
+        } else {
+            assert!(
+                err.contains("is a CA certificate") && err.contains("CA:FALSE"),
+                "{err}"
+            );
+        }
+    }
 }

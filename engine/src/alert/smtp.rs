@@ -132,6 +132,12 @@ impl Mailer {
                  rule's `to`",
                 self.endpoint
             ),
+            _ if detail.contains("CaUsedAsEndEntity") => format!(
+                "TLS with {} failed: its certificate is a CA certificate (basicConstraints CA:TRUE, \
+                 the default of `openssl req -x509`) used as a server certificate; give the server \
+                 a certificate with CA:FALSE, or one signed by a CA that email.ca_file names",
+                self.endpoint
+            ),
             _ if e.is_tls()
                 || detail.contains("certificate")
                 || detail.to_ascii_lowercase().contains("tls") =>
