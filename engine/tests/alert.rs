@@ -622,3 +622,65 @@ fn starttls_with_a_self_signed_certificate_trusted_through_ca_file() {
         }
     }
 }
+
+#[test]
+fn anomaly_and_security_rules_fire_on_what_the_run_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    logcrunch(d)
+        .args([
+            "generate",
+            "--format",
+            "nginx_timed",
+            "--lines",
+            "200000",
+            "--rps",
+            "4",
+        ])
+        .args([
+            "--attack-rate",
+            "0.002",
+            "--inject",
+            "latency-spike@10h+20m",
+            "-o",
+            "in/a.log",
+        ])
+        .assert()
+        .success();
+    std::fs::write(
+        d.join("cfg.yaml"),
+        "logs:\n  source_dir: in\n  format: nginx_timed\nstorage:\n  dataset: data\n\
+         reports:\n  dir: reports\nalerting:\n  enabled: true\n  rules:\n    \
+         - {name: anomalies, kind: anomaly, min_severity: medium}\n    \
+         - {name: attacks, kind: security, category: any, min_count: 5, severity: high}\n\
+         email:\n  to: [sec@example.com]\n",
+    )
+    .unwrap();
+    let out = logcrunch(d)
+        .args(["--config", "cfg.yaml", "--dry-run", "run"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = &stdout[stdout.find("--- dry run").expect("a digest")..];
+    assert!(digest.contains("To: sec@example.com"), "{digest}");
+    // The spike is an anomaly of high severity, whatever the rule's; tagged requests come with
+    // their clients and sample lines.
+    assert!(digest.contains("[high] p50 anomaly on route *"), "{digest}");
+    assert!(digest.contains("ms vs expected"), "{digest}");
+    assert!(digest.contains("requests tagged"), "{digest}");
+    assert!(
+        digest.contains("logcrunch report security --since"),
+        "{digest}"
+    );
+    assert!(digest.contains("logcrunch detect --metric"), "{digest}");
+    assert!(
+        digest.contains("observed") && digest.contains("expected"),
+        "{digest}"
+    );
+}

@@ -522,9 +522,29 @@ impl<'a> Alerter<'a> {
                             .push(format!("logcrunch stats show --route '{}' {window}", e[1]));
                         a
                     });
+                    let value = |v: &str| {
+                        let x = num(v);
+                        match e[0].as_str() {
+                            "p50" | "p95" | "p99" => format!("{:.1} ms", x / 1000.0),
+                            "4xx_rate" | "5xx_rate" => format!("{:.2}%", x * 100.0),
+                            _ => format!("{x:.0}"),
+                        }
+                    };
+                    let level = match e[7].as_str() {
+                        "high" => Level::High,
+                        "medium" => Level::Medium,
+                        _ => Level::Low,
+                    };
+                    a.severity = a.severity.max(level);
                     a.evidence.push(format!(
-                        "{} .. {}: observed {} vs expected {} (score {}, {}, {})",
-                        e[2], e[3], e[5], e[4], e[6], e[7], e[8]
+                        "{} .. {}: observed {} vs expected {} (score {}, {} by {})",
+                        e[2],
+                        e[3],
+                        value(&e[5]),
+                        value(&e[4]),
+                        e[6],
+                        e[7],
+                        e[8]
                     ));
                 }
                 Ok(by_key.into_values().collect())
@@ -880,6 +900,9 @@ pub fn mark(
     catalog.execute(&sql)
 }
 
+/// Alerts of a digest shown with their evidence; the others are listed by title.
+const DIGEST_DETAILED: usize = 10;
+
 /// One message per recipient with every alert addressed to them, most severe first.
 pub fn digests(alerts: &[Alert], run: &str, now_us: i64) -> Vec<Message> {
     let mut by_to: BTreeMap<&str, Vec<&Alert>> = BTreeMap::new();
@@ -891,7 +914,20 @@ pub fn digests(alerts: &[Alert], run: &str, now_us: i64) -> Vec<Message> {
     by_to
         .into_iter()
         .map(|(to, mut list)| {
+            // Most severe first; within a severity, every rule's first alert before any rule's
+            // second, so that one noisy rule does not push the others out of the detailed part.
             list.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule.cmp(&b.rule)));
+            let mut seen: BTreeMap<(Level, &str), usize> = BTreeMap::new();
+            let mut ranked: Vec<(usize, &Alert)> = list
+                .iter()
+                .map(|a| {
+                    let n = seen.entry((a.severity, a.rule.as_str())).or_default();
+                    *n += 1;
+                    (*n, *a)
+                })
+                .collect();
+            ranked.sort_by(|(n, a), (m, b)| b.severity.cmp(&a.severity).then(n.cmp(m)));
+            let list: Vec<&Alert> = ranked.into_iter().map(|(_, a)| a).collect();
             let top = list[0].severity;
             let subject = format!(
                 "[logcrunch] {} alert{} ({}): {}",
@@ -906,7 +942,8 @@ pub fn digests(alerts: &[Alert], run: &str, now_us: i64) -> Vec<Message> {
                 escape(run),
                 list.len()
             );
-            for a in &list {
+            let (full, rest) = list.split_at(list.len().min(DIGEST_DETAILED));
+            for a in full {
                 let _ = write!(text, "\n[{}] {} ({})\n", a.severity.name(), a.title, a.rule);
                 let _ = write!(
                     html,
@@ -929,6 +966,21 @@ pub fn digests(alerts: &[Alert], run: &str, now_us: i64) -> Vec<Message> {
                     }
                     html.push_str("</pre>\n");
                 }
+            }
+            if !rest.is_empty() {
+                let _ = writeln!(text, "\nand {} more:", rest.len());
+                let _ = writeln!(html, "<h3>and {} more</h3>\n<ul>", rest.len());
+                for a in rest {
+                    let _ = writeln!(text, "  [{}] {} ({})", a.severity.name(), a.title, a.rule);
+                    let _ = writeln!(
+                        html,
+                        "<li>[{}] {} ({})</li>",
+                        a.severity.name(),
+                        escape(&a.title),
+                        escape(&a.rule)
+                    );
+                }
+                html.push_str("</ul>\n");
             }
             html.push_str("</body></html>\n");
             Message {
