@@ -1,7 +1,7 @@
 //! Where series come from: a dataset's `stats` table (per bucket and route group), or a
 //! `timestamp,value` file; and where events go: the catalog's `anomalies` table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use arrow::array::Array;
@@ -12,7 +12,7 @@ use crate::catalog::{Catalog, sql_string};
 use crate::error::{Error, Result};
 use crate::parse::value::parse_iso8601;
 use crate::stats::{
-    ALL_ROUTES, MINUTE_US, Range, RowRef, StatsReader, histogram, merge_into, summarise,
+    ALL_ROUTES, MINUTE_US, Range, Read, RowRef, StatsReader, histogram, merge_into, summarise,
 };
 
 /// One bucket of one route, aggregated from stored rows. Kept small: a month of minutes for 50
@@ -53,7 +53,7 @@ impl Grid {
     /// the histogram when the row has one.
     fn add(
         &self,
-        by_route: &mut BTreeMap<String, RouteBuckets>,
+        by_route: &mut HashMap<String, RouteBuckets>,
         r: RowRef<'_>,
         counts: bool,
     ) -> Result<()> {
@@ -149,13 +149,18 @@ pub fn dataset_events(
     // Rows stream into the buckets unordered. Per-minute buckets use the stored quantiles, so
     // histograms are read only for buckets that several rows share.
     let minutes = bucket_us == MINUTE_US;
-    let mut by_route: BTreeMap<String, RouteBuckets> = BTreeMap::new();
+    let mut by_route: HashMap<String, RouteBuckets> = HashMap::new();
     let grid = Grid {
         first,
         step: bucket_us,
         n,
     };
-    reader.for_each_row(&cond, !minutes, false, |r| grid.add(&mut by_route, r, true))?;
+    let read = Read {
+        hist: !minutes,
+        ordered: false,
+        lean: true,
+    };
+    reader.for_each_row(&cond, read, |r| grid.add(&mut by_route, r, true))?;
     let shared = by_route
         .values()
         .any(|r| r.buckets.iter().any(|b| b.rows > 1));
@@ -164,9 +169,15 @@ pub fn dataset_events(
             "{cond} AND (route, minute) IN (SELECT route, minute FROM stats WHERE {cond} \
              GROUP BY ALL HAVING count(*) > 1)"
         );
-        reader.for_each_row(&cond, true, false, |r| grid.add(&mut by_route, r, false))?;
+        let read = Read {
+            hist: true,
+            ordered: false,
+            lean: true,
+        };
+        reader.for_each_row(&cond, read, |r| grid.add(&mut by_route, r, false))?;
     }
-    let routes: Vec<(String, RouteBuckets)> = by_route.into_iter().collect();
+    let mut routes: Vec<(String, RouteBuckets)> = by_route.into_iter().collect();
+    routes.sort_by(|a, b| a.0.cmp(&b.0));
     let per_route: Vec<Vec<Event>> = routes
         .into_par_iter()
         .map(|(route, buckets)| {

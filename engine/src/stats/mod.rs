@@ -898,6 +898,17 @@ pub struct RowRef<'a> {
     pub hist: Option<&'a [u8]>,
 }
 
+/// What [`StatsReader::for_each_row`] reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Read {
+    /// The histograms too.
+    pub hist: bool,
+    /// In route and minute order.
+    pub ordered: bool,
+    /// Only requests, timed, 4xx, 5xx and p50/p95/p99 (the other counters are 0).
+    pub lean: bool,
+}
+
 /// Reads stored statistics through the catalog's `stats` view.
 pub struct StatsReader<'a> {
     catalog: &'a crate::catalog::Catalog,
@@ -986,7 +997,12 @@ impl<'a> StatsReader<'a> {
     /// Stored rows of `range`, ordered by route and minute; `hist` also returns the histograms.
     pub fn rows(&self, range: &Range, hist: bool) -> Result<Vec<Row>> {
         let mut rows = Vec::new();
-        self.for_each_row(&range.where_sql(), hist, true, |r| {
+        let read = Read {
+            hist,
+            ordered: true,
+            lean: false,
+        };
+        self.for_each_row(&range.where_sql(), read, |r| {
             rows.push(Row {
                 minute: r.minute,
                 route: r.route.to_string(),
@@ -1000,19 +1016,26 @@ impl<'a> StatsReader<'a> {
     }
 
     /// Calls `f` with each stored row that satisfies the SQL condition `cond`, without keeping
-    /// them (in route and minute order with `ordered`); `hist` also reads the histograms.
+    /// them; see [`Read`] for what is read.
     pub fn for_each_row(
         &self,
         cond: &str,
-        hist: bool,
-        ordered: bool,
+        read: Read,
         mut f: impl FnMut(RowRef<'_>) -> Result<()>,
     ) -> Result<()> {
+        // Lean reads leave out what series do not use (zero in the rows), which the scan then
+        // does not decompress.
+        let cols = if read.lean {
+            "requests, 0::UBIGINT, 0::UBIGINT, c4xx, c5xx, timed, 0::UBIGINT, p50_us, \
+             0::UBIGINT, p95_us, p99_us, 0::UBIGINT"
+        } else {
+            "requests, c2xx, c3xx, c4xx, c5xx, timed, sum_us, p50_us, p90_us, p95_us, p99_us, max_us"
+        };
+        let hist = read.hist;
         let sql = format!(
-            "SELECT epoch_us(minute) AS minute, route, requests, c2xx, c3xx, c4xx, c5xx, timed, \
-             sum_us, p50_us, p90_us, p95_us, p99_us, max_us{} FROM stats WHERE {cond}{}",
+            "SELECT epoch_us(minute) AS minute, route, {cols}{} FROM stats WHERE {cond}{}",
             if hist { ", hist" } else { "" },
-            if ordered {
+            if read.ordered {
                 " ORDER BY route, minute"
             } else {
                 ""
@@ -1069,7 +1092,12 @@ impl<'a> StatsReader<'a> {
     /// Per route (and `*`), the merged histogram and counters over `range`, busiest first.
     pub fn summaries(&self, range: &Range, sigfig: u8) -> Result<Vec<Summary>> {
         let mut out: BTreeMap<String, Summary> = BTreeMap::new();
-        self.for_each_row(&range.where_sql(), true, false, |r| {
+        let read = Read {
+            hist: true,
+            ordered: false,
+            lean: false,
+        };
+        self.for_each_row(&range.where_sql(), read, |r| {
             let s = match out.get_mut(r.route) {
                 Some(s) => s,
                 None => out.entry(r.route.to_string()).or_insert_with(|| Summary {
