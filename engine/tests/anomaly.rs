@@ -241,15 +241,18 @@ fn nab_window_scores_per_method() {
         .max_by(|a, b| a.1.f1().total_cmp(&b.1.f1()))
         .unwrap();
     println!("best: {best} F1 {:.3}; zscore F1 {:.3}", score.f1(), z.f1());
-    // The trailing methods find far more of the labelled windows than the global z-score...
+    // The best method, and the default one, beat the plain z-score on window-level F1.
     let auto = &totals["auto"];
     assert!(
-        auto.recall() >= z.recall() + 0.2,
-        "auto recall {:.3} vs zscore {:.3}",
-        auto.recall(),
-        z.recall()
+        *best != "zscore" && score.f1() > z.f1(),
+        "best {best} F1 {:.3} vs zscore {:.3}",
+        score.f1(),
+        z.f1()
     );
-    // ...but still raise too many events between them on these noisy server metrics (precision
-    // about 0.11), so their F1 trails the z-score's: the open part of the detection issue.
-    assert!(auto.f1() >= 0.15, "auto F1 {:.3}", auto.f1());
+    assert!(
+        auto.f1() > z.f1(),
+        "auto F1 {:.3} vs zscore {:.3}",
+        auto.f1(),
+        z.f1()
+    );
 }

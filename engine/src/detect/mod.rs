@@ -46,6 +46,12 @@ pub struct DetectConfig {
     pub spike_factor: f64,
     /// Normal buckets allowed inside one event.
     pub max_gap: usize,
+    /// Buckets a trailing method's event is compared with: it must score `novelty_ratio` times
+    /// higher than any of them, since an excursion that keeps recurring is the series' normal
+    /// behaviour, not news (0: off; the plain z-score is never filtered).
+    pub novelty_window: usize,
+    /// See `novelty_window`.
+    pub novelty_ratio: f64,
 }
 
 impl Default for DetectConfig {
@@ -61,6 +67,8 @@ impl Default for DetectConfig {
             min_buckets: 2,
             spike_factor: 3.0,
             max_gap: 1,
+            novelty_window: 1000,
+            novelty_ratio: 1.5,
         }
     }
 }
@@ -72,6 +80,9 @@ impl DetectConfig {
             return Err("anomaly_detection.z_score_threshold must be positive".into());
         }
         self.bucket_us()?;
+        if self.novelty_ratio.is_nan() || self.novelty_ratio < 1.0 {
+            return Err("anomaly_detection.novelty_ratio must be at least 1".into());
+        }
         if self.window < 4 {
             return Err("anomaly_detection.window must be at least 4 buckets".into());
         }
@@ -523,9 +534,26 @@ impl Detector {
                 buckets: count,
             });
         };
+        // The largest |score| of the last `novelty_window` buckets, as a decreasing deque.
+        let window = if method == Method::Zscore {
+            0
+        } else {
+            self.cfg.novelty_window
+        };
+        let mut recent: std::collections::VecDeque<(usize, f64)> = Default::default();
         for (i, sc) in scores.iter().enumerate() {
             let Some((_, score)) = sc else { continue };
-            if !hit(*score) {
+            let size = score.abs();
+            while recent.front().is_some_and(|(j, _)| i - j > window) {
+                recent.pop_front();
+            }
+            let before = recent.front().map_or(0.0, |(_, m)| *m);
+            let novel = window == 0 || current.is_some() || size >= self.cfg.novelty_ratio * before;
+            while recent.back().is_some_and(|(_, m)| *m <= size) {
+                recent.pop_back();
+            }
+            recent.push_back((i, size));
+            if !hit(*score) || !novel {
                 if let Some(c) = current
                     && i - c.1 > self.cfg.max_gap
                 {
