@@ -409,7 +409,11 @@ impl Detector {
         let floor = global_floor(s, base);
         let mut window = Window::new(w);
         let mut out = Vec::with_capacity(s.values.len());
-        for (i, v) in s.values.iter().enumerate() {
+        // Past the last bucket `known` leaves open, nothing is left to score.
+        let end = known.map_or(s.values.len(), |k| {
+            k.iter().rposition(Option::is_none).map_or(0, |i| i + 1)
+        });
+        for (i, v) in s.values.iter().enumerate().take(end) {
             let b = base.map(|b| b[i]);
             let x = match (v, b) {
                 (Some(v), None) => Some(*v),
@@ -441,6 +445,7 @@ impl Detector {
             out.push(scored);
             window.push(x);
         }
+        out.resize(s.values.len(), None);
         out
     }
 

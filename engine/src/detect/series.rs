@@ -12,7 +12,8 @@ use crate::catalog::{Catalog, sql_string};
 use crate::error::{Error, Result};
 use crate::parse::value::parse_iso8601;
 use crate::stats::{
-    ALL_ROUTES, MINUTE_US, Range, Read, RowRef, StatsReader, histogram, merge_into, summarise,
+    ALL_ROUTES, FastMap, MINUTE_US, Range, Read, RowRef, StatsReader, histogram, merge_into,
+    summarise,
 };
 
 /// One bucket of one route, aggregated from stored rows. Kept small: a month of minutes for 50
@@ -53,7 +54,7 @@ impl Grid {
     /// the histogram when the row has one.
     fn add(
         &self,
-        by_route: &mut HashMap<String, RouteBuckets>,
+        by_route: &mut FastMap<String, RouteBuckets>,
         r: RowRef<'_>,
         counts: bool,
     ) -> Result<()> {
@@ -149,7 +150,7 @@ pub fn dataset_events(
     // Rows stream into the buckets unordered. Per-minute buckets use the stored quantiles, so
     // histograms are read only for buckets that several rows share.
     let minutes = bucket_us == MINUTE_US;
-    let mut by_route: HashMap<String, RouteBuckets> = HashMap::new();
+    let mut by_route: FastMap<String, RouteBuckets> = FastMap::default();
     let grid = Grid {
         first,
         step: bucket_us,

@@ -61,13 +61,13 @@ const MAX_ROUTES_PER_WORKER: usize = 4096;
 /// minutes of log each, so this leaves room for chunks that arrive out of order.
 const MAX_LIVE_MINUTES: usize = 32;
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// The multiply-rotate hash of rustc (FxHash) for the integer keys of the hot path and xxh3 for
 /// its strings: a few cycles each, where a general-purpose hasher's setup costs more than the
 /// lookup.
 #[derive(Default)]
-struct FxHasher(u64);
+pub(crate) struct FxHasher(u64);
 
 impl FxHasher {
     fn mix(&mut self, word: u64) {
