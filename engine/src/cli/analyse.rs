@@ -203,6 +203,13 @@ pub fn detect_dataset(
         routes,
     };
     let cat = Catalog::open(dataset)?;
+    let manifest = catalog::manifest::Manifest::load(dataset)?;
+    let files: Vec<PathBuf> = manifest
+        .files
+        .iter()
+        .filter(|f| f.table == logcrunch::stats::STATS_TABLE)
+        .map(|f| dataset.join(&f.path))
+        .collect();
     let events = dataset_events(
         &cat,
         &detector,
@@ -212,6 +219,7 @@ pub fn detect_dataset(
             metrics,
             methods,
             sigfig: config.stats.significant_digits,
+            files: &files,
         },
     )?;
     drop(cat);

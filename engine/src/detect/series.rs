@@ -12,8 +12,8 @@ use crate::catalog::{Catalog, sql_string};
 use crate::error::{Error, Result};
 use crate::parse::value::parse_iso8601;
 use crate::stats::{
-    ALL_ROUTES, FastMap, MINUTE_US, Range, Read, RowRef, StatsReader, histogram, merge_into,
-    summarise,
+    ALL_ROUTES, Counts, FastMap, MINUTE_US, Range, Read, RowRef, StatsReader, histogram,
+    merge_into, summarise,
 };
 
 /// One bucket of one route, aggregated from stored rows. Kept small: a month of minutes for 50
@@ -40,6 +40,129 @@ impl Bucket {
 struct RouteBuckets {
     buckets: Vec<Bucket>,
     hists: HashMap<u32, Vec<Vec<u8>>>,
+}
+
+/// The first and last stored minute that satisfy `cond`.
+fn catalog_bounds(catalog: &Catalog, cond: &str) -> Result<(Option<i64>, Option<i64>)> {
+    let mut bounds = (None, None);
+    catalog.for_each_batch(
+        &format!("SELECT epoch_us(min(minute)), epoch_us(max(minute)) FROM stats WHERE {cond}"),
+        |b| {
+            let col = |i: usize| {
+                b.column(i)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .filter(|c| c.is_valid(0))
+                    .map(|c| c.value(0))
+            };
+            if b.num_rows() > 0 {
+                bounds = (col(0), col(1));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(bounds)
+}
+
+/// A stored row with what series use, its route as an index into its file's route names.
+struct LeanRow {
+    minute: i64,
+    route: u32,
+    requests: u64,
+    timed: u64,
+    c4xx: u64,
+    c5xx: u64,
+    /// p50, p95 and p99, µs (at most an hour, so they fit).
+    quantiles: Option<[u32; 3]>,
+}
+
+/// The rows of the stats file `path` inside `range` (the columns series use), with the route
+/// names they refer to.
+fn read_lean(path: &std::path::PathBuf, range: &Range) -> Result<(Vec<String>, Vec<LeanRow>)> {
+    use arrow::array::{StringArray, TimestampMicrosecondArray, UInt64Array};
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    const COLUMNS: [&str; 9] = [
+        "minute", "route", "requests", "timed", "c4xx", "c5xx", "p50_us", "p95_us", "p99_us",
+    ];
+    let damaged = |e: String| Error::Dataset {
+        path: path.clone(),
+        message: format!("cannot read statistics ({e}); re-ingest its source with --force"),
+    };
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| damaged(e.to_string()))?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), COLUMNS);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(16 * 1024)
+        .build()
+        .map_err(|e| damaged(e.to_string()))?;
+    let mut names: Vec<String> = Vec::new();
+    let mut ids: FastMap<String, u32> = FastMap::default();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let b = batch.map_err(|e| damaged(e.to_string()))?;
+        let col = |name: &str| {
+            b.column_by_name(name)
+                .ok_or_else(|| damaged(format!("no column {name}")))
+        };
+        let u = |name: &str| -> Result<UInt64Array> {
+            col(name)?
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .cloned()
+                .ok_or_else(|| damaged(format!("{name} is not UInt64")))
+        };
+        let minute = col("minute")?
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .cloned()
+            .ok_or_else(|| damaged("minute is not a timestamp".into()))?;
+        let route = col("route")?
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .cloned()
+            .ok_or_else(|| damaged("route is not text".into()))?;
+        let (req, timed, c4, c5) = (u("requests")?, u("timed")?, u("c4xx")?, u("c5xx")?);
+        let (p50, p95, p99) = (u("p50_us")?, u("p95_us")?, u("p99_us")?);
+        for i in 0..b.num_rows() {
+            let m = minute.value(i);
+            if range.since.is_some_and(|s| m < s) || range.until.is_some_and(|u| m >= u) {
+                continue;
+            }
+            let name = route.value(i);
+            if !range.routes.is_empty() && !range.routes.iter().any(|r| r == name) {
+                continue;
+            }
+            let id = match ids.get(name) {
+                Some(id) => *id,
+                None => {
+                    let id = names.len() as u32;
+                    names.push(name.to_string());
+                    ids.insert(name.to_string(), id);
+                    id
+                }
+            };
+            rows.push(LeanRow {
+                minute: m,
+                route: id,
+                requests: req.value(i),
+                timed: timed.value(i),
+                c4xx: c4.value(i),
+                c5xx: c5.value(i),
+                quantiles: p50.is_valid(i).then(|| {
+                    let narrow = |v: u64| v.min(u32::MAX as u64) as u32;
+                    [
+                        narrow(p50.value(i)),
+                        narrow(p95.value(i)),
+                        narrow(p99.value(i)),
+                    ]
+                }),
+            });
+        }
+    }
+    Ok((names, rows))
 }
 
 /// The buckets of a series: `n` of width `step` from `first`.
@@ -100,6 +223,9 @@ pub struct DatasetScan<'a> {
     pub methods: &'a [Method],
     /// Significant digits of merged histograms.
     pub sigfig: u8,
+    /// The dataset's stats files (from its manifest): per-minute series read them directly, in
+    /// parallel; empty: through the catalog.
+    pub files: &'a [std::path::PathBuf],
 }
 
 /// Events of every metric series of the dataset, ordered as [`detect_all`] orders them. The series
@@ -116,28 +242,17 @@ pub fn dataset_events(
         metrics,
         methods,
         sigfig,
+        files,
     } = *scan;
     let min_requests = detector.config().min_requests;
     let reader = StatsReader::new(catalog);
     let cond = range.where_sql();
     let key = |minute: i64| minute.div_euclid(bucket_us) * bucket_us;
-    let mut bounds = (None, None);
-    catalog.for_each_batch(
-        &format!("SELECT epoch_us(min(minute)), epoch_us(max(minute)) FROM stats WHERE {cond}"),
-        |b| {
-            let col = |i: usize| {
-                b.column(i)
-                    .as_any()
-                    .downcast_ref::<arrow::array::Int64Array>()
-                    .filter(|c| c.is_valid(0))
-                    .map(|c| c.value(0))
-            };
-            if b.num_rows() > 0 {
-                bounds = (col(0), col(1));
-            }
-            Ok(())
-        },
-    )?;
+    let minutes = bucket_us == MINUTE_US;
+    // Per-minute buckets use the stored quantiles, so the files are read directly (a few columns,
+    // in parallel) and histograms only for buckets that several rows share; wider buckets merge
+    // histograms throughout and read through the catalog.
+    let bounds = catalog_bounds(catalog, &cond)?;
     let (Some(lo), Some(hi)) = bounds else {
         return Ok(Vec::new());
     };
@@ -147,21 +262,48 @@ pub fn dataset_events(
         .until
         .map_or(last + bucket_us, |u| u.min(last + bucket_us));
     let n = ((end - first).max(0) / bucket_us) as usize;
-    // Rows stream into the buckets unordered. Per-minute buckets use the stored quantiles, so
-    // histograms are read only for buckets that several rows share.
-    let minutes = bucket_us == MINUTE_US;
     let mut by_route: FastMap<String, RouteBuckets> = FastMap::default();
     let grid = Grid {
         first,
         step: bucket_us,
         n,
     };
-    let read = Read {
-        hist: !minutes,
-        ordered: false,
-        lean: true,
-    };
-    reader.for_each_row(&cond, read, |r| grid.add(&mut by_route, r, true))?;
+    if minutes && !files.is_empty() {
+        // A few files at a time, so that only their rows wait in memory.
+        for chunk in files.chunks(2 * rayon::current_num_threads()) {
+            let per_file = chunk
+                .par_iter()
+                .map(|path| read_lean(path, range))
+                .collect::<Result<Vec<_>>>()?;
+            for (names, rows) in per_file {
+                for r in rows {
+                    let row = RowRef {
+                        minute: r.minute,
+                        route: &names[r.route as usize],
+                        counts: Counts {
+                            requests: r.requests,
+                            timed: r.timed,
+                            c4xx: r.c4xx,
+                            c5xx: r.c5xx,
+                            ..Counts::default()
+                        },
+                        quantiles: r
+                            .quantiles
+                            .map(|[a, b, c]| [a.into(), 0, b.into(), c.into(), 0]),
+                        hist: None,
+                    };
+                    grid.add(&mut by_route, row, true)?;
+                }
+            }
+        }
+    } else {
+        let read = Read {
+            hist: !minutes,
+            ordered: false,
+            lean: true,
+        };
+        reader.for_each_row(&cond, read, |r| grid.add(&mut by_route, r, true))?;
+    }
     let shared = by_route
         .values()
         .any(|r| r.buckets.iter().any(|b| b.rows > 1));
