@@ -322,6 +322,17 @@ fn dry_run_prints_the_digest_and_changes_nothing() {
     assert!(status(d).is_empty());
 }
 
+/// Runs openssl in `dir` (for the test certificates).
+fn openssl(dir: &Path, args: &[&str]) {
+    let ok = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl makes the test certificates");
+    assert!(ok.success(), "openssl {args:?}");
+}
+
 /// A private CA (the file the config trusts) and a server certificate for localhost signed by it.
 fn certificates(d: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let (ca, ca_key) = (d.join("ca.pem"), d.join("ca-key.pem"));
@@ -332,15 +343,7 @@ fn certificates(d: &Path) -> (PathBuf, PathBuf, PathBuf) {
         "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
     )
     .unwrap();
-    let openssl = |args: &[&str]| {
-        let ok = Command::new("openssl")
-            .args(args)
-            .current_dir(d)
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl makes the test certificates");
-        assert!(ok.success(), "openssl {args:?}");
-    };
+    let openssl = |args: &[&str]| openssl(d, args);
     openssl(&[
         "req",
         "-x509",
@@ -564,28 +567,30 @@ fn starttls_with_a_self_signed_certificate_trusted_through_ca_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let make = |name: &str, ca: &str| {
-        let ok = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            ])
-            .args([
+        let (key, cert) = (format!("{name}-key.pem"), format!("{name}.pem"));
+        let constraint = format!("basicConstraints=critical,{ca}");
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
                 "-subj",
                 "/CN=localhost",
                 "-addext",
-                &format!("basicConstraints=critical,{ca}"),
-            ])
-            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-            .args([
+                &constraint,
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
                 "-keyout",
-                &format!("{name}-key.pem"),
+                &key,
                 "-out",
-                &format!("{name}.pem"),
-            ])
-            .current_dir(d)
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl makes the test certificate");
-        assert!(ok.success());
+                &cert,
+            ],
+        );
         (
             d.join(format!("{name}.pem")),
             d.join(format!("{name}-key.pem")),

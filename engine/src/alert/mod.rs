@@ -19,12 +19,11 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use arrow::array::{Array, StringArray};
-use arrow::datatypes::DataType;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, sql_string};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::report::{Table, display};
 use crate::stats::{ALL_ROUTES, OTHER_ROUTE, Range, StatsReader};
 
 /// `alerting:` section of the configuration.
@@ -318,29 +317,15 @@ pub enum Security {
     Tls,
 }
 
-/// `30s`, `10m`, `6h`, `1d`, `500ms`.
+/// `500ms`, `30s`, `10m`, `6h`, `1d` ([`crate::report::parse_span`]).
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: f64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s, 10m, 6h or 1d"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86_400.0,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
-            ));
-        }
-    };
-    Ok(Duration::from_secs_f64(secs))
+    match crate::report::parse_span(s) {
+        Some(us) if us >= 0 => Ok(Duration::from_micros(us as u64)),
+        _ if s.trim().starts_with(|c: char| c.is_ascii_digit()) => Err(format!(
+            "{s:?}: unknown unit (use ms, s, m, h, d or w, like 30s or 6h)"
+        )),
+        _ => Err(format!("{s:?} is not a duration like 30s, 10m, 6h or 1d")),
+    }
 }
 
 /// One reason to alert.
@@ -430,21 +415,19 @@ impl<'a> Alerter<'a> {
     /// Evaluates every rule over `scope`, leaving out alerts still in their cooldown at `now_us`.
     pub fn evaluate(&self, catalog: &Catalog, scope: &Scope, now_us: i64) -> Result<Vec<Alert>> {
         catalog.execute(OUTBOX)?;
+        let sent: std::collections::HashMap<(String, String), i64> = rows(
+            catalog,
+            "SELECT rule, key, epoch_us(last_sent) FROM alert_sent",
+        )?
+        .into_iter()
+        .map(|r| ((r[0].clone(), r[1].clone()), num(&r[2]) as i64))
+        .collect();
         let mut out = Vec::new();
         for rule in &self.config.rules {
             let cooldown = self.config.cooldown_of(rule).as_micros() as i64;
             for alert in self.fire(catalog, scope, rule)? {
-                let recent = rows(
-                    catalog,
-                    &format!(
-                        "SELECT rule FROM alert_sent WHERE rule = {} AND key = {} \
-                         AND epoch_us(last_sent) > {}",
-                        sql_string(&alert.rule),
-                        sql_string(&alert.key),
-                        now_us - cooldown
-                    ),
-                )?;
-                if recent.is_empty() {
+                let last = sent.get(&(alert.rule.clone(), alert.key.clone()));
+                if last.is_none_or(|t| *t <= now_us - cooldown) {
                     out.push(alert);
                 }
             }
@@ -537,12 +520,12 @@ impl<'a> Alerter<'a> {
                     };
                     a.severity = a.severity.max(level);
                     a.evidence.push(format!(
-                        "{} .. {}: observed {} vs expected {} (score {}, {} by {})",
+                        "{} .. {}: observed {} vs expected {} (score {:.1}, {} by {})",
                         e[2],
                         e[3],
                         value(&e[5]),
                         value(&e[4]),
-                        e[6],
+                        num(&e[6]),
                         e[7],
                         e[8]
                     ));
@@ -1023,41 +1006,12 @@ fn table_exists(catalog: &Catalog, name: &str) -> Result<bool> {
 
 /// Every row of `sql` with its values as text (NULL as empty).
 fn rows(catalog: &Catalog, sql: &str) -> Result<Vec<Vec<String>>> {
-    let mut out = Vec::new();
-    catalog.for_each_batch(sql, |b| {
-        let cols: Vec<StringArray> = b
-            .columns()
-            .iter()
-            .map(|c| {
-                arrow::compute::cast(c, &DataType::Utf8)
-                    .map(|a| {
-                        a.as_any()
-                            .downcast_ref::<StringArray>()
-                            .expect("cast to Utf8")
-                            .clone()
-                    })
-                    .map_err(|e| Error::Dataset {
-                        path: "catalog.duckdb".into(),
-                        message: format!("cannot read an alert query's result: {e}"),
-                    })
-            })
-            .collect::<Result<_>>()?;
-        for i in 0..b.num_rows() {
-            out.push(
-                cols.iter()
-                    .map(|c| {
-                        if c.is_valid(i) {
-                            c.value(i).to_string()
-                        } else {
-                            String::new()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-        Ok(())
-    })?;
-    Ok(out)
+    let table = Table::from_result(&catalog.query(sql)?)?;
+    Ok(table
+        .rows
+        .iter()
+        .map(|r| r.iter().map(|v| display(v, "")).collect())
+        .collect())
 }
 
 #[cfg(test)]

@@ -464,9 +464,16 @@ impl Catalog {
     }
 }
 
-/// Adds `entry` to the `runs` table of `dataset`, taking the writer's lock for the moment.
-pub fn record_run(dataset: &Path, entry: &RunEntry) -> Result<()> {
+/// Takes the writer's lock of `dataset` and opens its catalog for writing; the lock is held as
+/// long as the returned [`Dataset`] lives.
+pub fn open_writer(dataset: &Path) -> Result<(Dataset, Catalog)> {
     let ds = Dataset::open_for_write(dataset)?;
     let manifest = Manifest::load(dataset)?;
-    Catalog::open_for_write(&ds, &manifest)?.record_run(entry)
+    let catalog = Catalog::open_for_write(&ds, &manifest)?;
+    Ok((ds, catalog))
+}
+
+/// Adds `entry` to the `runs` table of `dataset`, taking the writer's lock for the moment.
+pub fn record_run(dataset: &Path, entry: &RunEntry) -> Result<()> {
+    open_writer(dataset)?.1.record_run(entry)
 }

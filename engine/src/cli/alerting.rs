@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use logcrunch::alert::smtp::Mailer;
 use logcrunch::alert::{self, Alerter, Message, Scope, parse_duration};
-use logcrunch::catalog::{self, Catalog, Dataset};
+use logcrunch::catalog::{self, Catalog};
 use logcrunch::config::Config;
 use logcrunch::parse::value::format_rfc3339;
 use logcrunch::parse::value::now_us;
@@ -158,9 +158,7 @@ pub fn run_step(
         logcrunch::security::SignatureFile::load(config.security.signatures.as_deref())?.categories;
     let alerter = Alerter::new(&config.alerting, &config.email, &categories);
     let now = now_us();
-    let ds = Dataset::open_for_write(dataset)?;
-    let manifest = catalog::manifest::Manifest::load(dataset)?;
-    let cat = Catalog::open_for_write(&ds, &manifest)?;
+    let (_lock, cat) = catalog::open_writer(dataset)?;
     let alerts = match scope {
         Some(s) => alerter.evaluate(&cat, s, now)?,
         None => Vec::new(),

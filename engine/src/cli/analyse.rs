@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use logcrunch::Error;
-use logcrunch::catalog::{self, Catalog, Dataset};
+use logcrunch::catalog::{self, Catalog};
 use logcrunch::config::Config;
 use logcrunch::detect::series::{DatasetScan, dataset_events, detect_all, read_series, store};
 use logcrunch::detect::{Detector, Event, Method, Metric};
@@ -230,9 +230,7 @@ pub fn detect_dataset(
             .filter(|e| e.start_us >= from && e.start_us < to)
             .cloned()
             .collect();
-        let ds = Dataset::open_for_write(dataset)?;
-        let manifest = catalog::manifest::Manifest::load(dataset)?;
-        let cat = Catalog::open_for_write(&ds, &manifest)?;
+        let (_lock, cat) = catalog::open_writer(dataset)?;
         new = store(&cat, &stored, run, (from, to), metrics, methods)?;
     }
     Ok(Detection { events, new })

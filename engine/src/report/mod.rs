@@ -123,20 +123,21 @@ pub fn parse_time_arg(text: &str) -> Option<i64> {
     Some(now_us() - parse_span(t)?)
 }
 
-/// Parses a span (`30s`, `5m`, `24h`, `7d`, `2w`) into µs.
+/// Parses a span (`500ms`, `30s`, `5m`, `24h`, `7d`, `2w`) into µs.
 pub fn parse_span(text: &str) -> Option<i64> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit())?);
     let n: i64 = num.parse().ok()?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
+    let us: i64 = match unit {
+        "ms" => 1_000,
+        "s" => 1_000_000,
+        "m" => 60_000_000,
+        "h" => 3_600_000_000,
+        "d" => 86_400_000_000,
+        "w" => 604_800_000_000,
         _ => return None,
     };
-    n.checked_mul(secs * 1_000_000)
+    n.checked_mul(us)
 }
 
 fn ts_literal(us: i64) -> String {

@@ -25,8 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Category;
-use crate::catalog::manifest::Manifest;
-use crate::catalog::{Catalog, Dataset, sql_string};
+use crate::catalog::{Catalog, sql_string};
 use crate::error::{Error, Result};
 use crate::parse::value::format_rfc3339;
 use crate::report::Table;
@@ -378,9 +377,7 @@ impl Detector {
     /// moment; returns how many findings `run` detected first. The detector's filters should
     /// select those days ([`Detector::days_filter`]).
     pub fn store(&self, dataset: &Path, run: &str, first: &str, last: &str) -> Result<u64> {
-        let ds = Dataset::open_for_write(dataset)?;
-        let manifest = Manifest::load(dataset)?;
-        let catalog = Catalog::open_for_write(&ds, &manifest)?;
+        let (_lock, catalog) = crate::catalog::open_writer(dataset)?;
         let findings = self.find(&catalog)?;
         catalog.store_findings(&findings_values_sql(&findings), run, first, last)?;
         catalog.findings_of_run(run)
