@@ -46,6 +46,8 @@ pub struct Config {
     pub alerting: crate::alert::AlertingConfig,
     /// The SMTP server alerts go through.
     pub email: crate::alert::EmailConfig,
+    /// Raw log archive, compaction and retention.
+    pub archive: crate::archive::ArchiveConfig,
     /// The patterns file with the log formats.
     pub patterns: Option<PathBuf>,
     /// Where this configuration was read from (`None`: built-in).
@@ -282,6 +284,7 @@ impl Config {
         self.anomaly_detection.validate().map_err(bad)?;
         self.alerting.validate().map_err(bad)?;
         self.email.validate().map_err(bad)?;
+        self.archive.validate().map_err(bad)?;
         if !(1..=22).contains(&ing.zstd_level) {
             return Err(bad(format!(
                 "ingest.zstd_level must be 1..=22, got {}",

@@ -117,6 +117,14 @@ pub enum Error {
         /// DuckDB's error.
         source: duckdb::Error,
     },
+    /// An archived file does not decompress to the bytes that were archived.
+    #[error("archive {path} is damaged: {message}")]
+    Corrupt {
+        /// The archive file.
+        path: PathBuf,
+        /// What does not match, and what to do.
+        message: String,
+    },
     /// A command-line value is invalid.
     #[error("{0}")]
     Usage(String),
@@ -147,7 +155,8 @@ impl Error {
             | Error::Dataset { .. }
             | Error::Parquet { .. }
             | Error::Arrow { .. }
-            | Error::Query { .. } => EXIT_FAILURE,
+            | Error::Query { .. }
+            | Error::Corrupt { .. } => EXIT_FAILURE,
         }
     }
 }

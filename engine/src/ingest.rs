@@ -876,6 +876,7 @@ impl Ingest {
                         .to_string(),
                     rows: f.rows,
                     bytes: f.bytes,
+                    compacted: false,
                 });
             }
         }

@@ -4,11 +4,12 @@
 //! [`scan`] cuts inputs into line-aligned chunks, [`parse`] turns chunks into typed rows,
 //! [`batch`] builds Arrow record batches (with the [`route`] of each request and its [`security`]
 //! threat tags), [`sink`] writes them as Hive-partitioned Parquet,
-//! [`catalog`] keeps the manifest and answers SQL through embedded DuckDB, and [`report`] renders
-//! results. [`ingest`] drives the stages; [`generate`] writes synthetic logs for tests and
+//! [`catalog`] keeps the manifest and answers SQL through embedded DuckDB, [`report`] renders
+//! results, and [`archive`] compresses what was processed, compacts and retires old partitions. [`ingest`] drives the stages; [`generate`] writes synthetic logs for tests and
 //! benchmarks. The `logcrunch` binary is a thin command-line layer over these.
 
 pub mod alert;
+pub mod archive;
 pub mod batch;
 pub mod catalog;
 pub mod config;

@@ -34,6 +34,47 @@ pub struct Manifest {
     /// volume when first seen and then kept, so series stay comparable across runs.
     #[serde(default)]
     pub route_groups: Vec<String>,
+    /// Raw sources copied into the archive, one entry per source (the latest copy).
+    #[serde(default)]
+    pub archives: Vec<ArchiveRecord>,
+    /// Parquet files of retired partitions that were exported to the archive.
+    #[serde(default)]
+    pub exports: Vec<ExportRecord>,
+}
+
+/// A source's raw bytes, kept in the archive.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ArchiveRecord {
+    /// Source id.
+    pub source: u64,
+    /// Where the original was (the path it was archived from).
+    pub original: String,
+    /// Size of the original in bytes.
+    pub size: u64,
+    /// xxh3-128 of the original bytes, 32 hex digits.
+    pub checksum: String,
+    /// The archive file: relative to the dataset when inside it, else absolute.
+    pub path: String,
+    /// Size of the archive file in bytes.
+    pub archived_bytes: u64,
+    /// `zstd` (the original compressed) or `stored` (already compressed: kept as it is).
+    pub codec: String,
+    /// When it was archived, RFC 3339.
+    pub archived_at: String,
+    /// Whether the original has been removed (after verification).
+    #[serde(default)]
+    pub source_deleted: bool,
+}
+
+/// A Parquet file of a retired partition, moved to the archive before the partition was deleted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExportRecord {
+    /// The file as it was listed in the dataset.
+    pub file: FileRecord,
+    /// Where it is now: relative to the dataset when inside it, else absolute.
+    pub path: String,
+    /// xxh3-128 of its bytes.
+    pub checksum: String,
 }
 
 /// One committed ingest run.
@@ -110,6 +151,10 @@ pub struct FileRecord {
     pub rows: u64,
     /// Size in bytes.
     pub bytes: u64,
+    /// Written by compaction (time-sorted, high compression): compacted again only when new
+    /// files join its partition.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compacted: bool,
 }
 
 fn logs_table() -> String {
@@ -191,6 +236,7 @@ mod tests {
             date: "2024-01-01".into(),
             rows: 5,
             bytes: 100,
+            compacted: false,
         });
         m.save(dir.path()).unwrap();
         assert_eq!(Manifest::load(dir.path()).unwrap(), m);

@@ -6,6 +6,7 @@
 
 mod alerting;
 mod analyse;
+mod archiving;
 mod formats;
 mod progress;
 
@@ -53,7 +54,8 @@ struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     quiet: bool,
-    /// Print alert messages instead of sending them (and change no alert state).
+    /// Change nothing: print alert messages instead of sending them, and show what `archive`
+    /// would archive, compact and remove (with sizes).
     #[arg(long, global = true)]
     dry_run: bool,
     #[command(subcommand)]
@@ -85,6 +87,11 @@ enum Command {
     /// Alert email: send a test message, show pending and sent alerts.
     #[command(subcommand)]
     Alert(alerting::AlertCommand),
+    /// Compress ingested logs into the archive (verified before any original is removed),
+    /// compact old partitions and remove those past retention (`archive:` of the config).
+    Archive(archiving::ArchiveArgs),
+    /// Write archived logs back, byte for byte, after checking them against their checksum.
+    Restore(archiving::RestoreArgs),
 }
 
 #[derive(Args, Debug)]
@@ -312,6 +319,8 @@ fn dispatch(cli: Cli, config: Config) -> anyhow::Result<i32> {
         Command::Generate(a) => generate(a),
         Command::Run(a) => run(&config, a, cli.dry_run),
         Command::Alert(c) => alerting::alert(&config, c, cli.dry_run),
+        Command::Archive(a) => archiving::archive(&config, a, cli.dry_run),
+        Command::Restore(a) => archiving::restore(&config, a),
         Command::Report(a) => report(&config, a),
         Command::Detect(a) => analyse::detect(&config, a),
         Command::Compare(a) => analyse::compare(&config, a),
@@ -762,7 +771,18 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
             );
         }
     }
-    let out = serde_json::json!({"ingest": summary, "highlights": highlights, "reports": written, "alerts": alerts});
+    // Archive last: the raw logs read by this run, old partitions, retention.
+    let mut archived = serde_json::Value::Null;
+    let mut archive_failed = 0;
+    if config.archive.enabled && dataset.join(catalog::manifest::MANIFEST_FILE).is_file() {
+        let s = archiving::run_step(config, &dataset, dry_run)?;
+        if !a.json {
+            archiving::print_summary(&s)?;
+        }
+        archive_failed = archiving::report_errors(&s);
+        archived = serde_json::to_value(&s)?;
+    }
+    let out = serde_json::json!({"ingest": summary, "highlights": highlights, "reports": written, "alerts": alerts, "archive": archived});
     if a.json {
         let mut o = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut o, &out)?;
@@ -772,8 +792,9 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
         record(config, &dataset, "run", started, out)?;
     }
     match &summary {
-        Some(s) => exit_code_of(s, config.ingest.max_bad_ratio),
-        None => Ok(0),
+        Some(s) => exit_code_of(s, config.ingest.max_bad_ratio)
+            .map(|code| if code == 0 { archive_failed } else { code }),
+        None => Ok(archive_failed),
     }
 }
 

@@ -762,6 +762,19 @@ pub fn to_batch(parts: &[&Part]) -> Result<RecordBatch> {
     })
 }
 
+/// The Parquet settings of stats files, from the dataset's.
+pub fn file_properties(props: &WriterProperties) -> WriterProperties {
+    // Every histogram is different: a dictionary for them would only fill up and be dropped.
+    props
+        .clone()
+        .into_builder()
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled(ColumnPath::from("route"), true)
+        .set_column_statistics_enabled(ColumnPath::from("hist"), EnabledStatistics::None)
+        .set_column_encoding(ColumnPath::from("minute"), Encoding::DELTA_BINARY_PACKED)
+        .build()
+}
+
 /// Writes the folded parts as one unpublished file per (source, day), sorted by minute and route,
 /// the files in parallel.
 pub fn write(
@@ -778,16 +791,7 @@ pub fn write(
     }
     let tmp_dir = dataset.join("logs");
     std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("cannot create", &tmp_dir, e))?;
-    // Every histogram is different: a dictionary for them would only fill up and be dropped.
-    let hist = ColumnPath::from("hist");
-    let props = props
-        .clone()
-        .into_builder()
-        .set_dictionary_enabled(false)
-        .set_column_dictionary_enabled(ColumnPath::from("route"), true)
-        .set_column_statistics_enabled(hist, EnabledStatistics::None)
-        .set_column_encoding(ColumnPath::from("minute"), Encoding::DELTA_BINARY_PACKED)
-        .build();
+    let props = file_properties(props);
 
     by_file
         .into_par_iter()
@@ -829,7 +833,7 @@ pub fn write(
 
 /// Writes `batch` as one Parquet file whose columns are encoded and compressed in parallel (a
 /// stats file is written while the rest of the commit waits for it).
-fn write_columns(
+pub(crate) fn write_columns(
     file: File,
     batch: &RecordBatch,
     props: &WriterProperties,
