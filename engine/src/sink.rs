@@ -27,6 +27,70 @@ pub const MAX_OPEN_WRITERS: usize = 8;
 /// recently used is closed (the one being written is never closed for this).
 pub const WRITER_MEMORY: usize = 64 << 20;
 
+/// A Parquet writer that encodes and compresses the columns of each row group in parallel (for
+/// files written while nothing else runs: the stats file of a commit, a compaction).
+pub struct ParallelWriter {
+    writer: parquet::file::writer::SerializedFileWriter<File>,
+    factory: parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    row_groups: usize,
+}
+
+impl ParallelWriter {
+    /// A writer of `schema` into `file`.
+    pub fn try_new(
+        file: File,
+        schema: SchemaRef,
+        props: &WriterProperties,
+    ) -> parquet::errors::Result<ParallelWriter> {
+        let (writer, factory) =
+            ArrowWriter::try_new(file, std::sync::Arc::clone(&schema), Some(props.clone()))?
+                .into_serialized_writer()?;
+        Ok(ParallelWriter {
+            writer,
+            factory,
+            schema,
+            row_groups: 0,
+        })
+    }
+
+    /// Writes `batch` as one row group.
+    pub fn write_row_group(&mut self, batch: &RecordBatch) -> parquet::errors::Result<()> {
+        use parquet::arrow::arrow_writer::{ArrowColumnChunk, compute_leaves};
+        use rayon::prelude::*;
+        let chunks: Vec<ArrowColumnChunk> = self
+            .factory
+            .create_column_writers(self.row_groups)?
+            .into_par_iter()
+            .zip(
+                batch
+                    .columns()
+                    .par_iter()
+                    .zip(self.schema.fields().par_iter()),
+            )
+            .map(|(mut w, (array, field))| {
+                for leaf in compute_leaves(field, array)? {
+                    w.write(&leaf)?;
+                }
+                w.close()
+            })
+            .collect::<parquet::errors::Result<_>>()?;
+        let mut group = self.writer.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut group)?;
+        }
+        group.close()?;
+        self.row_groups += 1;
+        Ok(())
+    }
+
+    /// Writes the footer.
+    pub fn close(self) -> parquet::errors::Result<()> {
+        self.writer.close()?;
+        Ok(())
+    }
+}
+
 /// `date=YYYY-MM-DD` for a day number since the epoch.
 pub fn partition_name(day: i32) -> String {
     let (y, m, d) = civil_from_days(day as i64);

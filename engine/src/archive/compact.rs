@@ -12,14 +12,17 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
-use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::{SortColumn, concat, interleave_record_batch, lexsort_to_indices};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::sink::ParallelWriter;
 
 /// Row count and per-column checksums of a set of rows, independent of their order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,23 +46,21 @@ impl Fingerprint {
         }
     }
 
-    /// Adds a batch's values.
-    fn add(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.rows += batch.num_rows() as u64;
-        for (i, col) in batch.columns().iter().enumerate() {
-            let conv = RowConverter::new(vec![SortField::new(col.data_type().clone())])
-                .map_err(arrow_err)?;
-            let rows = conv
-                .convert_columns(std::slice::from_ref(col))
-                .map_err(arrow_err)?;
-            let (_, sum, xor) = &mut self.columns[i];
-            for r in rows.iter() {
-                let h = xxhash_rust::xxh3::xxh3_64(r.as_ref());
-                *sum = sum.wrapping_add(h);
-                *xor ^= h;
-            }
-        }
-        Ok(())
+    /// Adds the values of `batches`, the columns in parallel.
+    fn add_all(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        self.rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        self.columns
+            .par_iter_mut()
+            .enumerate()
+            .try_for_each(|(i, (_, sum, xor))| {
+                for batch in batches {
+                    value_hashes(batch.column(i), &mut |h| {
+                        *sum = sum.wrapping_add(h);
+                        *xor ^= h;
+                    })?;
+                }
+                Ok(())
+            })
     }
 
     /// The first column whose checksum differs from `other`'s, or a row-count difference.
@@ -75,6 +76,46 @@ impl Fingerprint {
     }
 }
 
+/// Hands `f` a hash of each value of `col` (nulls included): strings and binaries by their bytes,
+/// dictionaries by their values, fixed-width values by their bytes; other types through Arrow's
+/// row format.
+fn value_hashes(col: &ArrayRef, f: &mut dyn FnMut(u64)) -> Result<()> {
+    const NULL: u64 = 0x9e37_79b9_7f4a_7c15;
+    let hash = xxhash_rust::xxh3::xxh3_64;
+    if let Some(a) = col.as_string_opt::<i32>() {
+        a.iter()
+            .for_each(|v| f(v.map_or(NULL, |s| hash(s.as_bytes()))));
+    } else if let Some(a) = col.as_binary_opt::<i32>() {
+        a.iter().for_each(|v| f(v.map_or(NULL, hash)));
+    } else if let Some(d) = col.as_any_dictionary_opt() {
+        let mut values = Vec::with_capacity(d.values().len());
+        value_hashes(d.values(), &mut |h| values.push(h))?;
+        for (i, k) in d.normalized_keys().into_iter().enumerate() {
+            f(if col.is_null(i) { NULL } else { values[k] });
+        }
+    } else if let Some(width) = col.data_type().primitive_width() {
+        let data = col.to_data();
+        let bytes = &data.buffers()[0];
+        let first = data.offset();
+        for i in 0..col.len() {
+            let at = (first + i) * width;
+            f(if col.is_null(i) {
+                NULL
+            } else {
+                hash(&bytes[at..at + width])
+            });
+        }
+    } else {
+        let conv =
+            RowConverter::new(vec![SortField::new(col.data_type().clone())]).map_err(arrow_err)?;
+        let rows = conv
+            .convert_columns(std::slice::from_ref(col))
+            .map_err(arrow_err)?;
+        rows.iter().for_each(|r| f(hash(r.as_ref())));
+    }
+    Ok(())
+}
+
 fn arrow_err(source: arrow::error::ArrowError) -> Error {
     Error::Arrow {
         format: "compaction".into(),
@@ -82,26 +123,29 @@ fn arrow_err(source: arrow::error::ArrowError) -> Error {
     }
 }
 
-/// Reads every row of a Parquet file.
-fn read_all(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let damaged = |e: String| Error::Dataset {
+fn damaged(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Dataset {
         path: path.to_path_buf(),
         message: format!(
             "cannot read it for compaction ({e}); re-ingest its source with --force, then archive again"
         ),
-    };
-    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| damaged(e.to_string()))?
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| damaged(e.to_string()))?;
-    let schema = arrow::array::RecordBatchReader::schema(&reader);
-    let batches = reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| damaged(e.to_string()))?;
-    Ok((schema, batches))
+    }
 }
+
+/// Reads a Parquet file batch by batch, only `columns` when given.
+fn reader(path: &Path, columns: Option<&[&str]>) -> Result<ParquetRecordBatchReader> {
+    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| damaged(path, e))?
+        .with_batch_size(BATCH);
+    if let Some(cols) = columns {
+        let mask = ProjectionMask::columns(builder.parquet_schema(), cols.iter().copied());
+        builder = builder.with_projection(mask);
+    }
+    builder.build().map_err(|e| damaged(path, e))
+}
+
+const BATCH: usize = 64 * 1024;
 
 /// What a compaction wrote.
 #[derive(Debug, Clone)]
@@ -112,78 +156,160 @@ pub struct Compacted {
     pub bytes: u64,
 }
 
+/// An input file read forward as the output needs its rows; a batch is dropped once all of its
+/// rows have been written. Logs are written in (nearly) time order, so only a window of each
+/// input is in memory at a time.
+struct Input {
+    path: PathBuf,
+    reader: ParquetRecordBatchReader,
+    /// Loaded batches: first row, rows not yet written, the batch.
+    loaded: std::collections::VecDeque<(usize, usize, RecordBatch)>,
+    /// Rows loaded so far.
+    end: usize,
+}
+
+impl Input {
+    /// Loads batches until `row` is in memory; each batch loaded is added to `fp`.
+    fn load_to(&mut self, row: usize, fp: &mut Fingerprint) -> Result<()> {
+        while self.end <= row {
+            let b = match self.reader.next() {
+                Some(b) => b.map_err(|e| damaged(&self.path, e))?,
+                None => {
+                    return Err(damaged(
+                        &self.path,
+                        "it has fewer rows than its key columns",
+                    ));
+                }
+            };
+            fp.add_all(std::slice::from_ref(&b))?;
+            let n = b.num_rows();
+            self.loaded.push_back((self.end, n, b));
+            self.end += n;
+        }
+        Ok(())
+    }
+
+    /// Position of `row` among the loaded batches, and within its batch.
+    fn locate(&self, row: usize) -> (usize, usize) {
+        let i = self.loaded.partition_point(|(first, _, _)| *first <= row) - 1;
+        (i, row - self.loaded[i].0)
+    }
+
+    /// Reads the rest: rows the key columns did not count (none, unless the file changed since),
+    /// which then make the fingerprints differ.
+    fn drain(&mut self, fp: &mut Fingerprint) -> Result<()> {
+        for b in self.reader.by_ref() {
+            fp.add_all(&[b.map_err(|e| damaged(&self.path, e))?])?;
+        }
+        Ok(())
+    }
+
+    /// Drops the leading batches whose rows have all been written.
+    fn evict(&mut self) {
+        while self.loaded.front().is_some_and(|(_, left, _)| *left == 0) {
+            self.loaded.pop_front();
+        }
+    }
+}
+
 /// Rewrites `inputs` as the single file `output` (which must not be part of the dataset yet),
-/// sorted by `time_column` (then `offset` when present), and verifies it.
+/// sorted by `time_column` (then `offset` when present), and verifies it. Memory stays near one
+/// output row group plus the input batches still waiting to be written: the sort order comes
+/// from the key columns alone, then the inputs are read forward as the output needs them, and the
+/// output is read back batch by batch.
 pub fn compact(
     inputs: &[PathBuf],
     output: &Path,
     time_column: &str,
     props: &WriterProperties,
 ) -> Result<Compacted> {
-    let mut schema: Option<SchemaRef> = None;
-    let mut batches = Vec::new();
-    let mut before: Option<Fingerprint> = None;
-    for path in inputs {
-        let (s, bs) = read_all(path)?;
-        match &schema {
-            None => {
-                before = Some(Fingerprint::new(&s));
-                schema = Some(s);
-            }
-            Some(first) if first.fields() != s.fields() => {
-                return Err(Error::Dataset {
-                    path: path.clone(),
-                    message: format!(
-                        "its columns differ from those of {}; it is left as it is (re-ingest the source with --force to rewrite both)",
-                        inputs[0].display()
-                    ),
-                });
-            }
-            Some(_) => {}
-        }
-        let fp = before.as_mut().expect("set with the schema");
-        for b in &bs {
-            fp.add(b)?;
-        }
-        batches.extend(bs);
-    }
-    let (Some(schema), Some(before)) = (schema, before) else {
+    let schemas = inputs
+        .iter()
+        .map(|p| {
+            let file = File::open(p).map_err(|e| Error::io("cannot open", p, e))?;
+            let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| damaged(p, e))?;
+            Ok(Arc::clone(b.schema()))
+        })
+        .collect::<Result<Vec<SchemaRef>>>()?;
+    let Some(schema) = schemas.first().cloned() else {
         return Err(Error::Usage("nothing to compact".into()));
     };
-    let all = concat_batches(&schema, &batches).map_err(arrow_err)?;
-    drop(batches);
-    let mut keys: Vec<SortColumn> = Vec::new();
-    for name in [time_column, "offset"] {
-        if let Some(col) = all.column_by_name(name) {
-            keys.push(SortColumn {
-                values: Arc::clone(col) as ArrayRef,
-                options: None,
-            });
-        }
+    if let Some(i) = schemas.iter().position(|s| s.fields() != schema.fields()) {
+        return Err(Error::Dataset {
+            path: inputs[i].clone(),
+            message: format!(
+                "its columns differ from those of {}; it is left as it is (re-ingest the source with --force to rewrite both)",
+                inputs[0].display()
+            ),
+        });
     }
-    let sorted = if keys.is_empty() {
-        all
-    } else {
-        let order = lexsort_to_indices(&keys, None).map_err(arrow_err)?;
-        drop(keys);
-        take_record_batch(&all, &order).map_err(arrow_err)?
-    };
+    let keys: Vec<&str> = [time_column, "offset"]
+        .into_iter()
+        .filter(|k| schema.column_with_name(k).is_some())
+        .collect();
+    let order = sort_order(inputs, &keys)?;
+
     let file = File::create(output).map_err(|e| Error::io("cannot create", output, e))?;
     let sync = file
         .try_clone()
         .map_err(|e| Error::io("cannot open", output, e))?;
-    crate::stats::write_columns(file, &sorted, props).map_err(|source| Error::Parquet {
+    let perr = |source| Error::Parquet {
         path: output.to_path_buf(),
         source,
-    })?;
-    drop(sorted);
+    };
+    let mut writer = ParallelWriter::try_new(file, Arc::clone(&schema), props).map_err(perr)?;
+    let mut sources = inputs
+        .iter()
+        .map(|p| {
+            Ok(Input {
+                path: p.clone(),
+                reader: reader(p, None)?,
+                loaded: Default::default(),
+                end: 0,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut before = Fingerprint::new(&schema);
+    let step = props.max_row_group_row_count().unwrap_or(1 << 20).max(1);
+    for rows in order.chunks(step) {
+        for &(f, r) in rows {
+            sources[f as usize].load_to(r as usize, &mut before)?;
+        }
+        let mut base = Vec::with_capacity(sources.len());
+        let mut refs: Vec<&RecordBatch> = Vec::new();
+        for s in &sources {
+            base.push(refs.len());
+            refs.extend(s.loaded.iter().map(|(_, _, b)| b));
+        }
+        let mut used = Vec::with_capacity(rows.len());
+        let picks: Vec<(usize, usize)> = rows
+            .iter()
+            .map(|&(f, r)| {
+                let (i, at) = sources[f as usize].locate(r as usize);
+                used.push((f as usize, i));
+                (base[f as usize] + i, at)
+            })
+            .collect();
+        let group = interleave_record_batch(&refs, &picks).map_err(arrow_err)?;
+        drop(refs);
+        writer.write_row_group(&group).map_err(perr)?;
+        for (f, i) in used {
+            sources[f].loaded[i].1 -= 1;
+        }
+        sources.iter_mut().for_each(Input::evict);
+    }
+    writer.close().map_err(perr)?;
+    for s in &mut sources {
+        s.drain(&mut before)?;
+    }
+    drop((sources, order));
     sync.sync_all()
         .map_err(|e| Error::io("cannot sync", output, e))?;
     super::checkpoint("compact-verify");
-    let (s, written) = read_all(output)?;
-    let mut after = Fingerprint::new(&s);
-    for b in &written {
-        after.add(b)?;
+
+    let mut after = Fingerprint::new(&schema);
+    for b in reader(output, None)? {
+        after.add_all(&[b.map_err(|e| damaged(output, e))?])?;
     }
     if let Some(diff) = before.differs_from(&after) {
         return Err(Error::Dataset {
@@ -201,6 +327,50 @@ pub fn compact(
         rows: after.rows,
         bytes,
     })
+}
+
+/// (input, row) of every row of `inputs` in order of the `keys` columns, read alone.
+fn sort_order(inputs: &[PathBuf], keys: &[&str]) -> Result<Vec<(u32, u32)>> {
+    let per_file = inputs
+        .par_iter()
+        .map(|p| {
+            let batches = reader(p, Some(keys))?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| damaged(p, e))?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            Ok((batches, rows))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut index: Vec<(u32, u32)> = Vec::new();
+    for (f, (_, rows)) in per_file.iter().enumerate() {
+        let rows =
+            u32::try_from(*rows).map_err(|_| damaged(&inputs[f], "more than 4 billion rows"))?;
+        index.extend((0..rows).map(|r| (f as u32, r)));
+    }
+    if keys.is_empty() {
+        return Ok(index);
+    }
+    let columns = keys
+        .iter()
+        .enumerate()
+        .map(|(k, _)| {
+            let parts: Vec<&dyn Array> = per_file
+                .iter()
+                .flat_map(|(bs, _)| bs.iter().map(move |b| b.column(k).as_ref()))
+                .collect();
+            concat(&parts).map_err(arrow_err)
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    drop(per_file);
+    let sort: Vec<SortColumn> = columns
+        .into_iter()
+        .map(|values| SortColumn {
+            values,
+            options: None,
+        })
+        .collect();
+    let order = lexsort_to_indices(&sort, None).map_err(arrow_err)?;
+    Ok(order.values().iter().map(|i| index[*i as usize]).collect())
 }
 
 #[cfg(test)]
@@ -249,7 +419,7 @@ mod tests {
         let props = WriterProperties::builder().build();
         let done = compact(&[a, b], &out, "ts", &props).unwrap();
         assert_eq!(done.rows, 5);
-        let (_, got) = read_all(&out).unwrap();
+        let got: Vec<RecordBatch> = reader(&out, None).unwrap().map(|b| b.unwrap()).collect();
         let ts: Vec<i64> = got
             .iter()
             .flat_map(|b| {
@@ -269,7 +439,7 @@ mod tests {
         let schema = batch(&[], &[]).schema();
         let fp = |b: &RecordBatch| {
             let mut f = Fingerprint::new(&schema);
-            f.add(b).unwrap();
+            f.add_all(std::slice::from_ref(b)).unwrap();
             f
         };
         let base = fp(&batch(&[1, 2], &[Some("/a"), None]));

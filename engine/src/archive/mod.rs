@@ -91,8 +91,8 @@ impl Default for ArchiveConfig {
             delete_source: false,
             min_idle: "10m".into(),
             compact_after_days: Some(7),
-            compact_zstd_level: 12,
-            compact_row_group_rows: 1 << 20,
+            compact_zstd_level: 9,
+            compact_row_group_rows: 1 << 18,
             retention_days: None,
             export_before_delete: true,
         }
@@ -211,6 +211,17 @@ impl Totals {
     }
 }
 
+/// Seconds each pass of `archive` took.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Seconds {
+    /// Raw logs (compression and verification).
+    pub raw: f64,
+    /// Compaction.
+    pub compaction: f64,
+    /// Retention.
+    pub retention: f64,
+}
+
 /// What `archive` did (or would do, in a dry run).
 #[derive(Debug, Clone, Serialize)]
 pub struct ArchiveSummary {
@@ -230,6 +241,8 @@ pub struct ArchiveSummary {
     pub compacted: Totals,
     /// Partitions removed.
     pub retired: Vec<RetireAction>,
+    /// Seconds of each pass.
+    pub seconds: Seconds,
     /// Seconds it took.
     pub elapsed_s: f64,
     /// What failed (the rest was done); the command exits 1 when this is not empty.
@@ -348,9 +361,18 @@ impl Archiver {
         if !dry_run {
             self.clean(&manifest)?;
         }
+        let mut seconds = [0.0; 3];
+        let mut lap = std::time::Instant::now();
+        let mut split = |i: usize| {
+            seconds[i] = lap.elapsed().as_secs_f64();
+            lap = std::time::Instant::now();
+        };
         let sources = self.archive_sources(&mut manifest, dry_run, progress)?;
+        split(0);
         let compactions = self.compact(&mut manifest, dry_run)?;
+        split(1);
         let retired = self.retire(&mut manifest, dry_run)?;
+        split(2);
         if let Some(ds) = &_lock
             && (compactions.iter().any(|c| c.error.is_none()) || !retired.is_empty())
         {
@@ -377,6 +399,11 @@ impl Archiver {
             compacted: Totals::of(compactions.iter().map(|c| (c.bytes_before, c.bytes_after))),
             compactions,
             retired,
+            seconds: Seconds {
+                raw: seconds[0],
+                compaction: seconds[1],
+                retention: seconds[2],
+            },
             elapsed_s: started.elapsed().as_secs_f64(),
         })
     }

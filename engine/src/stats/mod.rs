@@ -29,14 +29,13 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
-use parquet::arrow::ArrowWriter;
 use parquet::basic::Encoding;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::sink::{WrittenFile, partition_name};
+use crate::sink::{ParallelWriter, WrittenFile, partition_name};
 
 /// Directory (and table) of the statistics inside the dataset.
 pub const STATS_TABLE: &str = "stats";
@@ -833,43 +832,21 @@ pub fn write(
 
 /// Writes `batch` as one Parquet file whose columns are encoded and compressed in parallel (a
 /// stats file is written while the rest of the commit waits for it).
-pub(crate) fn write_columns(
+fn write_columns(
     file: File,
     batch: &RecordBatch,
     props: &WriterProperties,
 ) -> parquet::errors::Result<()> {
-    use parquet::arrow::arrow_writer::{ArrowColumnChunk, compute_leaves};
-    use rayon::prelude::*;
-    let schema = batch.schema();
-    let (mut writer, factory) =
-        ArrowWriter::try_new(file, Arc::clone(&schema), Some(props.clone()))?
-            .into_serialized_writer()?;
+    let mut writer = ParallelWriter::try_new(file, batch.schema(), props)?;
     let step = props
         .max_row_group_row_count()
         .unwrap_or(batch.num_rows())
         .max(1);
     for index in 0..batch.num_rows().div_ceil(step) {
         let offset = index * step;
-        let rows = batch.slice(offset, step.min(batch.num_rows() - offset));
-        let chunks: Vec<ArrowColumnChunk> = factory
-            .create_column_writers(index)?
-            .into_par_iter()
-            .zip(rows.columns().par_iter().zip(schema.fields().par_iter()))
-            .map(|(mut w, (array, field))| {
-                for leaf in compute_leaves(field, array)? {
-                    w.write(&leaf)?;
-                }
-                w.close()
-            })
-            .collect::<parquet::errors::Result<_>>()?;
-        let mut group = writer.next_row_group()?;
-        for chunk in chunks {
-            chunk.append_to_row_group(&mut group)?;
-        }
-        group.close()?;
+        writer.write_row_group(&batch.slice(offset, step.min(batch.num_rows() - offset)))?;
     }
-    writer.close()?;
-    Ok(())
+    writer.close()
 }
 
 /// A stored row read back (one per file and key; [`StatsReader`] merges equal keys).
