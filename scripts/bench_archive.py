@@ -16,6 +16,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import duckdb
@@ -29,9 +30,17 @@ def run(cmd, **kw):
 
 
 def timed(cmd):
+    """Wall time, stdout and peak RSS (bytes) of `cmd`."""
     start = time.perf_counter()
-    out = run(cmd)
-    return time.perf_counter() - start, out
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            sys.exit(f"command failed: {' '.join(map(str, cmd))}\n{err.read().decode()}")
+    return wall, out, usage.ru_maxrss * 1024
 
 
 def tree_bytes(root, pattern="**/*.parquet"):
@@ -60,7 +69,7 @@ def main():
     with open(cfg, "w") as f:
         f.write(f"archive:\n  min_idle: 0s\n  zstd_level: {level}\n  threads: {threads}\n"
                 f"  compact_after_days: 1\n  compact_zstd_level: {clevel}\n")
-    t = {k: [] for k in ("raw", "compact", "zstd", "gzip", "duckdb")}
+    t = {k: [] for k in ("raw", "compact", "zstd", "gzip", "duckdb", "rss")}
     sizes = {}
     same = True
     for i in range(runs):
@@ -87,8 +96,9 @@ def main():
         con.close()
         os.remove(peer_out)
 
-        _, out = timed([binary, "--config", cfg, "archive", "--dataset", ds, "--as-of", "2099-01-01",
-                        "--json"])
+        _, out, rss = timed([binary, "--config", cfg, "archive", "--dataset", ds, "--as-of",
+                             "2099-01-01", "--json"])
+        t["rss"].append(rss)
         s = json.loads(out)
         t["raw"].append(s["seconds"]["raw"])
         t["compact"].append(s["seconds"]["compaction"])
@@ -102,7 +112,7 @@ def main():
             same = answers(binary, ds) == before
 
         peer = os.path.join(work, "peer.zst")
-        wall, _ = timed(["zstd", "-q", "-f", f"-{level}", f"-T{threads}", log, "-o", peer])
+        wall, _, _ = timed(["zstd", "-q", "-f", f"-{level}", f"-T{threads}", log, "-o", peer])
         t["zstd"].append(wall)
         sizes["zstd_cli"] = os.path.getsize(peer)
         os.remove(peer)
@@ -137,6 +147,7 @@ def main():
           f"gzip -6 {med['gzip']:6.2f} s ({med['raw'] / med['gzip']:.2f}x)")
     print(f"  compaction (+verify)          {med['compact']:6.2f} s  "
           f"DuckDB sorted rewrite of logs {med['duckdb']:6.2f} s ({med['compact'] / med['duckdb']:.2f}x)")
+    print(f"  peak RSS of logcrunch archive: {med['rss'] / 2**20:.0f} MiB")
     print(f"  query answers identical after compaction: {same}")
     if not same:
         sys.exit(1)

@@ -644,3 +644,26 @@ fn run_ends_with_the_archive_step() {
         (3.into(), 1.into())
     );
 }
+
+#[test]
+fn a_file_that_replaced_an_ingested_source_is_not_archived_as_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("config.yaml"), CONFIG).unwrap();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let mut bytes = generate(dir, "src/a.log", 2_000, 4, 1.0);
+    ingest(dir, &["src/a.log"]);
+    // Same size, different first line: what logrotate's `create` could leave behind.
+    let i = bytes.iter().position(|b| b.is_ascii_digit()).unwrap();
+    bytes[i] = if bytes[i] == b'9' { b'8' } else { bytes[i] + 1 };
+    std::fs::write(dir.join("src/a.log"), &bytes).unwrap();
+    let s = archive(dir, &[]);
+    assert_eq!(s["sources"][0]["action"], "skipped", "{s}");
+    let reason = s["sources"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("another file has taken its path"),
+        "{reason}"
+    );
+    assert!(manifest(dir)["archives"].as_array().unwrap().is_empty());
+    assert!(dir.join("src/a.log").exists());
+}

@@ -511,11 +511,15 @@ impl Archiver {
             if meta.len() == 0 {
                 action.reason = Some("empty".into());
             } else if !ingested_to_end {
-                action.reason = Some(if meta.len() > s.offset {
+                action.reason = Some(if s.encoding == Encoding::Plain && meta.len() > s.offset {
                     "not ingested to its end yet (it grew since the last ingest)".into()
                 } else {
-                    "changed since it was ingested (smaller than what was read)".into()
+                    "changed since it was ingested (its size differs from what was read); ingest it again".into()
                 });
+            } else if !same_content(&path, s)? {
+                action.reason = Some(
+                    "another file has taken its path (its first bytes differ from what was ingested); ingest it".into(),
+                );
             } else if !idle {
                 action.reason = Some(format!(
                     "modified less than archive.min_idle ({}) ago; it may still be written",
@@ -1095,6 +1099,15 @@ impl Archiver {
         sync_dir(&dir)?;
         Ok(out)
     }
+}
+
+/// Whether `path` starts with the content `source` was recognised by at ingest.
+fn same_content(path: &Path, source: &crate::catalog::manifest::SourceRecord) -> Result<bool> {
+    let Some(input) = crate::scan::resolve(&[path.display().to_string()])?.pop() else {
+        return Ok(false);
+    };
+    let (hash, got) = crate::scan::fingerprint(&input, source.fingerprint_len)?;
+    Ok(got == source.fingerprint_len && hash == source.fingerprint)
 }
 
 fn parse_checksum(hex: &str, size: u64) -> Result<Digest> {
