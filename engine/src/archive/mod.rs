@@ -369,7 +369,7 @@ impl Archiver {
         };
         let sources = self.archive_sources(&mut manifest, dry_run, progress)?;
         split(0);
-        let compactions = self.compact(&mut manifest, dry_run)?;
+        let compactions = self.compact(&mut manifest, dry_run, progress)?;
         split(1);
         let retired = self.retire(&mut manifest, dry_run)?;
         split(2);
@@ -683,7 +683,12 @@ impl Archiver {
     }
 
     /// Pass 2: compaction.
-    fn compact(&self, manifest: &mut Manifest, dry_run: bool) -> Result<Vec<CompactAction>> {
+    fn compact(
+        &self,
+        manifest: &mut Manifest,
+        dry_run: bool,
+        progress: &Progress,
+    ) -> Result<Vec<CompactAction>> {
         let Some(after) = self.cfg.compact_after_days else {
             return Ok(Vec::new());
         };
@@ -709,10 +714,14 @@ impl Archiver {
         let source_path = |id: u64| paths.get(&id).cloned().unwrap_or_else(|| id.to_string());
         let mut actions = Vec::new();
         let run = format!("c{}", format_rfc3339(now_us()).replace([':', '-'], ""));
+        groups.retain(|_, files| !(files.len() == 1 && files[0].compacted));
+        // The bar restarts on the Parquet bytes to rewrite.
+        progress.bytes.store(0, Ordering::Relaxed);
+        progress.total_bytes.store(
+            groups.values().flatten().map(|f| f.bytes).sum(),
+            Ordering::Relaxed,
+        );
         for ((date, table, source), files) in groups {
-            if files.len() == 1 && files[0].compacted {
-                continue;
-            }
             let mut act = CompactAction {
                 table: table.clone(),
                 date: date.clone(),
