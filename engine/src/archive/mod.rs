@@ -352,7 +352,7 @@ impl Archiver {
     /// Runs the three passes (or, with `dry_run`, reports what they would do).
     pub fn archive(&self, dry_run: bool, progress: &Progress) -> Result<ArchiveSummary> {
         let started = std::time::Instant::now();
-        let _lock = if dry_run {
+        let lock = if dry_run {
             None
         } else {
             Some(Dataset::open_for_write(&self.dataset)?)
@@ -373,7 +373,7 @@ impl Archiver {
         split(1);
         let retired = self.retire(&mut manifest, dry_run)?;
         split(2);
-        if let Some(ds) = &_lock
+        if let Some(ds) = &lock
             && (compactions.iter().any(|c| c.error.is_none()) || !retired.is_empty())
         {
             Catalog::open_for_write(ds, &manifest)?;
@@ -396,7 +396,12 @@ impl Archiver {
                     .map(|s| (s.bytes_before, s.bytes_after)),
             ),
             sources,
-            compacted: Totals::of(compactions.iter().map(|c| (c.bytes_before, c.bytes_after))),
+            compacted: Totals::of(
+                compactions
+                    .iter()
+                    .filter(|c| c.error.is_none())
+                    .map(|c| (c.bytes_before, c.bytes_after)),
+            ),
             compactions,
             retired,
             seconds: Seconds {
@@ -817,7 +822,7 @@ impl Archiver {
         let mut actions = Vec::new();
         for (date, files) in by_date {
             let export_dir = self.dir.join("partitions").join(format!("date={date}"));
-            let mut act = RetireAction {
+            let act = RetireAction {
                 date: date.clone(),
                 files: files.len(),
                 rows: files
@@ -834,7 +839,6 @@ impl Archiver {
             if !dry_run {
                 self.retire_date(manifest, &files, &export_dir)?;
             }
-            act.files = files.len();
             actions.push(act);
         }
         Ok(actions)
