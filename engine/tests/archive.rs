@@ -240,6 +240,17 @@ fn archive_restore_round_trip_is_byte_identical_and_the_archive_can_be_ingested(
         .assert()
         .success();
     assert!(std::fs::read(dir.join("src/a.log")).unwrap() == originals[0].1);
+    // A restored original is left alone by the next archive run.
+    let next = archive(dir, &[]);
+    assert!(
+        next["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["action"] == "kept"),
+        "{next}"
+    );
+    assert!(dir.join("src/a.log").exists());
     let again = logcrunch(dir)
         .args(["restore", "--dataset", "ds", "src/a.log", "--json"])
         .output()

@@ -492,6 +492,9 @@ fn a_dataset_being_written_is_refused_with_advice() {
         &["ingest", "--dataset", "ds", "a.log"][..],
         &["query", "--dataset", "ds", "SELECT 1"][..],
         &["report", "traffic", "--dataset", "ds"][..],
+        &["archive", "--dataset", "ds"][..],
+        &["archive", "--dataset", "ds", "--verify"][..],
+        &["restore", "--dataset", "ds", "a.log"][..],
     ] {
         logcrunch(dir.path())
             .args(args)

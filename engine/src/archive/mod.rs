@@ -482,7 +482,8 @@ impl Archiver {
                 match &on_disk {
                     // Grown or replaced since it was archived: archived again below once ingested.
                     Some((_, m)) if m.len() != a.size => {}
-                    Some((p, _)) if self.cfg.delete_source => {
+                    // Removed once; a copy brought back with `restore` is the user's to keep.
+                    Some((p, _)) if self.cfg.delete_source && !a.source_deleted => {
                         action.path = p.display().to_string();
                         action.action = "deleted".into();
                         todo.push((i, p.clone(), a.size, true, actions.len()));
@@ -896,6 +897,7 @@ impl Archiver {
     /// Checks every archive file and exported partition against its checksum; returns the
     /// problems found (empty: all good).
     pub fn verify_all(&self, progress: &Progress) -> Result<Vec<String>> {
+        let _reading = crate::catalog::lock_shared(&self.dataset)?;
         let manifest = Manifest::load(&self.dataset)?;
         progress.total_bytes.store(
             manifest.archives.iter().map(|a| a.size).sum::<u64>()
@@ -941,6 +943,7 @@ impl Archiver {
         overwrite: bool,
         progress: &Progress,
     ) -> Result<Vec<Restored>> {
+        let _reading = crate::catalog::lock_shared(&self.dataset)?;
         let manifest = Manifest::load(&self.dataset)?;
         let chosen: Vec<&ArchiveRecord> = match target {
             RestoreTarget::Source(s) => {

@@ -243,22 +243,7 @@ impl Catalog {
                     .into(),
             });
         }
-        let lock_path = dataset.join(LOCK_FILE);
-        let lock = match File::open(&lock_path) {
-            Ok(f) => {
-                match f.try_lock_shared() {
-                    Ok(()) => {}
-                    Err(std::fs::TryLockError::WouldBlock) => {
-                        return Err(Error::DatasetLocked(dataset.to_path_buf()));
-                    }
-                    Err(std::fs::TryLockError::Error(e)) => {
-                        return Err(Error::io("cannot lock", &lock_path, e));
-                    }
-                }
-                Some(f)
-            }
-            Err(_) => None,
-        };
+        let lock = lock_shared(dataset)?;
         let manifest = Manifest::load(dataset)?;
         let conn = duckdb::Connection::open_in_memory_with_flags(duckdb_config()?)?;
         let catalog = dataset.join(CATALOG_FILE);
@@ -461,6 +446,20 @@ impl Catalog {
             schema: Arc::clone(&schema),
             batches,
         })
+    }
+}
+
+/// Takes `dataset`'s lock shared, as readers do: refused at once (never waiting) while a writer
+/// works; held as long as the returned file is open (`None`: the dataset has no lock file).
+pub fn lock_shared(dataset: &Path) -> Result<Option<File>> {
+    let lock_path = dataset.join(LOCK_FILE);
+    let Ok(f) = File::open(&lock_path) else {
+        return Ok(None);
+    };
+    match f.try_lock_shared() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::DatasetLocked(dataset.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("cannot lock", &lock_path, e)),
     }
 }
 
