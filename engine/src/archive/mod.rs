@@ -256,7 +256,7 @@ pub struct Restored {
     pub archive: String,
     /// The file written.
     pub path: String,
-    /// `restored`, or `present` when an identical file was already there.
+    /// `restored`, `present` (an identical file was already there) or `would_restore` (dry run).
     pub action: String,
     /// Size of the archive file.
     pub bytes_before: u64,
@@ -935,12 +935,13 @@ impl Archiver {
 
     /// Writes archived sources back: to `to` (a directory, or a file for a single source) or to
     /// their original paths. An existing file is left alone when it is identical and refused
-    /// (unless `overwrite`) when it is not.
+    /// (unless `overwrite`) when it is not. With `dry_run`, says what it would write.
     pub fn restore(
         &self,
         target: &RestoreTarget,
         to: Option<&Path>,
         overwrite: bool,
+        dry_run: bool,
         progress: &Progress,
     ) -> Result<Vec<Restored>> {
         let _reading = crate::catalog::lock_shared(&self.dataset)?;
@@ -1042,7 +1043,7 @@ impl Archiver {
                     Some(t) => t.to_path_buf(),
                     None => PathBuf::from(&a.original),
                 };
-                self.restore_one(a, &dest, overwrite, &progress.bytes)
+                self.restore_one(a, &dest, overwrite, dry_run, &progress.bytes)
             })
             .collect()
     }
@@ -1052,6 +1053,7 @@ impl Archiver {
         a: &ArchiveRecord,
         dest: &Path,
         overwrite: bool,
+        dry_run: bool,
         progress: &AtomicU64,
     ) -> Result<Restored> {
         let expected = parse_checksum(&a.checksum, a.size)?;
@@ -1080,6 +1082,10 @@ impl Archiver {
                     dest.display()
                 )));
             }
+        }
+        if dry_run {
+            out.action = "would_restore".into();
+            return Ok(out);
         }
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

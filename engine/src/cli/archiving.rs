@@ -224,7 +224,7 @@ pub fn print_summary(s: &ArchiveSummary) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn restore(config: &Config, a: RestoreArgs) -> anyhow::Result<i32> {
+pub fn restore(config: &Config, a: RestoreArgs, dry_run: bool) -> anyhow::Result<i32> {
     let dataset = a.dataset.unwrap_or_else(|| config.storage.dataset.clone());
     let archiver = archiver(config, &dataset, None)?;
     let target = match (a.source, a.date) {
@@ -233,7 +233,7 @@ pub fn restore(config: &Config, a: RestoreArgs) -> anyhow::Result<i32> {
         (None, None) => unreachable!("clap requires SOURCE or --date"),
     };
     let restored: Vec<Restored> =
-        with_progress(|p| archiver.restore(&target, a.to.as_deref(), a.force, p))?;
+        with_progress(|p| archiver.restore(&target, a.to.as_deref(), a.force, dry_run, p))?;
     if a.json {
         let mut out = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &restored)?;
@@ -242,19 +242,24 @@ pub fn restore(config: &Config, a: RestoreArgs) -> anyhow::Result<i32> {
     }
     let mut out = std::io::stdout().lock();
     for r in &restored {
-        let what = if r.action == "present" {
-            "already present"
-        } else {
-            "restored"
+        let what = match r.action.as_str() {
+            "present" => "already present",
+            "would_restore" => "would restore",
+            _ => "restored",
         };
         writeln!(
             out,
-            "{what} {}: {} -> {} ({:.1}x), checksum {} verified",
+            "{what} {}: {} -> {} ({:.1}x), checksum {}{}",
             r.path,
             HumanBytes(r.bytes_before),
             HumanBytes(r.bytes_after),
             r.ratio,
-            &r.checksum[..16]
+            &r.checksum[..16],
+            if r.action == "would_restore" {
+                ""
+            } else {
+                " verified"
+            }
         )?;
     }
     Ok(0)

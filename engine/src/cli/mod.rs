@@ -55,7 +55,7 @@ struct Cli {
     #[arg(short, long, global = true)]
     quiet: bool,
     /// Change nothing: print alert messages instead of sending them, and show what `archive`
-    /// would archive, compact and remove (with sizes).
+    /// would archive, compact and remove (with sizes) and what `restore` would write.
     #[arg(long, global = true)]
     dry_run: bool,
     #[command(subcommand)]
@@ -320,7 +320,7 @@ fn dispatch(cli: Cli, config: Config) -> anyhow::Result<i32> {
         Command::Run(a) => run(&config, a, cli.dry_run),
         Command::Alert(c) => alerting::alert(&config, c, cli.dry_run),
         Command::Archive(a) => archiving::archive(&config, a, cli.dry_run),
-        Command::Restore(a) => archiving::restore(&config, a),
+        Command::Restore(a) => archiving::restore(&config, a, cli.dry_run),
         Command::Report(a) => report(&config, a),
         Command::Detect(a) => analyse::detect(&config, a),
         Command::Compare(a) => analyse::compare(&config, a),
