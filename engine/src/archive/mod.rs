@@ -277,6 +277,20 @@ pub enum RestoreTarget {
     Date(String),
 }
 
+/// A source to archive (or, archived earlier, whose original is to be removed).
+struct Job {
+    /// Index in the manifest's sources.
+    source: usize,
+    /// The file to read.
+    path: PathBuf,
+    /// Bytes to archive (all of the file, as ingested).
+    len: u64,
+    /// Archived already: only the original is to be removed.
+    delete_only: bool,
+    /// Index of its [`SourceAction`].
+    action: usize,
+}
+
 /// Archives, compacts, retires and restores; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Archiver {
@@ -486,7 +500,13 @@ impl Archiver {
                     Some((p, _)) if self.cfg.delete_source && !a.source_deleted => {
                         action.path = p.display().to_string();
                         action.action = "deleted".into();
-                        todo.push((i, p.clone(), a.size, true, actions.len()));
+                        todo.push(Job {
+                            source: i,
+                            path: p.clone(),
+                            len: a.size,
+                            delete_only: true,
+                            action: actions.len(),
+                        });
                         actions.push(action);
                         continue;
                     }
@@ -522,10 +542,12 @@ impl Archiver {
                 } else {
                     "changed since it was ingested (its size differs from what was read); ingest it again".into()
                 });
-            } else if !same_content(&path, s)? {
-                action.reason = Some(
-                    "another file has taken its path (its first bytes differ from what was ingested); ingest it".into(),
-                );
+            } else if let Some(why) = match same_content(&path, s) {
+                Ok(true) => None,
+                Ok(false) => Some("another file has taken its path (its first bytes differ from what was ingested); ingest it".to_string()),
+                Err(e) => Some(format!("cannot read it: {e}")),
+            } {
+                action.reason = Some(why);
             } else if !idle {
                 action.reason = Some(format!(
                     "modified less than archive.min_idle ({}) ago; it may still be written",
@@ -534,20 +556,37 @@ impl Archiver {
             } else {
                 action.action = "archived".into();
                 action.codec = Some(self.codec_of(s.encoding).name().into());
-                todo.push((i, path, meta.len(), false, actions.len()));
+                todo.push(Job {
+                    source: i,
+                    len: meta.len(),
+                    path,
+                    delete_only: false,
+                    action: actions.len(),
+                });
             }
             actions.push(action);
         }
         if dry_run {
             return Ok(actions);
         }
+        // Each archived byte is read twice: compressed, then verified.
         progress.total_bytes.store(
-            todo.iter().filter(|t| !t.3).map(|t| 2 * t.2).sum(),
+            todo.iter()
+                .filter(|j| !j.delete_only)
+                .map(|j| 2 * j.len)
+                .sum(),
             Ordering::Relaxed,
         );
-        for (i, path, len, delete_only, at) in todo {
+        for job in todo {
+            let Job {
+                source: i,
+                path,
+                len,
+                delete_only,
+                action,
+            } = job;
             let id = manifest.sources[i].id;
-            let act = &mut actions[at];
+            let act = &mut actions[action];
             let mut one = || -> Result<()> {
                 if !delete_only {
                     let rec = self.archive_one(manifest, i, &path, len, &progress.bytes)?;
