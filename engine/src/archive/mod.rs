@@ -632,7 +632,13 @@ impl Archiver {
             .file_name()
             .map_or_else(|| "source".into(), |n| n.to_string_lossy().into_owned());
         let tmp = dir.join(format!(".tmp-{}-{name}", src.id));
-        let digest = raw::pack(path, len, &tmp, codec, self.zstd(), progress)?;
+        let digest = match raw::pack(path, len, &tmp, codec, self.zstd(), progress) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         checkpoint("archive-verify");
         let advice = "the original was kept; the copy read back differs from what was written, so check the disk, then run logcrunch archive again";
         if let Err(e) = raw::verify(&tmp, codec, &digest, progress, advice) {
