@@ -335,14 +335,17 @@ struct Live {
     values: Option<Values>,
 }
 
+/// Emptied value buffers and histograms of finished cells, for the next ones: a cell lives for
+/// a minute, and allocating its buffers afresh each time would keep the allocator faulting in
+/// new pages.
+#[derive(Default)]
+struct Pools {
+    hists: Vec<Histogram<u32>>,
+    smalls: Vec<Vec<u32>>,
+}
+
 impl Live {
-    fn add(
-        &mut self,
-        pool: &mut Vec<Histogram<u32>>,
-        sigfig: u8,
-        st: Option<u16>,
-        us: Option<u64>,
-    ) {
+    fn add(&mut self, pools: &mut Pools, sigfig: u8, st: Option<u16>, us: Option<u64>) {
         self.counts.status(st);
         let Some(us) = us else { return };
         self.counts.timed += 1;
@@ -350,17 +353,23 @@ impl Live {
         let v = us.clamp(1, MAX_TRACKED_US);
         match &mut self.values {
             None => {
-                let mut vals = Vec::with_capacity(8);
+                let mut vals = pools
+                    .smalls
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(SMALL_CELL));
                 vals.push(v as u32);
                 self.values = Some(Values::Small(vals));
             }
             Some(Values::Small(vals)) if vals.len() < SMALL_CELL => vals.push(v as u32),
             Some(Values::Small(vals)) => {
-                let mut h = Box::new(pool.pop().unwrap_or_else(|| histogram(sigfig)));
+                let mut h = Box::new(pools.hists.pop().unwrap_or_else(|| histogram(sigfig)));
                 for x in vals.iter() {
                     h.saturating_record(*x as u64);
                 }
                 h.saturating_record(v);
+                let mut vals = std::mem::take(vals);
+                vals.clear();
+                pools.smalls.push(vals);
                 self.values = Some(Values::Big(h));
             }
             Some(Values::Big(h)) => h.saturating_record(v),
@@ -388,8 +397,8 @@ pub struct Recorder {
     /// Index in `minutes` of the minute of the previous row.
     current: Option<usize>,
     done: Vec<Part>,
-    /// Emptied histograms for reuse.
-    pool: Vec<Histogram<u32>>,
+    /// Emptied buffers and histograms for reuse.
+    pools: Pools,
     /// Emptied minutes for reuse: their cell array spans every route id the worker has seen,
     /// and allocating it afresh for each minute would make the allocator fault in new pages.
     spare: Vec<Minute>,
@@ -409,7 +418,7 @@ impl Recorder {
             minutes: Vec::new(),
             current: None,
             done: Vec::new(),
-            pool: Vec::new(),
+            pools: Pools::default(),
             spare: Vec::new(),
             ser: V2Serializer::new(),
         }
@@ -486,7 +495,7 @@ impl Recorder {
                 if cell.counts.requests == 0 {
                     touched.push(id as u32);
                 }
-                cell.add(&mut self.pool, self.sigfig, st, us);
+                cell.add(&mut self.pools, self.sigfig, st, us);
             }
         }
     }
@@ -508,11 +517,16 @@ impl Recorder {
             let cell = std::mem::take(&mut m.cells[route]);
             let (quantiles, hist) = match cell.values {
                 None => small_cell(&mut []),
-                Some(Values::Small(mut vals)) => small_cell(&mut vals),
+                Some(Values::Small(mut vals)) => {
+                    let out = small_cell(&mut vals);
+                    vals.clear();
+                    self.pools.smalls.push(vals);
+                    out
+                }
                 Some(Values::Big(mut h)) => {
                     let out = (summarise(&h), encode_with(&mut self.ser, &*h));
                     h.reset();
-                    self.pool.push(*h);
+                    self.pools.hists.push(*h);
                     out
                 }
             };
