@@ -233,6 +233,21 @@ fn archive_restore_round_trip_is_byte_identical_and_the_archive_can_be_ingested(
     println!("raw archive ratio (zstd 3): {ratio:.1}x");
     assert!(ratio > 5.0, "a log compresses well: {ratio}");
     assert!(arch.iter().all(|a| a["source_deleted"] == true));
+    let listed = query_json(
+        dir,
+        "ds",
+        "SELECT count(*) AS n, sum(size) AS size, count(*) FILTER (WHERE source_deleted) AS deleted FROM archives",
+    );
+    let total: u64 = originals.iter().map(|(_, b)| b.len() as u64).sum();
+    assert_eq!(
+        (
+            listed[0]["n"].clone(),
+            listed[0]["size"].clone(),
+            listed[0]["deleted"].clone()
+        ),
+        (2.into(), total.into(), 2.into()),
+        "the catalog's archives table"
+    );
 
     // Restoring to the original path, then again (already there), then over a changed file.
     logcrunch(dir)

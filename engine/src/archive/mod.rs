@@ -387,9 +387,8 @@ impl Archiver {
         split(1);
         let retired = self.retire(&mut manifest, dry_run)?;
         split(2);
-        if let Some(ds) = &lock
-            && (compactions.iter().any(|c| c.error.is_none()) || !retired.is_empty())
-        {
+        if let Some(ds) = &lock {
+            // The catalog's `files` and `archives` tables follow the manifest.
             Catalog::open_for_write(ds, &manifest)?;
         }
         let errors = sources

@@ -4,7 +4,7 @@
 //! for writing it removes what a crashed run left behind (temporary files and Parquet files the
 //! manifest does not list). [`Catalog`] is embedded DuckDB (compiled in with its Parquet reader; no
 //! extension is ever downloaded): the dataset's `catalog.duckdb` holds the tables of what commands
-//! did (`runs`, the manifest's `sources` and `files`, and the findings of later stages) and views
+//! did (`runs`, the manifest's `sources`, `files` and `archives`, and the findings of later stages) and views
 //! `logs` and `errors` over exactly the files the manifest lists. Writers update it under the lock;
 //! readers take the lock shared, so they are refused (not blocked, never half-served) while a
 //! writer works, attach the catalog read-only and build their own views from the manifest, which
@@ -230,6 +230,9 @@ CREATE OR REPLACE TABLE sources (
 CREATE OR REPLACE TABLE files (
     \"table\" VARCHAR, path VARCHAR, source UBIGINT, run VARCHAR, date DATE, \"rows\" UBIGINT,
     bytes UBIGINT);
+CREATE OR REPLACE TABLE archives (
+    source UBIGINT, original VARCHAR, size UBIGINT, checksum VARCHAR, path VARCHAR,
+    archived_bytes UBIGINT, codec VARCHAR, archived_at TIMESTAMP, source_deleted BOOLEAN);
 ";
 
 impl Catalog {
@@ -316,6 +319,22 @@ impl Catalog {
             for f in &manifest.files {
                 files.execute(duckdb::params![
                     f.table, f.path, f.source, f.run, f.date, f.rows, f.bytes
+                ])?;
+            }
+            let mut archives = tx.prepare(
+                "INSERT INTO archives VALUES (?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMP), ?)",
+            )?;
+            for a in &manifest.archives {
+                archives.execute(duckdb::params![
+                    a.source,
+                    a.original,
+                    a.size,
+                    a.checksum,
+                    a.path,
+                    a.archived_bytes,
+                    a.codec,
+                    a.archived_at.trim_end_matches('Z'),
+                    a.source_deleted
                 ])?;
             }
         }
