@@ -63,6 +63,15 @@ impl Fingerprint {
             })
     }
 
+    /// Adds the values counted by `other` (of the same columns).
+    fn merge(&mut self, other: &Fingerprint) {
+        self.rows += other.rows;
+        for ((_, sum, xor), (_, s, x)) in self.columns.iter_mut().zip(&other.columns) {
+            *sum = sum.wrapping_add(*s);
+            *xor ^= x;
+        }
+    }
+
     /// The first column whose checksum differs from `other`'s, or a row-count difference.
     fn differs_from(&self, other: &Fingerprint) -> Option<String> {
         if self.rows != other.rows {
@@ -146,6 +155,37 @@ fn reader(path: &Path, columns: Option<&[&str]>) -> Result<ParquetRecordBatchRea
 }
 
 const BATCH: usize = 64 * 1024;
+
+/// The [`Fingerprint`] of a Parquet file, its row groups read in parallel.
+fn fingerprint_file(path: &Path, schema: &SchemaRef) -> Result<Fingerprint> {
+    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let groups = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| damaged(path, e))?
+        .metadata()
+        .num_row_groups();
+    let parts = (0..groups)
+        .into_par_iter()
+        .map(|g| {
+            let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|e| damaged(path, e))?
+                .with_batch_size(BATCH)
+                .with_row_groups(vec![g])
+                .build()
+                .map_err(|e| damaged(path, e))?;
+            let mut fp = Fingerprint::new(schema);
+            for b in reader {
+                fp.add_all(&[b.map_err(|e| damaged(path, e))?])?;
+            }
+            Ok(fp)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut all = Fingerprint::new(schema);
+    for p in parts {
+        all.merge(&p);
+    }
+    Ok(all)
+}
 
 /// What a compaction wrote.
 #[derive(Debug, Clone)]
@@ -307,10 +347,7 @@ pub fn compact(
         .map_err(|e| Error::io("cannot sync", output, e))?;
     super::checkpoint("compact-verify");
 
-    let mut after = Fingerprint::new(&schema);
-    for b in reader(output, None)? {
-        after.add_all(&[b.map_err(|e| damaged(output, e))?])?;
-    }
+    let after = fingerprint_file(output, &schema)?;
     if let Some(diff) = before.differs_from(&after) {
         return Err(Error::Dataset {
             path: output.to_path_buf(),
