@@ -36,11 +36,14 @@ pub fn with_progress<T>(work: impl FnOnce(&Progress) -> T) -> T {
                     bar.set_length(total);
                 }
                 bar.set_position(progress.bytes.load(Ordering::Relaxed));
+                // Commands that read no lines (archive, restore) show bytes only.
                 let lines = progress.lines.load(Ordering::Relaxed);
-                bar.set_message(format!(
-                    "{:.0} lines/s",
-                    lines as f64 / start.elapsed().as_secs_f64()
-                ));
+                if lines > 0 {
+                    bar.set_message(format!(
+                        "{:.0} lines/s",
+                        lines as f64 / start.elapsed().as_secs_f64()
+                    ));
+                }
             }
             bar.finish_and_clear();
         });
