@@ -711,3 +711,61 @@ fn a_file_that_replaced_an_ingested_source_is_not_archived_as_it() {
     assert!(manifest(dir)["archives"].as_array().unwrap().is_empty());
     assert!(dir.join("src/a.log").exists());
 }
+
+#[test]
+fn a_group_that_cannot_be_compacted_keeps_its_files_and_the_others_go_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    setup(dir);
+    let m = manifest(dir);
+    let victim = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["table"] == "logs" && f["date"] == "2024-01-02")
+        .unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = dir.join("ds").join(&victim);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Inside the column data: the footer (which views read) stays valid.
+    let mid = bytes.len() / 3;
+    bytes[mid..mid + 64].fill(0xa5);
+    std::fs::write(&path, &bytes).unwrap();
+    let out = logcrunch(dir)
+        .args([
+            "--config",
+            "config.yaml",
+            "archive",
+            "--dataset",
+            "ds",
+            "--as-of",
+            AS_OF,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let compactions = s["compactions"].as_array().unwrap();
+    let failed: Vec<_> = compactions
+        .iter()
+        .filter(|c| c["error"].is_string())
+        .collect();
+    assert_eq!(failed.len(), 1, "{s}");
+    assert!(compactions.iter().filter(|c| c["error"].is_null()).count() >= 3);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&victim));
+    let listed = manifest(dir)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["path"] == victim.as_str());
+    assert!(listed && path.exists(), "the damaged group keeps its files");
+}

@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{SortColumn, concat, interleave_record_batch, lexsort_to_indices};
@@ -206,11 +207,33 @@ struct Input {
     loaded: std::collections::VecDeque<(usize, usize, RecordBatch)>,
     /// Rows loaded so far.
     end: usize,
+    /// File bytes per row, to report progress in bytes.
+    bytes_per_row: f64,
 }
 
 impl Input {
-    /// Loads batches until `row` is in memory; each batch loaded is added to `fp`.
-    fn load_to(&mut self, row: usize, fp: &mut Fingerprint) -> Result<()> {
+    fn open(path: &Path) -> Result<Input> {
+        let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io("cannot read", path, e))?
+            .len();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| damaged(path, e))?
+            .with_batch_size(BATCH);
+        let rows = builder.metadata().file_metadata().num_rows().max(1);
+        Ok(Input {
+            path: path.to_path_buf(),
+            reader: builder.build().map_err(|e| damaged(path, e))?,
+            loaded: Default::default(),
+            end: 0,
+            bytes_per_row: size as f64 / rows as f64,
+        })
+    }
+
+    /// Loads batches until `row` is in memory; each batch loaded is added to `fp` and its share
+    /// of the file's bytes to `progress`.
+    fn load_to(&mut self, row: usize, fp: &mut Fingerprint, progress: &AtomicU64) -> Result<()> {
         while self.end <= row {
             let b = match self.reader.next() {
                 Some(b) => b.map_err(|e| damaged(&self.path, e))?,
@@ -223,6 +246,7 @@ impl Input {
             };
             fp.add_all(std::slice::from_ref(&b))?;
             let n = b.num_rows();
+            progress.fetch_add((n as f64 * self.bytes_per_row) as u64, Ordering::Relaxed);
             self.loaded.push_back((self.end, n, b));
             self.end += n;
         }
@@ -262,6 +286,7 @@ pub fn compact(
     output: &Path,
     time_column: &str,
     props: &WriterProperties,
+    progress: &AtomicU64,
 ) -> Result<Compacted> {
     let schemas = inputs
         .iter()
@@ -300,20 +325,13 @@ pub fn compact(
     let mut writer = ParallelWriter::try_new(file, Arc::clone(&schema), props).map_err(perr)?;
     let mut sources = inputs
         .iter()
-        .map(|p| {
-            Ok(Input {
-                path: p.clone(),
-                reader: reader(p, None)?,
-                loaded: Default::default(),
-                end: 0,
-            })
-        })
+        .map(|p| Input::open(p))
         .collect::<Result<Vec<_>>>()?;
     let mut before = Fingerprint::new(&schema);
     let step = props.max_row_group_row_count().unwrap_or(1 << 20).max(1);
     for rows in order.chunks(step) {
         for &(f, r) in rows {
-            sources[f as usize].load_to(r as usize, &mut before)?;
+            sources[f as usize].load_to(r as usize, &mut before, progress)?;
         }
         let mut base = Vec::with_capacity(sources.len());
         let mut refs: Vec<&RecordBatch> = Vec::new();
@@ -454,7 +472,7 @@ mod tests {
         write(&b, &batch(&[3, 7], &[Some("/c"), Some("/g")]));
         let out = dir.path().join("c.parquet");
         let props = WriterProperties::builder().build();
-        let done = compact(&[a, b], &out, "ts", &props).unwrap();
+        let done = compact(&[a, b], &out, "ts", &props, &AtomicU64::new(0)).unwrap();
         assert_eq!(done.rows, 5);
         let got: Vec<RecordBatch> = reader(&out, None).unwrap().map(|b| b.unwrap()).collect();
         let ts: Vec<i64> = got

@@ -783,8 +783,21 @@ impl Archiver {
                 error: None,
             };
             if !dry_run {
-                act.bytes_after =
-                    self.compact_group(manifest, &table, &date, source, &files, &run)?;
+                // A group that fails keeps its old files; the others go on.
+                let base = progress.bytes.load(Ordering::Relaxed);
+                match self.compact_group(
+                    manifest,
+                    (&table, &date, source),
+                    &files,
+                    &run,
+                    &progress.bytes,
+                ) {
+                    Ok(bytes) => act.bytes_after = bytes,
+                    Err(e) => act.error = Some(e.to_string()),
+                }
+                progress
+                    .bytes
+                    .store(base + act.bytes_before, Ordering::Relaxed);
             }
             actions.push(act);
         }
@@ -795,11 +808,10 @@ impl Archiver {
     fn compact_group(
         &self,
         manifest: &mut Manifest,
-        table: &str,
-        date: &str,
-        source: u64,
+        (table, date, source): (&str, &str, u64),
         files: &[FileRecord],
         run: &str,
+        progress: &AtomicU64,
     ) -> Result<u64> {
         let inputs: Vec<PathBuf> = files.iter().map(|f| self.dataset.join(&f.path)).collect();
         let rel = format!("{table}/date={date}/part-{run}-s{source}.parquet");
@@ -813,7 +825,7 @@ impl Archiver {
         } else {
             (base, "ts")
         };
-        let done = match compact::compact(&inputs, &output, time, &props) {
+        let done = match compact::compact(&inputs, &output, time, &props, progress) {
             Ok(d) => d,
             Err(e) => {
                 let _ = std::fs::remove_file(&output);
