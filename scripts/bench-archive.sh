@@ -21,17 +21,8 @@ THREADS=${THREADS:-$(nproc)}
 LEVEL=${LEVEL:-12}
 CLEVEL=${CLEVEL:-9}
 RUNS=${RUNS:-3}
-WORK=${WORK:-${TMPDIR:-/tmp}/logcrunch-bench}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/logcrunch-target}
-VENV=${VENV:-$HOME/.cache/logcrunch-bench-venv}
-
-cargo build --release -q -p logcrunch
-BIN="$CARGO_TARGET_DIR/release/logcrunch"
-mkdir -p "$WORK"
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -c 'import duckdb' 2>/dev/null || "$VENV/bin/pip" install -q duckdb
+source scripts/bench-env.sh
+venv_with duckdb
 command -v zstd >/dev/null || { echo "the zstd CLI is needed for the peer run" >&2; exit 2; }
 
-LOG="$WORK/nginx_timed-$LINES.log"
-[ -s "$LOG" ] || "$BIN" generate --format nginx_timed --lines "$LINES" --seed 1 -o "$LOG"
 "$VENV/bin/python" scripts/bench_archive.py "$BIN" "$LOG" "$THREADS" "$LEVEL" "$CLEVEL" "$RUNS" "$WORK"

@@ -17,24 +17,10 @@ THREADS=${THREADS:-$(nproc)}
 RUNS=${RUNS:-5}
 BIG=${BIG:-1}
 BIG_LINES=${BIG_LINES:-21000000}
-WORK=${WORK:-${TMPDIR:-/tmp}/logcrunch-bench}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/logcrunch-target}
-VENV=${VENV:-$HOME/.cache/logcrunch-bench-venv}
-
-cargo build --release -q -p logcrunch
-BIN="$CARGO_TARGET_DIR/release/logcrunch"
-
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -c 'import duckdb, chdb' 2>/dev/null || "$VENV/bin/pip" install -q duckdb chdb
+source scripts/bench-env.sh
+venv_with duckdb chdb
 "$VENV/bin/python" -c 'import duckdb, chdb; print("peers: duckdb", duckdb.__version__, "/ chdb", chdb.__version__)'
 
-mkdir -p "$WORK"
-LOG="$WORK/nginx_timed-$LINES.log"
-if [ ! -s "$LOG" ]; then
-  "$BIN" generate --format nginx_timed --lines "$LINES" --seed 1 -o "$LOG"
-fi
 "$VENV/bin/python" scripts/bench_ingest.py "$BIN" "$LOG" "$LINES" "$THREADS" "$RUNS" "$WORK/out"
 
 echo

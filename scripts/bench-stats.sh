@@ -20,23 +20,13 @@ RUNS=${RUNS:-5}
 DETECT=${DETECT:-1}
 DAYS=${DAYS:-30}
 RPS=${RPS:-5}
-WORK=${WORK:-${TMPDIR:-/tmp}/logcrunch-bench}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/logcrunch-target}
-VENV=${VENV:-$HOME/.cache/logcrunch-bench-venv}
-
-cargo build --release -q -p logcrunch
-BIN="$CARGO_TARGET_DIR/release/logcrunch"
-mkdir -p "$WORK"
-
-LOG="$WORK/nginx_timed-$LINES.log"
-[ -s "$LOG" ] || "$BIN" generate --format nginx_timed --lines "$LINES" --seed 1 -o "$LOG"
+source scripts/bench-env.sh
 printf 'stats:\n  enabled: false\n' > "$WORK/stats-off.yaml"
 printf 'stats:\n  enabled: true\n' > "$WORK/stats-on.yaml"
 python3 scripts/bench_stats.py record "$BIN" "$LOG" "$THREADS" "$RUNS" "$WORK"
 
 if [ "$DETECT" = 1 ]; then
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/python" -c 'import duckdb' 2>/dev/null || "$VENV/bin/pip" install -q duckdb
+  venv_with duckdb
   MONTH_LINES=$((DAYS * 86400 * RPS))
   MONTH="$WORK/nginx_timed-${DAYS}d.log"
   [ -s "$MONTH" ] || "$BIN" generate --format nginx_timed --lines "$MONTH_LINES" --rps "$RPS" --seed 3 -o "$MONTH"

@@ -296,10 +296,15 @@ impl Config {
 
     /// Worker threads to use: the configured count, or one per core.
     pub fn threads(&self) -> usize {
-        match self.ingest.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        }
+        threads_or_cores(self.ingest.threads)
+    }
+}
+
+/// `n`, or the number of cores when `n` is 0 (the meaning of 0 in the `threads` settings).
+pub fn threads_or_cores(n: usize) -> usize {
+    match n {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
 }
 

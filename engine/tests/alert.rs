@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::logcrunch;
+use common::{logcrunch, stdout_of};
 use serde_json::Value;
 
 fn python() -> &'static Path {
@@ -167,18 +167,13 @@ fn run(d: &Path, extra: &[&str]) -> (Value, String) {
 }
 
 fn status(d: &Path) -> Vec<Value> {
-    let out = logcrunch(d)
-        .args([
+    let out = stdout_of(
+        d,
+        &[
             "--config", "cfg.yaml", "alert", "status", "--format", "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    serde_json::from_slice::<Value>(&out.stdout)
+    serde_json::from_slice::<Value>(&out)
         .unwrap()
         .as_array()
         .unwrap()

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{logcrunch, query_json, realdata};
+use common::{logcrunch, query_json, realdata, stdout_of};
 use logcrunch::detect::series::read_series;
 use logcrunch::detect::{DetectConfig, Detector, Method, WindowScore};
 use logcrunch::parse::value::parse_iso8601;
@@ -33,16 +33,8 @@ fn hdr_percentiles_agree_with_duckdb_exact_quantiles() {
         .args(["ingest", "--dataset", "ds", "in.log"])
         .assert()
         .success();
-    let out = logcrunch(d)
-        .args(["stats", "show", "--dataset", "ds", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let hdr: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let out = stdout_of(d, &["stats", "show", "--dataset", "ds", "--format", "json"]);
+    let hdr: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
     let exact = query_json(
         d,
         "ds",
@@ -107,16 +99,8 @@ fn injected_incidents_are_found_with_few_false_events() {
         .args(["ingest", "--dataset", "ds", "in.log"])
         .assert()
         .success();
-    let out = logcrunch(d)
-        .args(["detect", "--dataset", "ds", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let out = stdout_of(d, &["detect", "--dataset", "ds", "--format", "json"]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
     same_events_from_files_and_catalog(&d.join("ds"));
     let us = |v: &serde_json::Value| parse_iso8601(v.as_str().unwrap().as_bytes()).unwrap();
     let windows: Vec<(i64, i64)> = truth

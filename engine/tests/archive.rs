@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{logcrunch, query_json};
+use common::{logcrunch, query_json, stdout_of};
 use serde_json::Value;
 
 const CONFIG: &str = "archive:
@@ -77,17 +77,6 @@ fn ingest(dir: &Path, paths: &[&str]) {
         .args(paths)
         .assert()
         .success();
-}
-
-/// Runs logcrunch with `args` in `dir`, asserts success and returns stdout.
-fn stdout_of(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = logcrunch(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// `archive --json` of `ds` as of [`AS_OF`], with `global` flags before the command.

@@ -5,7 +5,7 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use common::{ingest_json, logcrunch, query_json};
+use common::{ingest_json, logcrunch, query_json, stdout_of};
 use predicates::str::contains;
 use serde_json::Value;
 
@@ -463,16 +463,8 @@ fn run_ingests_the_configured_source_dir_once() {
     )
     .unwrap();
     let run = || {
-        let out = logcrunch(d)
-            .args(["--config", "cfg.yaml", "run", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        let out = stdout_of(d, &["--config", "cfg.yaml", "run", "--json"]);
+        serde_json::from_slice::<Value>(&out).unwrap()
     };
     assert_eq!(run()["ingest"]["rows"], 12);
     assert_eq!(run()["ingest"]["rows"], 0);

@@ -5,7 +5,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use common::{ingest_json, logcrunch, query_json, report};
+use common::{ingest_json, logcrunch, query_json, report, stdout_of};
 use predicates::str::contains;
 use serde_json::Value;
 
@@ -456,16 +456,8 @@ fn run_writes_reports_and_records_itself() {
         "logs:\n  source_dir: in\nstorage:\n  dataset: out\nreports:\n  dir: rep\nlogging:\n  file: app/logcrunch.log\n  level: debug\n",
     )
     .unwrap();
-    let out = logcrunch(d)
-        .args(["--config", "cfg.yaml", "run"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let out = stdout_of(d, &["--config", "cfg.yaml", "run"]);
+    let text = String::from_utf8(out).unwrap();
     assert!(
         text.contains("response time p50") && text.contains("rep/latest.md"),
         "{text}"

@@ -444,16 +444,8 @@ fn run_stores_findings_with_the_run_that_found_them() {
     )
     .unwrap();
     let run = || -> Value {
-        let out = common::logcrunch(d)
-            .args(["--config", "cfg.yaml", "run", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let out = common::stdout_of(d, &["--config", "cfg.yaml", "run", "--json"]);
+        serde_json::from_slice(&out).unwrap()
     };
     let stored = || -> Vec<(String, String, String)> {
         query_json(

@@ -142,12 +142,17 @@ fn damaged(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// A reader of a Parquet file (its footer read), in batches of [`BATCH`] rows.
+fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    Ok(ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| damaged(path, e))?
+        .with_batch_size(BATCH))
+}
+
 /// Reads a Parquet file batch by batch, only `columns` when given.
 fn reader(path: &Path, columns: Option<&[&str]>) -> Result<ParquetRecordBatchReader> {
-    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| damaged(path, e))?
-        .with_batch_size(BATCH);
+    let mut builder = open(path)?;
     if let Some(cols) = columns {
         let mask = ProjectionMask::columns(builder.parquet_schema(), cols.iter().copied());
         builder = builder.with_projection(mask);
@@ -159,18 +164,11 @@ const BATCH: usize = 64 * 1024;
 
 /// The [`Fingerprint`] of a Parquet file, its row groups read in parallel.
 fn fingerprint_file(path: &Path, schema: &SchemaRef) -> Result<Fingerprint> {
-    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let groups = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| damaged(path, e))?
-        .metadata()
-        .num_row_groups();
+    let groups = open(path)?.metadata().num_row_groups();
     let parts = (0..groups)
         .into_par_iter()
         .map(|g| {
-            let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(|e| damaged(path, e))?
-                .with_batch_size(BATCH)
+            let reader = open(path)?
                 .with_row_groups(vec![g])
                 .build()
                 .map_err(|e| damaged(path, e))?;
@@ -213,14 +211,10 @@ struct Input {
 
 impl Input {
     fn open(path: &Path) -> Result<Input> {
-        let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-        let size = file
-            .metadata()
+        let size = std::fs::metadata(path)
             .map_err(|e| Error::io("cannot read", path, e))?
             .len();
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| damaged(path, e))?
-            .with_batch_size(BATCH);
+        let builder = open(path)?;
         let rows = builder.metadata().file_metadata().num_rows().max(1);
         Ok(Input {
             path: path.to_path_buf(),
@@ -290,11 +284,7 @@ pub fn compact(
 ) -> Result<Compacted> {
     let schemas = inputs
         .iter()
-        .map(|p| {
-            let file = File::open(p).map_err(|e| Error::io("cannot open", p, e))?;
-            let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| damaged(p, e))?;
-            Ok(Arc::clone(b.schema()))
-        })
+        .map(|p| Ok(Arc::clone(open(p)?.schema())))
         .collect::<Result<Vec<SchemaRef>>>()?;
     let Some(schema) = schemas.first().cloned() else {
         return Err(Error::Usage("nothing to compact".into()));

@@ -32,7 +32,7 @@ use crate::catalog::manifest::{ArchiveRecord, ExportRecord, FileRecord, Manifest
 use crate::catalog::{Catalog, Dataset};
 use crate::error::{Error, Result};
 use crate::ingest::Progress;
-use crate::parse::value::{days_from_civil, format_rfc3339, now_us};
+use crate::parse::value::{format_rfc3339, now_us, parse_date};
 use crate::scan::Encoding;
 use crate::sink::sync_dir;
 use raw::{Codec, Compression, Digest};
@@ -300,18 +300,6 @@ pub struct Archiver {
     as_of_day: i64,
 }
 
-fn day_of(date: &str) -> Option<i64> {
-    let mut it = date.splitn(3, '-').map(str::parse::<u32>);
-    match (it.next(), it.next(), it.next()) {
-        (Some(Ok(y)), Some(Ok(m)), Some(Ok(d)))
-            if (1..=12).contains(&m) && (1..=31).contains(&d) =>
-        {
-            Some(days_from_civil(i64::from(y), m, d))
-        }
-        _ => None,
-    }
-}
-
 fn date_of(day: i64) -> String {
     format_rfc3339(day * DAY_US)[..10].to_string()
 }
@@ -353,10 +341,7 @@ impl Archiver {
     }
 
     fn zstd(&self) -> Compression {
-        let threads = match self.cfg.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
+        let threads = crate::config::threads_or_cores(self.cfg.threads);
         Compression {
             level: self.cfg.zstd_level,
             threads: if threads > 1 { threads as u32 } else { 0 },
@@ -593,7 +578,7 @@ impl Archiver {
                     act.bytes_after = rec.archived_bytes;
                 }
                 if self.cfg.delete_source {
-                    self.delete_original(manifest, id, &path, &progress.bytes)?;
+                    self.delete_original(manifest, id, &path, !delete_only, &progress.bytes)?;
                     act.source_deleted = true;
                 }
                 Ok(())
@@ -631,7 +616,15 @@ impl Archiver {
             .file_name()
             .map_or_else(|| "source".into(), |n| n.to_string_lossy().into_owned());
         let tmp = dir.join(format!(".tmp-{}-{name}", src.id));
-        let digest = match raw::pack(path, len, &tmp, codec, self.zstd(), progress) {
+        let digest = match raw::pack(
+            path,
+            len,
+            &tmp,
+            codec,
+            self.zstd(),
+            progress,
+            Some("archive-compress"),
+        ) {
             Ok(d) => d,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -686,12 +679,13 @@ impl Archiver {
     }
 
     /// Removes the original of an archived source after checking that it is still the archived
-    /// content and that the archive gives it back.
+    /// content and, unless this run has just `verified` it, that the archive gives it back.
     fn delete_original(
         &self,
         manifest: &mut Manifest,
         id: u64,
         path: &Path,
+        verified: bool,
         progress: &AtomicU64,
     ) -> Result<()> {
         let rec = manifest
@@ -700,14 +694,15 @@ impl Archiver {
             .find(|a| a.source == id)
             .expect("archived before deletion");
         let expected = parse_checksum(&rec.checksum, rec.size)?;
-        let codec = Codec::from_name(&rec.codec).unwrap_or(Codec::Zstd);
-        raw::verify(
-            &self.resolve(&rec.path),
-            codec,
-            &expected,
-            progress,
-            "the original was kept; archive it again after removing the damaged file from the manifest's archives, or restore the archive directory from a backup",
-        )?;
+        if !verified {
+            raw::verify(
+                &self.resolve(&rec.path),
+                Codec::from_name(&rec.codec).unwrap_or(Codec::Zstd),
+                &expected,
+                progress,
+                "the original was kept; archive it again after removing the damaged file from the manifest's archives, or restore the archive directory from a backup",
+            )?;
+        }
         let now = raw::digest_file(path)?;
         if now != expected {
             return Err(Error::Dataset {
@@ -749,7 +744,7 @@ impl Archiver {
             .map_or(i64::MIN, |r| self.as_of_day - i64::from(r));
         let mut groups: BTreeMap<(String, String, u64), Vec<FileRecord>> = BTreeMap::new();
         for f in &manifest.files {
-            if day_of(&f.date).is_some_and(|d| d < limit && d >= retire_limit) {
+            if parse_date(&f.date).is_some_and(|d| d < limit && d >= retire_limit) {
                 groups
                     .entry((f.date.clone(), f.table.clone(), f.source))
                     .or_default()
@@ -872,7 +867,7 @@ impl Archiver {
         let limit = self.as_of_day - i64::from(days);
         let mut by_date: BTreeMap<String, Vec<FileRecord>> = BTreeMap::new();
         for f in &manifest.files {
-            if day_of(&f.date).is_some_and(|d| d < limit) {
+            if parse_date(&f.date).is_some_and(|d| d < limit) {
                 by_date.entry(f.date.clone()).or_default().push(f.clone());
             }
         }
@@ -1035,7 +1030,7 @@ impl Archiver {
                 found
             }
             RestoreTarget::Date(d) => {
-                if day_of(d).is_none() {
+                if parse_date(d).is_none() {
                     return Err(Error::Usage(format!("--date {d}: expected YYYY-MM-DD")));
                 }
                 let ids: HashSet<u64> = manifest
@@ -1198,5 +1193,5 @@ fn parse_checksum(hex: &str, size: u64) -> Result<Digest> {
 
 /// The day (µs since the epoch, at midnight UTC) of a `YYYY-MM-DD` argument.
 pub fn parse_as_of(text: &str) -> Option<i64> {
-    day_of(text).map(|d| d * DAY_US)
+    parse_date(text).map(|d| d * DAY_US)
 }

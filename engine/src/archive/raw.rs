@@ -101,7 +101,7 @@ fn pump(
 }
 
 /// Writes the first `len` bytes of `original` to `dest` (a new file) with `codec`, fsyncs it, and
-/// returns the digest of the bytes read.
+/// returns the digest of the bytes read; `pause` names the checkpoint after the first block.
 pub fn pack(
     original: &Path,
     len: u64,
@@ -109,6 +109,7 @@ pub fn pack(
     codec: Codec,
     zstd: Compression,
     progress: &AtomicU64,
+    pause: Option<&str>,
 ) -> Result<Digest> {
     let src = File::open(original).map_err(|e| Error::io("cannot open", original, e))?;
     let mut src = BufReader::with_capacity(BUF, src).take(len);
@@ -136,13 +137,8 @@ pub fn pack(
     let digest = match codec {
         Codec::Stored => {
             let mut w = BufWriter::with_capacity(BUF, out);
-            let d = pump(
-                &mut src,
-                |b| w.write_all(b),
-                progress,
-                Some("archive-compress"),
-            )
-            .map_err(|e| Error::io("cannot read", original, e))?;
+            let d = pump(&mut src, |b| w.write_all(b), progress, pause)
+                .map_err(|e| Error::io("cannot read", original, e))?;
             short(&d)?;
             w.flush().map_err(werr)?;
             d
@@ -165,7 +161,7 @@ pub fn pack(
                     })
                 },
                 progress,
-                Some("archive-compress"),
+                pause,
             );
             let d = match (d, write_err) {
                 (Ok(d), _) => d,
@@ -271,6 +267,7 @@ pub fn copy_file(from: &Path, to: &Path) -> Result<Digest> {
             threads: 0,
         },
         &AtomicU64::new(0),
+        None,
     )
 }
 
@@ -302,7 +299,7 @@ mod tests {
                 level: 3,
                 threads: 0,
             };
-            let d = pack(&original, text.len() as u64, &packed, codec, zstd, &n).unwrap();
+            let d = pack(&original, text.len() as u64, &packed, codec, zstd, &n, None).unwrap();
             assert_eq!(d, digest_of(&text));
             let mut back = Vec::new();
             unpack(
@@ -346,6 +343,7 @@ mod tests {
             Codec::Zstd,
             zstd,
             &AtomicU64::new(0),
+            None,
         )
         .unwrap_err();
         assert!(err.to_string().contains("truncated or replaced"), "{err}");

@@ -20,7 +20,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 
 use crate::error::{Error, Result};
-use crate::parse::value::days_from_civil;
+use crate::parse::value::parse_date;
 use manifest::Manifest;
 
 /// Lock file inside the dataset.
@@ -371,18 +371,14 @@ impl Catalog {
         last: &str,
     ) -> Result<()> {
         let day_us = |date: &str| -> Result<i64> {
-            let mut it = date.splitn(3, '-').map(str::parse::<u32>);
-            match (it.next(), it.next(), it.next()) {
-                (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) => {
-                    Ok(days_from_civil(i64::from(y), m, d) * 86_400_000_000)
-                }
-                _ => Err(Error::Dataset {
+            parse_date(date)
+                .map(|day| day * 86_400_000_000)
+                .ok_or_else(|| Error::Dataset {
                     path: "manifest.json".into(),
                     message: format!(
                         "partition date {date} is not YYYY-MM-DD; ingest with --force to rewrite it"
                     ),
-                }),
-            }
+                })
         };
         let run = sql_string(run);
         let (from, until) = (day_us(first)?, day_us(last)? + 86_400_000_000);

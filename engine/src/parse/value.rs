@@ -130,6 +130,15 @@ fn compile_strftime(layout: &str) -> Result<Vec<TimeItem>, String> {
     Ok(items)
 }
 
+/// Day number since the epoch of a `YYYY-MM-DD` date (partition names, `--as-of`, `--date`).
+pub fn parse_date(text: &str) -> Option<i64> {
+    let t = text.trim();
+    if t.len() != 10 {
+        return None;
+    }
+    parse_iso8601(format!("{t}T00:00:00Z").as_bytes()).map(|us| us.div_euclid(86_400_000_000))
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

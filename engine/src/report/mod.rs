@@ -18,7 +18,7 @@ pub use render::{OutputFormat, Table, display, to_json_rows, write_result, write
 use crate::catalog::{Catalog, sql_string};
 use crate::config::{ErrorThresholds, PerformanceThresholds};
 use crate::error::{Error, Result};
-use crate::parse::value::{format_rfc3339, now_us, parse_iso8601};
+use crate::parse::value::{format_rfc3339, now_us, parse_date, parse_iso8601};
 
 /// Which report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -115,10 +115,8 @@ pub fn parse_time_arg(text: &str) -> Option<i64> {
     if let Some(us) = parse_iso8601(t.as_bytes()) {
         return Some(us);
     }
-    if t.len() == 10
-        && let Some(us) = parse_iso8601(format!("{t}T00:00:00Z").as_bytes())
-    {
-        return Some(us);
+    if let Some(day) = parse_date(t) {
+        return Some(day * 86_400_000_000);
     }
     Some(now_us() - parse_span(t)?)
 }

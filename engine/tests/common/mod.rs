@@ -33,18 +33,24 @@ pub fn logcrunch(dir: &Path) -> Command {
     c
 }
 
-/// Runs `logcrunch query --format json SQL` on `dataset` (relative to `dir`) and returns the rows.
-pub fn query_json(dir: &Path, dataset: &str, sql: &str) -> Vec<serde_json::Value> {
-    let out = logcrunch(dir)
-        .args(["query", "--dataset", dataset, "--format", "json", sql])
-        .output()
-        .unwrap();
+/// Runs logcrunch with `args` in `dir`, asserts that it succeeds and returns its stdout.
+pub fn stdout_of(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = logcrunch(dir).args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "query failed: {}",
+        "{args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    out.stdout
+}
+
+/// Runs `logcrunch query --format json SQL` on `dataset` (relative to `dir`) and returns the rows.
+pub fn query_json(dir: &Path, dataset: &str, sql: &str) -> Vec<serde_json::Value> {
+    let out = stdout_of(
+        dir,
+        &["query", "--dataset", dataset, "--format", "json", sql],
+    );
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// Runs `logcrunch ingest --json ARGS` in `dir`, asserts the exit code and returns the summary.
