@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use logcrunch::batch::{ChunkBatcher, Enrich};
 use logcrunch::generate::{GenerateOptions, Generator};
 use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Kind, Patterns, Row, RowSink};
 use logcrunch::scan::{self, Scanner};
 use logcrunch::schema::arrow_schema;
-use logcrunch::stats::Recorder;
+use logcrunch::stats::{self, Recorder};
 
 fn generated(format: &str, lines: u64) -> Vec<u8> {
     let g = Generator::new(GenerateOptions {
@@ -164,6 +164,25 @@ fn recording(c: &mut Criterion) {
             }
             black_box(r.finish().len())
         })
+    });
+    // Two workers' cells of the same rows (alternate chunks of 2,000 rows), folded into the
+    // route groups the dataset would choose.
+    let mut workers = [Recorder::new(2), Recorder::new(2)];
+    for (_, batch) in &batches {
+        for (k, offset) in (0..batch.num_rows()).step_by(2_000).enumerate() {
+            let len = 2_000.min(batch.num_rows() - offset);
+            workers[k % 2].record(0, &batch.slice(offset, len));
+        }
+    }
+    let pieces: Vec<_> = workers.into_iter().flat_map(Recorder::finish).collect();
+    let groups = stats::choose_groups(&[], &stats::route_volumes(&pieces), 50);
+    let group_set = groups.iter().map(String::as_str).collect();
+    g.bench_function("fold", |b| {
+        b.iter_batched(
+            || pieces.clone(),
+            |pieces| black_box(stats::fold(pieces, &group_set, 2).unwrap().len()),
+            BatchSize::LargeInput,
+        )
     });
     g.finish();
 }

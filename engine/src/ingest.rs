@@ -231,7 +231,7 @@ struct WorkerOut {
     chunks: Vec<(usize, u64, ChunkStats)>,
     bad: Vec<(usize, BadLine)>,
     bad_counts: HashMap<(usize, BadReason), u64>,
-    stats: Vec<stats::Part>,
+    stats: Vec<stats::Piece>,
     error: Option<Error>,
 }
 
@@ -764,6 +764,7 @@ impl Ingest {
         let recorded = parts.len();
         let parts = stats::fold(parts, &group_set, self.opts.stats.significant_digits)?;
         let write_started = Instant::now();
+
         let props = sink::writer_properties(self.opts.zstd_level, self.opts.row_group_rows)?;
         let mut keep = keep;
         keep.extend(stats::write(dataset.dir(), run_id, &parts, &props)?);

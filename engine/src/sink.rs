@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::ArrowColumnChunk;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -56,11 +57,22 @@ impl ParallelWriter {
 
     /// Writes `batch` as one row group.
     pub fn write_row_group(&mut self, batch: &RecordBatch) -> parquet::errors::Result<()> {
-        use parquet::arrow::arrow_writer::{ArrowColumnChunk, compute_leaves};
+        let chunks = self.encode(self.row_groups, batch)?;
+        self.append(chunks)
+    }
+
+    /// Encodes and compresses `batch` as row group `index` without writing it, its columns in
+    /// parallel; several row groups may be encoded at once and then [`ParallelWriter::append`]ed
+    /// in order.
+    pub fn encode(
+        &self,
+        index: usize,
+        batch: &RecordBatch,
+    ) -> parquet::errors::Result<Vec<ArrowColumnChunk>> {
+        use parquet::arrow::arrow_writer::compute_leaves;
         use rayon::prelude::*;
-        let chunks: Vec<ArrowColumnChunk> = self
-            .factory
-            .create_column_writers(self.row_groups)?
+        self.factory
+            .create_column_writers(index)?
             .into_par_iter()
             .zip(
                 batch
@@ -74,7 +86,11 @@ impl ParallelWriter {
                 }
                 w.close()
             })
-            .collect::<parquet::errors::Result<_>>()?;
+            .collect()
+    }
+
+    /// Writes the next row group from its [`ParallelWriter::encode`]d columns.
+    pub fn append(&mut self, chunks: Vec<ArrowColumnChunk>) -> parquet::errors::Result<()> {
         let mut group = self.writer.next_row_group()?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut group)?;

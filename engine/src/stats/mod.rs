@@ -3,11 +3,13 @@
 //! During ingest every worker owns a [`Recorder`] that folds the rows it batches into one
 //! hdrhistogram per (source, minute, route) and one per (source, minute) for all routes (`*`),
 //! with request and status-class counters beside them. No locks are taken on the hot path; a
-//! worker's cells that fall behind are serialised (V2 format) and their quantiles computed, so
-//! memory stays bounded however many minutes a log spans. At the commit the parts of all workers
-//! are folded into route *groups*: the dataset keeps up to `stats.route_groups` routes by volume
-//! (chosen once and then stable, so series stay comparable across runs) and every other route
-//! becomes `other`. The result is one row per (minute, group) in Hive-partitioned Parquet files
+//! worker's cells that fall behind are finished, so memory stays bounded however many minutes a
+//! log spans: a busy cell as a serialised histogram (V2 format) with its quantiles, a small one as
+//! its values. At the commit the pieces of all workers are folded, in parallel, into route
+//! *groups*: the dataset keeps up to `stats.route_groups` routes by volume (chosen once and then
+//! stable, so series stay comparable across runs) and every other route becomes `other`; most
+//! small cells are merged there, which is why their quantiles and stored form wait for the fold.
+//! The result is one row per (minute, group) in Hive-partitioned Parquet files
 //! (`stats/date=YYYY-MM-DD/`) that the manifest lists like the log files, with p50/p90/p95/p99
 //! precomputed and the serialised histogram, so percentiles over any range and route come from
 //! merging histograms instead of rescanning the logs. Rows with the same key from different files
@@ -304,6 +306,37 @@ pub struct Part {
     pub hist: Vec<u8>,
 }
 
+/// The latencies of a cell a worker finished.
+#[derive(Debug, Clone)]
+pub enum Latencies {
+    /// The values of a small cell, unsorted: most cells are merged into `other` or with the
+    /// other half of a split minute, so their quantiles and stored form are left to [`fold`].
+    Values(Vec<u32>),
+    /// The [`encode`]d histogram of a cell with more than [`SMALL_CELL`] values, with its
+    /// [`QUANTILES`] and maximum.
+    Hist {
+        /// [`QUANTILES`] and the maximum, µs.
+        quantiles: [u64; 5],
+        /// [`encode`]d histogram.
+        bytes: Vec<u8>,
+    },
+}
+
+/// A cell as a worker's [`Recorder`] finishes it, before [`fold`] groups its route.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    /// Index of the source in the ingest plan.
+    pub source: usize,
+    /// Minute, µs since the epoch.
+    pub minute: i64,
+    /// Route (or [`ALL_ROUTES`]).
+    pub route: Arc<str>,
+    /// Counters.
+    pub counts: Counts,
+    /// Response times.
+    pub latencies: Latencies,
+}
+
 /// [`QUANTILES`] and the maximum of a histogram (`None` when it is empty).
 pub fn summarise<T: hdrhistogram::Counter>(h: &Histogram<T>) -> Option<[u64; 5]> {
     (!h.is_empty()).then(|| {
@@ -396,7 +429,7 @@ pub struct Recorder {
     minutes: Vec<Minute>,
     /// Index in `minutes` of the minute of the previous row.
     current: Option<usize>,
-    done: Vec<Part>,
+    done: Vec<Piece>,
     /// Emptied buffers and histograms for reuse.
     pools: Pools,
     /// Emptied minutes for reuse: their cell array spans every route id the worker has seen,
@@ -515,35 +548,37 @@ impl Recorder {
         for route in m.touched.drain(..) {
             let route = route as usize;
             let cell = std::mem::take(&mut m.cells[route]);
-            let (quantiles, hist) = match cell.values {
-                None => small_cell(&mut []),
+            let latencies = match cell.values {
+                None => Latencies::Values(Vec::new()),
                 Some(Values::Small(mut vals)) => {
-                    let out = small_cell(&mut vals);
+                    let out = Latencies::Values(vals.as_slice().to_vec());
                     vals.clear();
                     self.pools.smalls.push(vals);
                     out
                 }
                 Some(Values::Big(mut h)) => {
-                    let out = (summarise(&h), encode_with(&mut self.ser, &*h));
+                    let out = Latencies::Hist {
+                        quantiles: summarise(&*h).expect("a big cell has values"),
+                        bytes: encode_with(&mut self.ser, &*h),
+                    };
                     h.reset();
                     self.pools.hists.push(*h);
                     out
                 }
             };
-            self.done.push(Part {
+            self.done.push(Piece {
                 source: source as usize,
                 minute,
                 route: Arc::clone(&self.names[route]),
                 counts: cell.counts,
-                quantiles,
-                hist,
+                latencies,
             });
         }
         self.spare.push(m);
     }
 
-    /// Everything recorded, as finished parts.
-    pub fn finish(mut self) -> Vec<Part> {
+    /// Everything recorded, as finished cells.
+    pub fn finish(mut self) -> Vec<Piece> {
         for m in std::mem::take(&mut self.minutes) {
             self.finish_minute(m);
         }
@@ -578,132 +613,172 @@ pub fn choose_groups(
     groups
 }
 
-/// Request volume per route in `parts` (the `*` rows excluded).
-pub fn route_volumes(parts: &[Part]) -> HashMap<Arc<str>, u64> {
+/// Request volume per route in `pieces` (the `*` rows excluded).
+pub fn route_volumes(pieces: &[Piece]) -> HashMap<Arc<str>, u64> {
+    // The pieces of one worker share one `Arc` per route, so they are summed by pointer first.
+    let mut by_ptr: FastMap<usize, (&Arc<str>, u64)> = FastMap::default();
+    for p in pieces {
+        let e = by_ptr
+            .entry(Arc::as_ptr(&p.route) as *const u8 as usize)
+            .or_insert((&p.route, 0));
+        e.1 += p.counts.requests;
+    }
     let mut v: HashMap<Arc<str>, u64> = HashMap::new();
-    for p in parts.iter().filter(|p| &*p.route != ALL_ROUTES) {
-        *v.entry(Arc::clone(&p.route)).or_default() += p.counts.requests;
+    for (route, n) in by_ptr.into_values() {
+        if &**route != ALL_ROUTES {
+            *v.entry(Arc::clone(route)).or_default() += n;
+        }
     }
     v
 }
 
-/// Folds parts into one per (source, minute, group): routes outside `groups` become `other`, and
-/// parts of the same key (from different workers) are merged.
+/// Folds the workers' pieces into one part per (source, minute, group): routes outside `groups`
+/// become `other`, and pieces of the same key (the routes of `other`, and the halves of a minute
+/// that a chunk boundary split between workers) are merged. The result is sorted by source,
+/// minute and route.
 ///
-/// Most merges join the two halves of a minute that a chunk boundary split between workers; when
-/// both halves are small the values are joined directly, otherwise into one reused histogram.
-/// The result is sorted by source, minute and route.
-pub fn fold(mut parts: Vec<Part>, groups: &HashSet<&str>, sigfig: u8) -> Result<Vec<Part>> {
+/// It runs after the workers, with every core free: the pieces are sorted by key in parallel and
+/// each key's pieces are merged, and a small cell's quantiles computed, in parallel.
+pub fn fold(pieces: Vec<Piece>, groups: &HashSet<&str>, sigfig: u8) -> Result<Vec<Part>> {
     use rayon::prelude::*;
-    let other: Arc<str> = Arc::from(OTHER_ROUTE);
-    let mut ids: FastMap<Arc<str>, u32> = FastMap::default();
-    let mut keyed: Vec<((usize, i64, u32), u32)> = Vec::with_capacity(parts.len());
-    for (i, p) in parts.iter_mut().enumerate() {
-        if &*p.route != ALL_ROUTES && !groups.contains(&*p.route) {
-            p.route = Arc::clone(&other);
+    // Every distinct route `Arc` (one per route and worker) gets the rank of its group's name,
+    // so that the keys sort as the files store them.
+    let mut rank_of: FastMap<usize, u32> = FastMap::default();
+    let mut group_of: Vec<(usize, &str)> = Vec::new();
+    for p in &pieces {
+        let ptr = Arc::as_ptr(&p.route) as *const u8 as usize;
+        if let std::collections::hash_map::Entry::Vacant(e) = rank_of.entry(ptr) {
+            e.insert(0);
+            let name: &str = &p.route;
+            let group = if name == ALL_ROUTES || groups.contains(name) {
+                name
+            } else {
+                OTHER_ROUTE
+            };
+            group_of.push((ptr, group));
         }
-        let id = match ids.get(&p.route) {
-            Some(id) => *id,
-            None => {
-                let id = ids.len() as u32;
-                ids.insert(Arc::clone(&p.route), id);
-                id
-            }
-        };
-        keyed.push(((p.source, p.minute, id), i as u32));
     }
-    // Ids in name order, so that the result comes out sorted as the files store it.
-    let mut names: Vec<(&Arc<str>, u32)> = ids.iter().map(|(r, id)| (r, *id)).collect();
+    let mut names: Vec<&str> = group_of.iter().map(|(_, g)| *g).collect();
     names.sort_unstable();
-    let mut rank = vec![0u32; names.len()];
-    for (r, (_, id)) in names.iter().enumerate() {
-        rank[*id as usize] = r as u32;
+    names.dedup();
+    for (ptr, group) in &group_of {
+        let rank = names.binary_search(group).expect("every group is named") as u32;
+        rank_of.insert(*ptr, rank);
     }
-    for ((_, _, id), _) in keyed.iter_mut() {
-        *id = rank[*id as usize];
-    }
-    // Sorted through an index, then permuted in place: a part is too big to move around in a
-    // sort, and a second copy of every part would only be written once.
-    keyed.sort_unstable_by_key(|(k, _)| *k);
-    let mut from: Vec<u32> = keyed.iter().map(|(_, i)| *i).collect();
-    for i in 0..from.len() {
-        let mut j = i;
-        loop {
-            let k = from[j] as usize;
-            from[j] = j as u32;
-            if k == i || k == j {
-                break;
-            }
-            parts.swap(j, k);
-            j = k;
-        }
-    }
+    let routes: Vec<Arc<str>> = names.iter().map(|n| Arc::from(*n)).collect();
+    let mut keyed: Vec<((u32, i64, u32), u32)> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let rank = rank_of[&(Arc::as_ptr(&p.route) as *const u8 as usize)];
+            ((p.source as u32, p.minute, rank), i as u32)
+        })
+        .collect();
+    keyed.par_sort_unstable_by_key(|(k, _)| *k);
     let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
     let mut start = 0;
     for n in 1..=keyed.len() {
         if n == keyed.len() || keyed[n].0 != keyed[start].0 {
-            if n - start > 1 {
-                runs.push(start..n);
-            }
+            runs.push(start..n);
             start = n;
         }
     }
-    let merged: Vec<Part> = runs
-        .par_iter()
+    runs.par_iter()
+        .with_min_len(1024)
         .map_init(
-            || (histogram::<u64>(sigfig), V2Serializer::new()),
-            |(h, ser), run| merge_parts(&parts[run.clone()], h, ser),
+            || MergeScratch {
+                h: histogram::<u64>(sigfig),
+                ser: V2Serializer::new(),
+                values: Vec::with_capacity(SMALL_CELL),
+                routes: routes.iter().map(|r| Arc::from(&**r)).collect(),
+            },
+            |scratch, run| {
+                let ((source, minute, rank), _) = keyed[run.start];
+                let (counts, quantiles, hist) = match &keyed[run.clone()] {
+                    [(_, i)] => scratch.finish(&pieces[*i as usize]),
+                    many => scratch.merge(many.iter().map(|(_, i)| &pieces[*i as usize]))?,
+                };
+                Ok(Part {
+                    source: source as usize,
+                    minute,
+                    route: Arc::clone(&scratch.routes[rank as usize]),
+                    counts,
+                    quantiles,
+                    hist,
+                })
+            },
         )
-        .collect::<Result<_>>()?;
-    let mut keep = vec![true; parts.len()];
-    for (run, part) in runs.into_iter().zip(merged) {
-        keep[run.start + 1..run.end].fill(false);
-        parts[run.start] = part;
-    }
-    let mut at = 0;
-    parts.retain(|_| {
-        at += 1;
-        keep[at - 1]
-    });
-    Ok(parts)
+        .collect()
 }
 
-/// One part from parts of the same key; `h` is scratch space.
-fn merge_parts(ps: &[Part], h: &mut Histogram<u64>, ser: &mut V2Serializer) -> Result<Part> {
-    let mut counts = Counts::default();
-    let mut values: Option<Vec<u32>> = Some(Vec::new());
-    for p in ps {
-        counts.add(&p.counts);
-        if let Some(vals) = values.as_mut() {
-            match decode_values(&p.hist) {
-                Some(v) if vals.len() + p.counts.timed as usize <= SMALL_CELL => {
-                    vals.extend(v?);
-                    continue;
-                }
-                _ => {
-                    h.reset();
-                    for v in vals.iter() {
-                        h.saturating_record(*v as u64);
-                    }
-                    values = None;
-                }
+/// What one thread of [`fold`] reuses from key to key. The route names are the thread's own
+/// copies: parts of every thread taking references to one `Arc` would contend for its counter.
+struct MergeScratch {
+    h: Histogram<u64>,
+    ser: V2Serializer,
+    values: Vec<u32>,
+    routes: Vec<Arc<str>>,
+}
+
+impl MergeScratch {
+    /// The counters, quantiles and stored latencies of a key with one piece.
+    fn finish(&mut self, p: &Piece) -> (Counts, Option<[u64; 5]>, Vec<u8>) {
+        match &p.latencies {
+            Latencies::Hist { quantiles, bytes } => (p.counts, Some(*quantiles), bytes.clone()),
+            Latencies::Values(v) => {
+                self.values.clear();
+                self.values.extend_from_slice(v);
+                let (quantiles, hist) = small_cell(&mut self.values);
+                (p.counts, quantiles, hist)
             }
         }
-        merge_into(h, &p.hist)?;
     }
-    let (quantiles, hist) = match values {
-        Some(mut vals) => small_cell(&mut vals),
-        None => (summarise(h), encode_with(ser, h)),
-    };
-    let first = &ps[0];
-    Ok(Part {
-        source: first.source,
-        minute: first.minute,
-        route: Arc::clone(&first.route),
-        counts,
-        quantiles,
-        hist,
-    })
+
+    /// The counters, quantiles and stored latencies of the pieces of one key.
+    ///
+    /// Values are joined while they stay a small
+    /// cell and otherwise recorded into `h` with the histograms; `h` is only cleared when it is
+    /// used, as clearing touches every bucket and most keys need no histogram.
+    fn merge<'a>(
+        &mut self,
+        ps: impl Iterator<Item = &'a Piece>,
+    ) -> Result<(Counts, Option<[u64; 5]>, Vec<u8>)> {
+        let MergeScratch { h, ser, values, .. } = self;
+        values.clear();
+        let mut counts = Counts::default();
+        let mut small = true;
+        for p in ps {
+            counts.add(&p.counts);
+            if let Latencies::Values(v) = &p.latencies
+                && small
+                && values.len() + v.len() <= SMALL_CELL
+            {
+                values.extend_from_slice(v);
+                continue;
+            }
+            if small {
+                small = false;
+                h.reset();
+                for x in values.iter() {
+                    h.saturating_record(*x as u64);
+                }
+            }
+            match &p.latencies {
+                Latencies::Values(v) => {
+                    for x in v {
+                        h.saturating_record(*x as u64);
+                    }
+                }
+                Latencies::Hist { bytes, .. } => merge_into(h, bytes)?,
+            }
+        }
+        let (quantiles, hist) = if small {
+            small_cell(values)
+        } else {
+            (summarise(h), encode_with(ser, h))
+        };
+        Ok((counts, quantiles, hist))
+    }
 }
 
 /// The Arrow schema of the `stats` files.
@@ -788,8 +863,14 @@ pub fn file_properties(props: &WriterProperties) -> WriterProperties {
         .build()
 }
 
-/// Writes the folded parts as one unpublished file per (source, day), sorted by minute and route,
-/// the files in parallel.
+/// Rows of a stats row group: a file's row groups are encoded in parallel, and the stats of one
+/// (source, day) are often a single file that would otherwise be encoded by one thread.
+const STATS_GROUP_ROWS: usize = 16_384;
+
+/// Writes the folded parts as one unpublished file per (source, day), sorted by minute and route.
+///
+/// The stats are written while the rest of the commit waits, so every row group of every file is
+/// built and encoded in one parallel pass; the files are then assembled and synced in parallel.
 pub fn write(
     dataset: &Path,
     run_id: &str,
@@ -805,62 +886,93 @@ pub fn write(
     let tmp_dir = dataset.join("logs");
     std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("cannot create", &tmp_dir, e))?;
     let props = file_properties(props);
+    let step = props
+        .max_row_group_row_count()
+        .unwrap_or(STATS_GROUP_ROWS)
+        .clamp(1, STATS_GROUP_ROWS);
 
-    by_file
+    struct Out<'a> {
+        source: usize,
+        day: i32,
+        parts: Vec<&'a Part>,
+        tmp: std::path::PathBuf,
+        rel_path: String,
+        writer: ParallelWriter,
+        sync: File,
+    }
+    let perr = |tmp: &Path| {
+        let tmp = tmp.to_path_buf();
+        move |source| Error::Parquet { path: tmp, source }
+    };
+    let mut outs = Vec::with_capacity(by_file.len());
+    for ((source, day), mut ps) in by_file {
+        let order =
+            |a: &&Part, b: &&Part| a.minute.cmp(&b.minute).then_with(|| a.route.cmp(&b.route));
+        if !ps.is_sorted_by(|a, b| order(a, b).is_le()) {
+            ps.sort_by(order);
+        }
+        let name = format!("part-{run_id}-s{source}.parquet");
+        let tmp = tmp_dir.join(format!(".tmp-{STATS_TABLE}-{}-{name}", partition_name(day)));
+        let file = File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        let sync = file
+            .try_clone()
+            .map_err(|e| Error::io("cannot open", &tmp, e))?;
+        let writer = ParallelWriter::try_new(file, stats_schema(), &props).map_err(perr(&tmp))?;
+        outs.push(Out {
+            source,
+            day,
+            parts: ps,
+            rel_path: format!("{STATS_TABLE}/{}/{name}", partition_name(day)),
+            tmp,
+            writer,
+            sync,
+        });
+    }
+    let groups: Vec<(usize, usize)> = outs
+        .iter()
+        .enumerate()
+        .flat_map(|(f, o)| (0..o.parts.len().div_ceil(step)).map(move |g| (f, g)))
+        .collect();
+    let mut encoded = groups
+        .par_iter()
+        .map(|&(f, g)| {
+            let o = &outs[f];
+            let rows = &o.parts[g * step..((g + 1) * step).min(o.parts.len())];
+            o.writer.encode(g, &to_batch(rows)?).map_err(perr(&o.tmp))
+        })
+        .collect::<Result<Vec<_>>>()?
+        .into_iter();
+    let mut files = Vec::with_capacity(outs.len());
+    for o in outs {
+        let n = o.parts.len().div_ceil(step);
+        files.push((o, encoded.by_ref().take(n).collect::<Vec<_>>()));
+    }
+    files
         .into_par_iter()
-        .map(|((source, day), mut ps)| {
-            let order =
-                |a: &&Part, b: &&Part| a.minute.cmp(&b.minute).then_with(|| a.route.cmp(&b.route));
-            if !ps.is_sorted_by(|a, b| order(a, b).is_le()) {
-                ps.sort_by(order);
+        .map(|(mut o, chunks)| {
+            for c in chunks {
+                o.writer.append(c).map_err(perr(&o.tmp))?;
             }
-            let name = format!("part-{run_id}-s{source}.parquet");
-            let tmp = tmp_dir.join(format!(".tmp-{STATS_TABLE}-{}-{name}", partition_name(day)));
-            let file = File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
-            let sync = file
-                .try_clone()
-                .map_err(|e| Error::io("cannot open", &tmp, e))?;
-            let perr = |source| Error::Parquet {
-                path: tmp.clone(),
-                source,
-            };
-            write_columns(file, &to_batch(&ps)?, &props).map_err(perr)?;
-            sync.sync_all()
-                .map_err(|e| Error::io("cannot sync", &tmp, e))?;
-            let bytes = sync
+            o.writer.close().map_err(perr(&o.tmp))?;
+            o.sync
+                .sync_all()
+                .map_err(|e| Error::io("cannot sync", &o.tmp, e))?;
+            let bytes = o
+                .sync
                 .metadata()
-                .map_err(|e| Error::io("cannot read", &tmp, e))?
+                .map_err(|e| Error::io("cannot read", &o.tmp, e))?
                 .len();
             Ok(WrittenFile {
-                source,
-                day,
+                source: o.source,
+                day: o.day,
                 table: STATS_TABLE,
-                tmp,
-                rel_path: format!("{STATS_TABLE}/{}/{name}", partition_name(day)),
-                rows: ps.len() as u64,
+                rows: o.parts.len() as u64,
+                tmp: o.tmp,
+                rel_path: o.rel_path,
                 bytes,
             })
         })
         .collect()
-}
-
-/// Writes `batch` as one Parquet file whose columns are encoded and compressed in parallel (a
-/// stats file is written while the rest of the commit waits for it).
-fn write_columns(
-    file: File,
-    batch: &RecordBatch,
-    props: &WriterProperties,
-) -> parquet::errors::Result<()> {
-    let mut writer = ParallelWriter::try_new(file, batch.schema(), props)?;
-    let step = props
-        .max_row_group_row_count()
-        .unwrap_or(batch.num_rows())
-        .max(1);
-    for index in 0..batch.num_rows().div_ceil(step) {
-        let offset = index * step;
-        writer.write_row_group(&batch.slice(offset, step.min(batch.num_rows() - offset)))?;
-    }
-    writer.close()
 }
 
 /// A stored row read back (one per file and key; [`StatsReader`] merges equal keys).
@@ -1181,7 +1293,14 @@ mod tests {
                 (MINUTE_US + 5, "/a", 200, 1000),
             ]),
         );
-        let parts = r.finish();
+        let pieces = r.finish();
+        assert_eq!(pieces.len(), 5);
+        let a0 = pieces
+            .iter()
+            .find(|p| p.minute == 0 && &*p.route == "/a")
+            .unwrap();
+        assert!(matches!(&a0.latencies, Latencies::Values(v) if v.len() == 2));
+        let parts = fold(pieces, &HashSet::from(["/a", "/b"]), 2).unwrap();
         let find = |m: i64, route: &str| {
             parts
                 .iter()
@@ -1244,6 +1363,50 @@ mod tests {
         assert_eq!(h.max(), h.highest_equivalent(100_000));
         assert_eq!(h.len(), 4);
         assert!(folded.iter().any(|p| &*p.route == OTHER_ROUTE));
+    }
+
+    /// A part's key, counters and quantiles, and every (value, count) of its stored latencies.
+    type Decoded = (i64, String, Counts, Option<[u64; 5]>, Vec<(u64, u64)>);
+
+    fn decoded(p: &Part) -> Decoded {
+        let mut h = histogram::<u64>(2);
+        merge_into(&mut h, &p.hist).unwrap();
+        let values = h
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect();
+        (p.minute, p.route.to_string(), p.counts, p.quantiles, values)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// However the rows are split between two workers (a chunk boundary anywhere, cells small
+        /// or big on either side), the folded parts are those of one worker seeing every row.
+        #[test]
+        fn fold_of_any_split_equals_one_worker(
+            rows in proptest::collection::vec((0i64..3, 0usize..5, 1u64..50_000), 1..400),
+            cut in 0usize..400,
+        ) {
+            const ROUTES: [&str; 5] = ["/a", "/b", "/c", "/d", "/e"];
+            let mut rows: Vec<(i64, &str, u16, u64)> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, (m, r, us))| (m * MINUTE_US + i as i64, ROUTES[*r], 200 + (*us % 4) as u16 * 100, *us))
+                .collect();
+            rows.sort_by_key(|r| r.0);
+            let cut = cut.min(rows.len());
+            let groups = HashSet::from(["/a", "/c"]);
+            let mut one = Recorder::new(2);
+            one.record(0, &batch(&rows));
+            let whole: Vec<_> = fold(one.finish(), &groups, 2).unwrap().iter().map(decoded).collect();
+            let (mut w1, mut w2) = (Recorder::new(2), Recorder::new(2));
+            w1.record(0, &batch(&rows[..cut]));
+            w2.record(0, &batch(&rows[cut..]));
+            let mut pieces = w2.finish();
+            pieces.extend(w1.finish());
+            let split: Vec<_> = fold(pieces, &groups, 2).unwrap().iter().map(decoded).collect();
+            proptest::prop_assert_eq!(split, whole);
+        }
     }
 
     #[test]
