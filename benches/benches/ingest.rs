@@ -174,8 +174,8 @@ fn recording(c: &mut Criterion) {
             workers[k % 2].record(0, &batch.slice(offset, len));
         }
     }
-    let pieces: Vec<_> = workers.into_iter().flat_map(Recorder::finish).collect();
-    let groups = stats::choose_groups(&[], &stats::route_volumes(&pieces), 50);
+    let pieces: Vec<_> = workers.into_iter().map(Recorder::finish).collect();
+    let groups = stats::choose_groups(&[], &stats::route_volumes(pieces.iter().flatten()), 50);
     let group_set = groups.iter().map(String::as_str).collect();
     g.bench_function("fold", |b| {
         b.iter_batched(

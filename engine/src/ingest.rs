@@ -606,7 +606,7 @@ impl Ingest {
         let mut parts = Vec::new();
         for out in outs {
             files.extend(out.files);
-            parts.extend(out.stats);
+            parts.push(out.stats);
             for (s, seq, st) in out.chunks {
                 chunks[s].push((seq, st));
             }
@@ -753,15 +753,17 @@ impl Ingest {
         } else {
             Some(write_quarantine(dataset.dir(), run_id, &quarantine)?)
         };
-        parts.retain(|p| !failed[p.source]);
+        for worker in &mut parts {
+            worker.retain(|p| !failed[p.source]);
+        }
         let fold_started = Instant::now();
         let groups = stats::choose_groups(
             &manifest.route_groups,
-            &stats::route_volumes(&parts),
+            &stats::route_volumes(parts.iter().flatten()),
             self.opts.stats.route_groups,
         );
         let group_set = groups.iter().map(String::as_str).collect();
-        let recorded = parts.len();
+        let recorded: usize = parts.iter().map(Vec::len).sum();
         let parts = stats::fold(parts, &group_set, self.opts.stats.significant_digits)?;
         let write_started = Instant::now();
 

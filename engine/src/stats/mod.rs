@@ -614,7 +614,7 @@ pub fn choose_groups(
 }
 
 /// Request volume per route in `pieces` (the `*` rows excluded).
-pub fn route_volumes(pieces: &[Piece]) -> HashMap<Arc<str>, u64> {
+pub fn route_volumes<'a>(pieces: impl IntoIterator<Item = &'a Piece>) -> HashMap<Arc<str>, u64> {
     // The pieces of one worker share one `Arc` per route, so they are summed by pointer first.
     let mut by_ptr: FastMap<usize, (&Arc<str>, u64)> = FastMap::default();
     for p in pieces {
@@ -639,13 +639,16 @@ pub fn route_volumes(pieces: &[Piece]) -> HashMap<Arc<str>, u64> {
 ///
 /// It runs after the workers, with every core free: the pieces are sorted by key in parallel and
 /// each key's pieces are merged, and a small cell's quantiles computed, in parallel.
-pub fn fold(pieces: Vec<Piece>, groups: &HashSet<&str>, sigfig: u8) -> Result<Vec<Part>> {
+///
+/// `pieces` are the workers' lists as they are: joining them would copy every piece once more.
+pub fn fold(pieces: Vec<Vec<Piece>>, groups: &HashSet<&str>, sigfig: u8) -> Result<Vec<Part>> {
     use rayon::prelude::*;
+    let pieces: Vec<&Piece> = pieces.iter().flatten().collect();
     // Every distinct route `Arc` (one per route and worker) gets the rank of its group's name,
     // so that the keys sort as the files store them.
     let mut rank_of: FastMap<usize, u32> = FastMap::default();
     let mut group_of: Vec<(usize, &str)> = Vec::new();
-    for p in &pieces {
+    for p in pieces.iter().copied() {
         let ptr = Arc::as_ptr(&p.route) as *const u8 as usize;
         if let std::collections::hash_map::Entry::Vacant(e) = rank_of.entry(ptr) {
             e.insert(0);
@@ -695,8 +698,8 @@ pub fn fold(pieces: Vec<Piece>, groups: &HashSet<&str>, sigfig: u8) -> Result<Ve
             |scratch, run| {
                 let ((source, minute, rank), _) = keyed[run.start];
                 let (counts, quantiles, hist) = match &keyed[run.clone()] {
-                    [(_, i)] => scratch.finish(&pieces[*i as usize]),
-                    many => scratch.merge(many.iter().map(|(_, i)| &pieces[*i as usize]))?,
+                    [(_, i)] => scratch.finish(pieces[*i as usize]),
+                    many => scratch.merge(many.iter().map(|(_, i)| pieces[*i as usize]))?,
                 };
                 Ok(Part {
                     source: source as usize,
@@ -1300,7 +1303,7 @@ mod tests {
             .find(|p| p.minute == 0 && &*p.route == "/a")
             .unwrap();
         assert!(matches!(&a0.latencies, Latencies::Values(v) if v.len() == 2));
-        let parts = fold(pieces, &HashSet::from(["/a", "/b"]), 2).unwrap();
+        let parts = fold(vec![pieces], &HashSet::from(["/a", "/b"]), 2).unwrap();
         let find = |m: i64, route: &str| {
             parts
                 .iter()
@@ -1337,12 +1340,12 @@ mod tests {
             r.record(0, &batch(&rows));
         }
         assert!(r.minutes.len() <= MAX_LIVE_MINUTES);
-        let mut parts = r.finish();
+        let parts = r.finish();
         // A second worker saw the same minute.
         let mut r2 = Recorder::new(2);
         r2.record(0, &batch(&[(5, "/y", 200, 100_000)]));
-        parts.extend(r2.finish());
-        let vols = route_volumes(&parts);
+        let parts = vec![parts, r2.finish()];
+        let vols = route_volumes(parts.iter().flatten());
         let groups = choose_groups(&[], &vols, 1);
         assert_eq!(groups, vec!["/x".to_string()]);
         let set: HashSet<&str> = groups.iter().map(String::as_str).collect();
@@ -1398,12 +1401,11 @@ mod tests {
             let groups = HashSet::from(["/a", "/c"]);
             let mut one = Recorder::new(2);
             one.record(0, &batch(&rows));
-            let whole: Vec<_> = fold(one.finish(), &groups, 2).unwrap().iter().map(decoded).collect();
+            let whole: Vec<_> = fold(vec![one.finish()], &groups, 2).unwrap().iter().map(decoded).collect();
             let (mut w1, mut w2) = (Recorder::new(2), Recorder::new(2));
             w1.record(0, &batch(&rows[..cut]));
             w2.record(0, &batch(&rows[cut..]));
-            let mut pieces = w2.finish();
-            pieces.extend(w1.finish());
+            let pieces = vec![w2.finish(), w1.finish()];
             let split: Vec<_> = fold(pieces, &groups, 2).unwrap().iter().map(decoded).collect();
             proptest::prop_assert_eq!(split, whole);
         }
