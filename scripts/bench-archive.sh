@@ -17,7 +17,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LINES=${LINES:-5000000}
-THREADS=${THREADS:-$(nproc)}
 LEVEL=${LEVEL:-12}
 CLEVEL=${CLEVEL:-9}
 RUNS=${RUNS:-3}

@@ -1,8 +1,10 @@
 # Set-up shared by the benchmark scripts (sourced after they set LINES): the scratch directory,
 # the release build, the generated nginx_timed log of $LINES lines, and the peers' Python venv.
 #
-# Environment: WORK (scratch directory), CARGO_TARGET_DIR, VENV (Python venv for the peers).
+# Environment: THREADS (default: cores), WORK (scratch directory), CARGO_TARGET_DIR, VENV (Python
+# venv for the peers).
 
+THREADS=${THREADS:-$(nproc)}
 WORK=${WORK:-${TMPDIR:-/tmp}/logcrunch-bench}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/logcrunch-target}
 VENV=${VENV:-$HOME/.cache/logcrunch-bench-venv}

@@ -13,7 +13,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LINES=${LINES:-2000000}
-THREADS=${THREADS:-$(nproc)}
 RUNS=${RUNS:-5}
 BIG=${BIG:-1}
 BIG_LINES=${BIG_LINES:-21000000}

@@ -15,7 +15,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LINES=${LINES:-2000000}
-THREADS=${THREADS:-$(nproc)}
 RUNS=${RUNS:-5}
 DETECT=${DETECT:-1}
 DAYS=${DAYS:-30}

@@ -273,38 +273,22 @@ fn archive_restore_round_trip_is_byte_identical_and_the_archive_can_be_ingested(
         .success();
     assert!(std::fs::read(dir.join("src/a.log")).unwrap() == originals[0].1);
     // A dry run says what it would write and writes nothing.
-    let dry = stdout_of(
-        dir,
-        &[
-            "--dry-run",
-            "restore",
-            "--dataset",
-            "ds",
-            "--date",
-            "2024-01-01",
-            "--to",
-            "bydate",
-            "--json",
-        ],
-    );
+    let by_date_args = [
+        "restore",
+        "--dataset",
+        "ds",
+        "--date",
+        "2024-01-01",
+        "--to",
+        "bydate",
+        "--json",
+    ];
+    let dry = stdout_of(dir, &[&["--dry-run"][..], &by_date_args].concat());
     let dry: Value = serde_json::from_slice(&dry).unwrap();
     assert_eq!(dry[0]["action"], "would_restore", "{dry}");
     assert!(!dir.join("bydate").exists());
     // By date: both sources have rows on 2024-01-01.
-    let by_date = logcrunch(dir)
-        .args([
-            "restore",
-            "--dataset",
-            "ds",
-            "--date",
-            "2024-01-01",
-            "--to",
-            "bydate",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let by_date: Value = serde_json::from_slice(&by_date.stdout).unwrap();
+    let by_date: Value = serde_json::from_slice(&stdout_of(dir, &by_date_args)).unwrap();
     assert_eq!(by_date.as_array().unwrap().len(), 2, "{by_date}");
     assert!(std::fs::read(dir.join("bydate/b.log.gz")).unwrap() == originals[1].1);
 

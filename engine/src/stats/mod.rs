@@ -646,28 +646,29 @@ pub fn fold(pieces: Vec<Vec<Piece>>, groups: &HashSet<&str>, sigfig: u8) -> Resu
     let pieces: Vec<&Piece> = pieces.iter().flatten().collect();
     // Every distinct route `Arc` (one per route and worker) gets the rank of its group's name,
     // so that the keys sort as the files store them.
-    let mut rank_of: FastMap<usize, u32> = FastMap::default();
-    let mut group_of: Vec<(usize, &str)> = Vec::new();
+    let mut group_of: FastMap<usize, &str> = FastMap::default();
     for p in pieces.iter().copied() {
-        let ptr = Arc::as_ptr(&p.route) as *const u8 as usize;
-        if let std::collections::hash_map::Entry::Vacant(e) = rank_of.entry(ptr) {
-            e.insert(0);
-            let name: &str = &p.route;
-            let group = if name == ALL_ROUTES || groups.contains(name) {
-                name
-            } else {
-                OTHER_ROUTE
-            };
-            group_of.push((ptr, group));
-        }
+        group_of
+            .entry(Arc::as_ptr(&p.route) as *const u8 as usize)
+            .or_insert_with(|| {
+                let name: &str = &p.route;
+                if name == ALL_ROUTES || groups.contains(name) {
+                    name
+                } else {
+                    OTHER_ROUTE
+                }
+            });
     }
-    let mut names: Vec<&str> = group_of.iter().map(|(_, g)| *g).collect();
+    let mut names: Vec<&str> = group_of.values().copied().collect();
     names.sort_unstable();
     names.dedup();
-    for (ptr, group) in &group_of {
-        let rank = names.binary_search(group).expect("every group is named") as u32;
-        rank_of.insert(*ptr, rank);
-    }
+    let rank_of: FastMap<usize, u32> = group_of
+        .iter()
+        .map(|(ptr, group)| {
+            let rank = names.binary_search(group).expect("every group is named");
+            (*ptr, rank as u32)
+        })
+        .collect();
     let routes: Vec<Arc<str>> = names.iter().map(|n| Arc::from(*n)).collect();
     let mut keyed: Vec<((u32, i64, u32), u32)> = pieces
         .iter()
