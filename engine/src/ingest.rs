@@ -231,7 +231,7 @@ struct WorkerOut {
     chunks: Vec<(usize, u64, ChunkStats)>,
     bad: Vec<(usize, BadLine)>,
     bad_counts: HashMap<(usize, BadReason), u64>,
-    stats: Vec<stats::Piece>,
+    stats: Option<stats::Recorded>,
     error: Option<Error>,
 }
 
@@ -570,7 +570,7 @@ impl Ingest {
                         out.error = Some(e);
                     }
                 }
-                out.stats = recorder.finish();
+                out.stats = Some(recorder.finish());
                 match sink.finish() {
                     Ok(files) => out.files = files,
                     Err(e) => {
@@ -606,7 +606,7 @@ impl Ingest {
         let mut parts = Vec::new();
         for out in outs {
             files.extend(out.files);
-            parts.push(out.stats);
+            parts.extend(out.stats);
             for (s, seq, st) in out.chunks {
                 chunks[s].push((seq, st));
             }
@@ -754,17 +754,17 @@ impl Ingest {
             Some(write_quarantine(dataset.dir(), run_id, &quarantine)?)
         };
         for worker in &mut parts {
-            worker.retain(|p| !failed[p.source]);
+            worker.drop_sources(|s| failed[s]);
         }
         let fold_started = Instant::now();
         let groups = stats::choose_groups(
             &manifest.route_groups,
-            &stats::route_volumes(parts.iter().flatten()),
+            &stats::route_volumes(&parts),
             self.opts.stats.route_groups,
         );
         let group_set = groups.iter().map(String::as_str).collect();
-        let recorded: usize = parts.iter().map(Vec::len).sum();
-        let parts = stats::fold(parts, &group_set, self.opts.stats.significant_digits)?;
+        let recorded: usize = parts.iter().map(stats::Recorded::cells).sum();
+        let parts = stats::fold(&parts, &group_set, self.opts.stats.significant_digits)?;
         let write_started = Instant::now();
 
         let props = sink::writer_properties(self.opts.zstd_level, self.opts.row_group_rows)?;

@@ -58,8 +58,13 @@ pub const QUANTILES: [(f64, &str); 4] = [
 ];
 /// Distinct routes one worker tracks before further new routes go to `other` directly.
 const MAX_ROUTES_PER_WORKER: usize = 4096;
-/// Live minutes per worker before the older half is serialised: a worker's chunks are a few
-/// minutes of log each, so this leaves room for chunks that arrive out of order.
+/// Live minutes per worker to begin with, before the older half is finished: rows arrive in time
+/// order within a chunk, so a minute is finished once the next but one starts, while its cells
+/// and histograms are still in the cache (finishing them cold cost more than recording them).
+const MIN_LIVE_MINUTES: usize = 2;
+/// Live minutes per worker at most: each time rows come back to a minute already finished (a log
+/// out of time order), the window doubles up to this, so such a log is not cut into a block per
+/// row.
 const MAX_LIVE_MINUTES: usize = 32;
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
@@ -306,35 +311,80 @@ pub struct Part {
     pub hist: Vec<u8>,
 }
 
-/// The latencies of a cell a worker finished.
-#[derive(Debug, Clone)]
-pub enum Latencies {
-    /// The values of a small cell, unsorted: most cells are merged into `other` or with the
-    /// other half of a split minute, so their quantiles and stored form are left to [`fold`].
-    Values(Vec<u32>),
-    /// The [`encode`]d histogram of a cell with more than [`SMALL_CELL`] values, with its
-    /// [`QUANTILES`] and maximum.
-    Hist {
-        /// [`QUANTILES`] and the maximum, µs.
-        quantiles: [u64; 5],
-        /// [`encode`]d histogram.
-        bytes: Vec<u8>,
-    },
+/// Where the latencies of a finished cell are in its [`Recorded`].
+#[derive(Debug, Clone, Copy)]
+enum Latencies {
+    /// `len` values of a small cell at `values[at..]`, unsorted: most cells are merged into
+    /// `other` or with the other half of a split minute, so their quantiles and stored form are
+    /// left to [`fold`].
+    Values { at: usize, len: usize },
+    /// The [`encode`]d histogram of a cell with more than [`SMALL_CELL`] values, `len` bytes at
+    /// `hists[at..]`, with its [`QUANTILES`] and maximum at `quantiles[q]`.
+    Hist { at: usize, len: usize, q: usize },
 }
 
 /// A cell as a worker's [`Recorder`] finishes it, before [`fold`] groups its route.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    /// The worker's id of the route ([`Recorded::names`]).
+    route: u32,
+    counts: Counts,
+    latencies: Latencies,
+}
+
+/// The finished cells of one (source, minute): `cells[start..end]` of its [`Recorded`].
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    source: u32,
+    minute: i64,
+    start: usize,
+    end: usize,
+}
+
+/// The latencies of a cell, resolved in its [`Recorded`].
+enum Lat<'a> {
+    Values(&'a [u32]),
+    Hist(&'a [u8], &'a [u64; 5]),
+}
+
+/// What one worker's [`Recorder`] recorded: its finished cells, one block per (source, minute),
+/// with their values and histograms in buffers shared by all cells. A log has a cell for nearly
+/// every (minute, route) it touches, and an allocation, a route reference and a sort entry for
+/// each cost more than the recording itself.
 #[derive(Debug, Clone)]
-pub struct Piece {
-    /// Index of the source in the ingest plan.
-    pub source: usize,
-    /// Minute, µs since the epoch.
-    pub minute: i64,
-    /// Route (or [`ALL_ROUTES`]).
-    pub route: Arc<str>,
-    /// Counters.
-    pub counts: Counts,
-    /// Response times.
-    pub latencies: Latencies,
+pub struct Recorded {
+    /// Route name of each route id (`*` and `other` first).
+    names: Vec<Arc<str>>,
+    blocks: Vec<Block>,
+    cells: Vec<Cell>,
+    values: Vec<u32>,
+    hists: Vec<u8>,
+    quantiles: Vec<[u64; 5]>,
+}
+
+impl Recorded {
+    /// Forgets the cells of the sources for which `failed` holds (their ingest failed).
+    pub fn drop_sources(&mut self, failed: impl Fn(usize) -> bool) {
+        self.blocks.retain(|b| !failed(b.source as usize));
+    }
+
+    /// Number of cells kept.
+    pub fn cells(&self) -> usize {
+        self.blocks.iter().map(|b| b.end - b.start).sum()
+    }
+
+    fn block(&self, b: &Block) -> &[Cell] {
+        &self.cells[b.start..b.end]
+    }
+
+    fn latencies(&self, c: &Cell) -> Lat<'_> {
+        match c.latencies {
+            Latencies::Values { at, len } => Lat::Values(&self.values[at..at + len]),
+            Latencies::Hist { at, len, q } => {
+                Lat::Hist(&self.hists[at..at + len], &self.quantiles[q])
+            }
+        }
+    }
 }
 
 /// [`QUANTILES`] and the maximum of a histogram (`None` when it is empty).
@@ -418,24 +468,128 @@ struct Minute {
     touched: Vec<u32>,
 }
 
+/// A slot of [`RouteIds`]: a route's length and its first and last eight bytes (zero-padded).
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    head: u64,
+    tail: u64,
+    len: u32,
+    /// Route id; 0 ([`ALL_ID`], never looked up) marks a free slot.
+    id: u32,
+}
+
+/// The route ids of one worker. Every row looks its route up, so this is an open-addressing
+/// table keyed by a route's length and its first and last eight bytes: for a route of up to 16
+/// bytes these words are the whole route and a lookup compares three words; longer routes also
+/// compare their bytes once the words match.
+struct RouteIds {
+    slots: Vec<Slot>,
+    names: Vec<Arc<str>>,
+}
+
+impl RouteIds {
+    fn new() -> RouteIds {
+        RouteIds {
+            slots: vec![Slot::default(); 64],
+            names: vec![Arc::from(ALL_ROUTES), Arc::from(OTHER_ROUTE)],
+        }
+    }
+
+    fn words(b: &[u8]) -> (u64, u64) {
+        let n = b.len();
+        if n >= 8 {
+            let word = |at: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&b[at..at + 8]);
+                u64::from_le_bytes(w)
+            };
+            (word(0), word(n - 8))
+        } else {
+            let mut w = [0u8; 8];
+            w[..n].copy_from_slice(b);
+            (u64::from_le_bytes(w), 0)
+        }
+    }
+
+    /// The first slot to probe: a folded 128-bit multiply of the two words, whose low bits
+    /// depend on every bit of both (routes often differ in one byte of their tail).
+    fn home(&self, head: u64, tail: u64, len: u32) -> usize {
+        let m = u128::from(head ^ 0x243F_6A88_85A3_08D3)
+            * u128::from(tail ^ u64::from(len) ^ 0x1319_8A2E_0370_7344);
+        ((m as u64) ^ ((m >> 64) as u64)) as usize & (self.slots.len() - 1)
+    }
+
+    /// The id of `route`, given one when new (up to [`MAX_ROUTES_PER_WORKER`], then `other`).
+    fn get(&mut self, route: &str) -> u32 {
+        let b = route.as_bytes();
+        let (head, tail) = Self::words(b);
+        let len = b.len() as u32;
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(head, tail, len);
+        loop {
+            let s = self.slots[i];
+            if s.id == ALL_ID {
+                break;
+            }
+            if s.head == head
+                && s.tail == tail
+                && s.len == len
+                && (b.len() <= 16 || self.names[s.id as usize].as_bytes() == b)
+            {
+                return s.id;
+            }
+            i = (i + 1) & mask;
+        }
+        if self.names.len() >= MAX_ROUTES_PER_WORKER {
+            return OTHER_ID;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(Arc::from(route));
+        self.slots[i] = Slot {
+            head,
+            tail,
+            len,
+            id,
+        };
+        if self.names.len() * 2 > self.slots.len() {
+            let old = std::mem::replace(&mut self.slots, vec![Slot::default(); mask * 2 + 2]);
+            let mask = self.slots.len() - 1;
+            for s in old.into_iter().filter(|s| s.id != ALL_ID) {
+                let mut i = self.home(s.head, s.tail, s.len);
+                while self.slots[i].id != ALL_ID {
+                    i = (i + 1) & mask;
+                }
+                self.slots[i] = s;
+            }
+        }
+        id
+    }
+}
+
 /// Per-worker recorder; see the module docs.
 ///
 /// Rows arrive in time order within a chunk, so the minute of the previous row is remembered and
 /// a row costs one route lookup and two array updates.
 pub struct Recorder {
     sigfig: u8,
-    routes: FastMap<Box<str>, u32>,
-    names: Vec<Arc<str>>,
+    routes: RouteIds,
     minutes: Vec<Minute>,
     /// Index in `minutes` of the minute of the previous row.
     current: Option<usize>,
-    done: Vec<Piece>,
+    /// Live minutes before the older half is finished.
+    live: usize,
+    /// The newest minute the last eviction finished.
+    last_finished: Option<(u32, i64)>,
+    /// Finished cells.
+    done: Recorded,
     /// Emptied buffers and histograms for reuse.
     pools: Pools,
     /// Emptied minutes for reuse: their cell array spans every route id the worker has seen,
     /// and allocating it afresh for each minute would make the allocator fault in new pages.
     spare: Vec<Minute>,
     ser: V2Serializer,
+    /// The route ids of a batch's rows.
+    ids: Vec<u32>,
 }
 
 const ALL_ID: u32 = 0;
@@ -446,29 +600,24 @@ impl Recorder {
     pub fn new(sigfig: u8) -> Recorder {
         Recorder {
             sigfig,
-            routes: FastMap::default(),
-            names: vec![Arc::from(ALL_ROUTES), Arc::from(OTHER_ROUTE)],
+            routes: RouteIds::new(),
             minutes: Vec::new(),
             current: None,
-            done: Vec::new(),
+            live: MIN_LIVE_MINUTES,
+            last_finished: None,
+            done: Recorded {
+                names: Vec::new(),
+                blocks: Vec::new(),
+                cells: Vec::new(),
+                values: Vec::new(),
+                hists: Vec::new(),
+                quantiles: Vec::new(),
+            },
             pools: Pools::default(),
             spare: Vec::new(),
             ser: V2Serializer::new(),
+            ids: Vec::new(),
         }
-    }
-
-    fn route_id(&mut self, route: Option<&str>) -> u32 {
-        let Some(route) = route else { return OTHER_ID };
-        if let Some(id) = self.routes.get(route) {
-            return *id;
-        }
-        if self.routes.len() >= MAX_ROUTES_PER_WORKER {
-            return OTHER_ID;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(Arc::from(route));
-        self.routes.insert(route.into(), id);
-        id
     }
 
     /// Index of the cells of `key`, created when new.
@@ -479,7 +628,13 @@ impl Recorder {
         let i = match self.minutes.iter().rposition(|m| m.key == key) {
             Some(i) => i,
             None => {
-                if self.minutes.len() >= MAX_LIVE_MINUTES {
+                if self
+                    .last_finished
+                    .is_some_and(|(s, m)| s == key.0 && key.1 <= m)
+                {
+                    self.live = (self.live * 2).min(MAX_LIVE_MINUTES);
+                }
+                if self.minutes.len() >= self.live {
                     self.evict();
                 }
                 let mut m = self.spare.pop().unwrap_or_default();
@@ -507,18 +662,34 @@ impl Recorder {
         let rt =
             col("response_time_us").and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned());
         let source = source as u32;
-        for i in 0..batch.num_rows() {
-            let minute = ts.value(i).div_euclid(MINUTE_US) * MINUTE_US;
-            let route_id = self.route_id(
-                route
-                    .as_ref()
-                    .and_then(|r| r.is_valid(i).then(|| r.value(i))),
-            ) as usize;
+        let n = batch.num_rows();
+        // The route ids first, in a loop of their own: the lookup is most of a row's cost.
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        match &route {
+            Some(r) => ids.extend((0..n).map(|i| {
+                if r.is_valid(i) {
+                    self.routes.get(r.value(i))
+                } else {
+                    OTHER_ID
+                }
+            })),
+            None => ids.resize(n, OTHER_ID),
+        }
+        // The bounds of the minute of the previous row, so that a row divides only when it
+        // starts another minute.
+        let (mut lo, mut hi, mut m) = (0i64, 0i64, 0usize);
+        for (i, (&t, &route_id)) in ts.values().iter().zip(&ids).enumerate() {
+            if t < lo || t >= hi {
+                lo = t.div_euclid(MINUTE_US) * MINUTE_US;
+                hi = lo.saturating_add(MINUTE_US);
+                m = self.minute((source, lo));
+            }
+            let route_id = route_id as usize;
             let st = status
                 .as_ref()
                 .and_then(|s| s.is_valid(i).then(|| s.value(i)));
             let us = rt.as_ref().and_then(|r| r.is_valid(i).then(|| r.value(i)));
-            let m = self.minute((source, minute));
             let Minute { cells, touched, .. } = &mut self.minutes[m];
             if cells.len() <= route_id {
                 cells.resize_with(route_id + 1, Live::default);
@@ -531,12 +702,14 @@ impl Recorder {
                 cell.add(&mut self.pools, self.sigfig, st, us);
             }
         }
+        self.ids = ids;
     }
 
     /// Finishes the older half of the live minutes.
     fn evict(&mut self) {
         self.minutes.sort_unstable_by_key(|m| m.key.1);
         let old: Vec<Minute> = self.minutes.drain(..self.minutes.len() / 2).collect();
+        self.last_finished = old.last().map(|m| m.key);
         for m in old {
             self.finish_minute(m);
         }
@@ -544,44 +717,60 @@ impl Recorder {
     }
 
     fn finish_minute(&mut self, mut m: Minute) {
-        let (source, minute) = m.key;
+        let done = &mut self.done;
+        let start = done.cells.len();
         for route in m.touched.drain(..) {
-            let route = route as usize;
-            let cell = std::mem::take(&mut m.cells[route]);
+            let cell = std::mem::take(&mut m.cells[route as usize]);
             let latencies = match cell.values {
-                None => Latencies::Values(Vec::new()),
+                None => Latencies::Values {
+                    at: done.values.len(),
+                    len: 0,
+                },
                 Some(Values::Small(mut vals)) => {
-                    let out = Latencies::Values(vals.as_slice().to_vec());
+                    let at = done.values.len();
+                    done.values.extend_from_slice(&vals);
+                    let len = vals.len();
                     vals.clear();
                     self.pools.smalls.push(vals);
-                    out
+                    Latencies::Values { at, len }
                 }
                 Some(Values::Big(mut h)) => {
-                    let out = Latencies::Hist {
-                        quantiles: summarise(&*h).expect("a big cell has values"),
-                        bytes: encode_with(&mut self.ser, &*h),
-                    };
+                    let at = done.hists.len();
+                    self.ser
+                        .serialize(&*h, &mut done.hists)
+                        .expect("serialising into memory does not fail");
+                    done.quantiles
+                        .push(summarise(&*h).expect("a big cell has values"));
                     h.reset();
                     self.pools.hists.push(*h);
-                    out
+                    Latencies::Hist {
+                        at,
+                        len: done.hists.len() - at,
+                        q: done.quantiles.len() - 1,
+                    }
                 }
             };
-            self.done.push(Piece {
-                source: source as usize,
-                minute,
-                route: Arc::clone(&self.names[route]),
+            done.cells.push(Cell {
+                route,
                 counts: cell.counts,
                 latencies,
             });
         }
+        done.blocks.push(Block {
+            source: m.key.0,
+            minute: m.key.1,
+            start,
+            end: done.cells.len(),
+        });
         self.spare.push(m);
     }
 
-    /// Everything recorded, as finished cells.
-    pub fn finish(mut self) -> Vec<Piece> {
+    /// Everything recorded.
+    pub fn finish(mut self) -> Recorded {
         for m in std::mem::take(&mut self.minutes) {
             self.finish_minute(m);
         }
+        self.done.names = self.routes.names;
         self.done
     }
 }
@@ -613,147 +802,162 @@ pub fn choose_groups(
     groups
 }
 
-/// Request volume per route in `pieces` (the `*` rows excluded).
-pub fn route_volumes<'a>(pieces: impl IntoIterator<Item = &'a Piece>) -> HashMap<Arc<str>, u64> {
-    // The pieces of one worker share one `Arc` per route, so they are summed by pointer first.
-    let mut by_ptr: FastMap<usize, (&Arc<str>, u64)> = FastMap::default();
-    for p in pieces {
-        let e = by_ptr
-            .entry(Arc::as_ptr(&p.route) as *const u8 as usize)
-            .or_insert((&p.route, 0));
-        e.1 += p.counts.requests;
-    }
+/// Request volume per route in what the workers recorded (the `*` rows excluded).
+pub fn route_volumes(recorded: &[Recorded]) -> HashMap<Arc<str>, u64> {
     let mut v: HashMap<Arc<str>, u64> = HashMap::new();
-    for (route, n) in by_ptr.into_values() {
-        if &**route != ALL_ROUTES {
-            *v.entry(Arc::clone(route)).or_default() += n;
+    for r in recorded {
+        let mut by_id = vec![0u64; r.names.len()];
+        for b in &r.blocks {
+            for c in r.block(b) {
+                by_id[c.route as usize] += c.counts.requests;
+            }
+        }
+        for (name, n) in r.names.iter().zip(by_id) {
+            if n > 0 && &**name != ALL_ROUTES {
+                *v.entry(Arc::clone(name)).or_default() += n;
+            }
         }
     }
     v
 }
 
-/// Folds the workers' pieces into one part per (source, minute, group): routes outside `groups`
-/// become `other`, and pieces of the same key (the routes of `other`, and the halves of a minute
-/// that a chunk boundary split between workers) are merged. The result is sorted by source,
-/// minute and route.
+/// Folds what the workers recorded into one part per (source, minute, group): routes outside
+/// `groups` become `other`, and cells of the same key (the routes of `other`, and the halves of
+/// a minute that a chunk boundary split between workers) are merged. The result is sorted by
+/// source, minute and route.
 ///
-/// It runs after the workers, with every core free: the pieces are sorted by key in parallel and
-/// each key's pieces are merged, and a small cell's quantiles computed, in parallel.
-///
-/// `pieces` are the workers' lists as they are: joining them would copy every piece once more.
-pub fn fold(pieces: Vec<Vec<Piece>>, groups: &HashSet<&str>, sigfig: u8) -> Result<Vec<Part>> {
+/// It runs after the workers, with every core free: each worker's route ids are mapped to their
+/// group once, the (source, minute) blocks are sorted, and each minute's cells are grouped,
+/// merged, and a small cell's quantiles computed, in parallel.
+pub fn fold(recorded: &[Recorded], groups: &HashSet<&str>, sigfig: u8) -> Result<Vec<Part>> {
     use rayon::prelude::*;
-    let pieces: Vec<&Piece> = pieces.iter().flatten().collect();
-    // Every distinct route `Arc` (one per route and worker) gets the rank of its group's name,
-    // so that the keys sort as the files store them.
-    let mut group_of: FastMap<usize, &str> = FastMap::default();
-    for p in pieces.iter().copied() {
-        group_of
-            .entry(Arc::as_ptr(&p.route) as *const u8 as usize)
-            .or_insert_with(|| {
-                let name: &str = &p.route;
-                if name == ALL_ROUTES || groups.contains(name) {
-                    name
-                } else {
-                    OTHER_ROUTE
-                }
-            });
-    }
-    let mut names: Vec<&str> = group_of.values().copied().collect();
+    let mut names: Vec<&str> = groups
+        .iter()
+        .copied()
+        .chain([ALL_ROUTES, OTHER_ROUTE])
+        .collect();
     names.sort_unstable();
     names.dedup();
-    let rank_of: FastMap<usize, u32> = group_of
+    let rank = |name: &str| {
+        let group = if name == ALL_ROUTES || groups.contains(name) {
+            name
+        } else {
+            OTHER_ROUTE
+        };
+        names.binary_search(&group).expect("every group is named") as u32
+    };
+    // The rank of each worker's route ids, so that the parts sort as the files store them.
+    let ranks: Vec<Vec<u32>> = recorded
         .iter()
-        .map(|(ptr, group)| {
-            let rank = names.binary_search(group).expect("every group is named");
-            (*ptr, rank as u32)
-        })
+        .map(|r| r.names.iter().map(|n| rank(n)).collect())
         .collect();
     let routes: Vec<Arc<str>> = names.iter().map(|n| Arc::from(*n)).collect();
-    let mut keyed: Vec<((u32, i64, u32), u32)> = pieces
+    let mut keyed: Vec<(u32, i64, u32, u32)> = recorded
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            let rank = rank_of[&(Arc::as_ptr(&p.route) as *const u8 as usize)];
-            ((p.source as u32, p.minute, rank), i as u32)
+        .flat_map(|(w, r)| {
+            r.blocks
+                .iter()
+                .enumerate()
+                .map(move |(i, b)| (b.source, b.minute, w as u32, i as u32))
         })
         .collect();
-    keyed.par_sort_unstable_by_key(|(k, _)| *k);
-    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
-    let mut start = 0;
-    for n in 1..=keyed.len() {
-        if n == keyed.len() || keyed[n].0 != keyed[start].0 {
-            runs.push(start..n);
-            start = n;
-        }
-    }
-    runs.par_iter()
-        .with_min_len(1024)
+    keyed.sort_unstable();
+    let runs: Vec<&[(u32, i64, u32, u32)]> =
+        keyed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).collect();
+    let per_minute = runs
+        .par_iter()
+        .with_min_len(16)
         .map_init(
             || MergeScratch {
                 h: histogram::<u64>(sigfig),
                 ser: V2Serializer::new(),
                 values: Vec::with_capacity(SMALL_CELL),
                 routes: routes.iter().map(|r| Arc::from(&**r)).collect(),
+                cells: Vec::new(),
             },
             |scratch, run| {
-                let ((source, minute, rank), _) = keyed[run.start];
-                let (counts, quantiles, hist) = match &keyed[run.clone()] {
-                    [(_, i)] => scratch.finish(pieces[*i as usize]),
-                    many => scratch.merge(many.iter().map(|(_, i)| pieces[*i as usize]))?,
-                };
-                Ok(Part {
-                    source: source as usize,
-                    minute,
-                    route: Arc::clone(&scratch.routes[rank as usize]),
-                    counts,
-                    quantiles,
-                    hist,
-                })
+                let (source, minute) = (run[0].0, run[0].1);
+                scratch.cells.clear();
+                for &(_, _, w, i) in run.iter() {
+                    let r = &recorded[w as usize];
+                    let ranks = &ranks[w as usize];
+                    scratch.cells.extend(
+                        r.block(&r.blocks[i as usize])
+                            .iter()
+                            .map(|c| (ranks[c.route as usize], w, c)),
+                    );
+                }
+                scratch.cells.sort_unstable_by_key(|(rank, _, _)| *rank);
+                let cells = std::mem::take(&mut scratch.cells);
+                let mut parts = Vec::new();
+                for same in cells.chunk_by(|a, b| a.0 == b.0) {
+                    let view = |&(_, w, c): &(u32, u32, &'_ Cell)| {
+                        (c.counts, recorded[w as usize].latencies(c))
+                    };
+                    let (counts, quantiles, hist) = match same {
+                        [one] => scratch.finish(view(one)),
+                        many => scratch.merge(many.iter().map(view))?,
+                    };
+                    parts.push(Part {
+                        source: source as usize,
+                        minute,
+                        route: Arc::clone(&scratch.routes[same[0].0 as usize]),
+                        counts,
+                        quantiles,
+                        hist,
+                    });
+                }
+                scratch.cells = cells;
+                Ok(parts)
             },
         )
-        .collect()
+        .collect::<Result<Vec<Vec<Part>>>>()?;
+    Ok(per_minute.into_iter().flatten().collect())
 }
 
-/// What one thread of [`fold`] reuses from key to key. The route names are the thread's own
-/// copies: parts of every thread taking references to one `Arc` would contend for its counter.
-struct MergeScratch {
+/// What one thread of [`fold`] reuses from minute to minute. The route names are the thread's
+/// own copies: parts of every thread taking references to one `Arc` would contend for its
+/// counter.
+struct MergeScratch<'a> {
     h: Histogram<u64>,
     ser: V2Serializer,
     values: Vec<u32>,
     routes: Vec<Arc<str>>,
+    /// The cells of a minute: group rank, worker, cell.
+    cells: Vec<(u32, u32, &'a Cell)>,
 }
 
-impl MergeScratch {
-    /// The counters, quantiles and stored latencies of a key with one piece.
-    fn finish(&mut self, p: &Piece) -> (Counts, Option<[u64; 5]>, Vec<u8>) {
-        match &p.latencies {
-            Latencies::Hist { quantiles, bytes } => (p.counts, Some(*quantiles), bytes.clone()),
-            Latencies::Values(v) => {
+impl MergeScratch<'_> {
+    /// The counters, quantiles and stored latencies of a key with one cell.
+    fn finish(&mut self, (counts, lat): (Counts, Lat<'_>)) -> (Counts, Option<[u64; 5]>, Vec<u8>) {
+        match lat {
+            Lat::Hist(bytes, quantiles) => (counts, Some(*quantiles), bytes.to_vec()),
+            Lat::Values(v) => {
                 self.values.clear();
                 self.values.extend_from_slice(v);
                 let (quantiles, hist) = small_cell(&mut self.values);
-                (p.counts, quantiles, hist)
+                (counts, quantiles, hist)
             }
         }
     }
 
-    /// The counters, quantiles and stored latencies of the pieces of one key.
+    /// The counters, quantiles and stored latencies of the cells of one key.
     ///
     /// Values are joined while they stay a small
     /// cell and otherwise recorded into `h` with the histograms; `h` is only cleared when it is
     /// used, as clearing touches every bucket and most keys need no histogram.
-    fn merge<'a>(
+    fn merge<'c>(
         &mut self,
-        ps: impl Iterator<Item = &'a Piece>,
+        cells: impl Iterator<Item = (Counts, Lat<'c>)>,
     ) -> Result<(Counts, Option<[u64; 5]>, Vec<u8>)> {
         let MergeScratch { h, ser, values, .. } = self;
         values.clear();
-        let mut counts = Counts::default();
+        let mut total = Counts::default();
         let mut small = true;
-        for p in ps {
-            counts.add(&p.counts);
-            if let Latencies::Values(v) = &p.latencies
+        for (counts, lat) in cells {
+            total.add(&counts);
+            if let Lat::Values(v) = lat
                 && small
                 && values.len() + v.len() <= SMALL_CELL
             {
@@ -767,13 +971,13 @@ impl MergeScratch {
                     h.saturating_record(*x as u64);
                 }
             }
-            match &p.latencies {
-                Latencies::Values(v) => {
+            match lat {
+                Lat::Values(v) => {
                     for x in v {
                         h.saturating_record(*x as u64);
                     }
                 }
-                Latencies::Hist { bytes, .. } => merge_into(h, bytes)?,
+                Lat::Hist(bytes, _) => merge_into(h, bytes)?,
             }
         }
         let (quantiles, hist) = if small {
@@ -781,7 +985,7 @@ impl MergeScratch {
         } else {
             (summarise(h), encode_with(ser, h))
         };
-        Ok((counts, quantiles, hist))
+        Ok((total, quantiles, hist))
     }
 }
 
@@ -860,8 +1064,10 @@ pub fn file_properties(props: &WriterProperties) -> WriterProperties {
     props
         .clone()
         .into_builder()
-        .set_dictionary_enabled(false)
-        .set_column_dictionary_enabled(ColumnPath::from("route"), true)
+        .set_dictionary_enabled(true)
+        .set_column_dictionary_enabled(ColumnPath::from("hist"), false)
+        .set_column_dictionary_enabled(ColumnPath::from("minute"), false)
+        .set_column_dictionary_enabled(ColumnPath::from("sum_us"), false)
         .set_column_statistics_enabled(ColumnPath::from("hist"), EnabledStatistics::None)
         .set_column_encoding(ColumnPath::from("minute"), Encoding::DELTA_BINARY_PACKED)
         .build()
@@ -1297,14 +1503,17 @@ mod tests {
                 (MINUTE_US + 5, "/a", 200, 1000),
             ]),
         );
-        let pieces = r.finish();
-        assert_eq!(pieces.len(), 5);
-        let a0 = pieces
+        let rec = r.finish();
+        assert_eq!(rec.cells(), 5);
+        let a0 = rec
+            .blocks
             .iter()
-            .find(|p| p.minute == 0 && &*p.route == "/a")
+            .filter(|b| b.minute == 0)
+            .flat_map(|b| rec.block(b))
+            .find(|c| &*rec.names[c.route as usize] == "/a")
             .unwrap();
-        assert!(matches!(&a0.latencies, Latencies::Values(v) if v.len() == 2));
-        let parts = fold(vec![pieces], &HashSet::from(["/a", "/b"]), 2).unwrap();
+        assert!(matches!(rec.latencies(a0), Lat::Values(v) if v.len() == 2));
+        let parts = fold(&[rec], &HashSet::from(["/a", "/b"]), 2).unwrap();
         let find = |m: i64, route: &str| {
             parts
                 .iter()
@@ -1340,17 +1549,21 @@ mod tests {
             expect += rows.len() as u64;
             r.record(0, &batch(&rows));
         }
-        assert!(r.minutes.len() <= MAX_LIVE_MINUTES);
+        assert_eq!(
+            r.live, MIN_LIVE_MINUTES,
+            "rows in order keep the window narrow"
+        );
+        assert!(r.minutes.len() <= MIN_LIVE_MINUTES);
         let parts = r.finish();
         // A second worker saw the same minute.
         let mut r2 = Recorder::new(2);
         r2.record(0, &batch(&[(5, "/y", 200, 100_000)]));
         let parts = vec![parts, r2.finish()];
-        let vols = route_volumes(parts.iter().flatten());
+        let vols = route_volumes(&parts);
         let groups = choose_groups(&[], &vols, 1);
         assert_eq!(groups, vec!["/x".to_string()]);
         let set: HashSet<&str> = groups.iter().map(String::as_str).collect();
-        let folded = fold(parts, &set, 2).unwrap();
+        let folded = fold(&parts, &set, 2).unwrap();
         let all: u64 = folded
             .iter()
             .filter(|p| &*p.route == ALL_ROUTES)
@@ -1367,6 +1580,47 @@ mod tests {
         assert_eq!(h.max(), h.highest_equivalent(100_000));
         assert_eq!(h.len(), 4);
         assert!(folded.iter().any(|p| &*p.route == OTHER_ROUTE));
+    }
+
+    #[test]
+    fn route_ids_tell_every_route_apart() {
+        // Short routes, routes of 8 to 16 bytes, and long ones that share their first and last
+        // eight bytes and differ only in the middle.
+        let routes: Vec<String> = (0..MAX_ROUTES_PER_WORKER + 10)
+            .map(|i| match i % 3 {
+                0 => format!("/{i}"),
+                1 => format!("/items/{i:08}"),
+                _ => format!("/static/{i}/site.css"),
+            })
+            .collect();
+        let mut ids = RouteIds::new();
+        let first: Vec<u32> = routes.iter().map(|r| ids.get(r)).collect();
+        let again: Vec<u32> = routes.iter().map(|r| ids.get(r)).collect();
+        assert_eq!(first, again);
+        let mut seen = HashMap::new();
+        for (route, id) in routes.iter().zip(&first) {
+            if *id != OTHER_ID {
+                assert_eq!(&*ids.names[*id as usize], route);
+                assert_eq!(*seen.entry(route).or_insert(*id), *id);
+            }
+        }
+        // Ids 0 and 1 are `*` and `other`; the routes after the last free id go to `other`.
+        assert_eq!(ids.names.len(), MAX_ROUTES_PER_WORKER);
+        assert_eq!(seen.len(), MAX_ROUTES_PER_WORKER - 2);
+        assert!(first[seen.len()..].iter().all(|id| *id == OTHER_ID));
+    }
+
+    #[test]
+    fn window_widens_when_rows_come_back() {
+        let mut r = Recorder::new(2);
+        for m in [0, 1, 2, 0, 3, 4, 1] {
+            r.record(0, &batch(&[(m * MINUTE_US, "/x", 200, 100)]));
+        }
+        assert_eq!(r.live, 2 * 2 * MIN_LIVE_MINUTES);
+        let rec = r.finish();
+        let minute_0 = rec.blocks.iter().filter(|b| b.minute == 0).count();
+        assert_eq!(minute_0, 2, "minute 0 was finished and came back");
+        assert_eq!(rec.cells(), 2 * 7);
     }
 
     /// A part's key, counters and quantiles, and every (value, count) of its stored latencies.
@@ -1402,13 +1656,36 @@ mod tests {
             let groups = HashSet::from(["/a", "/c"]);
             let mut one = Recorder::new(2);
             one.record(0, &batch(&rows));
-            let whole: Vec<_> = fold(vec![one.finish()], &groups, 2).unwrap().iter().map(decoded).collect();
+            let whole: Vec<_> = fold(&[one.finish()], &groups, 2).unwrap().iter().map(decoded).collect();
             let (mut w1, mut w2) = (Recorder::new(2), Recorder::new(2));
             w1.record(0, &batch(&rows[..cut]));
             w2.record(0, &batch(&rows[cut..]));
-            let pieces = vec![w2.finish(), w1.finish()];
-            let split: Vec<_> = fold(pieces, &groups, 2).unwrap().iter().map(decoded).collect();
+            let recorded = [w2.finish(), w1.finish()];
+            let split: Vec<_> = fold(&recorded, &groups, 2).unwrap().iter().map(decoded).collect();
             proptest::prop_assert_eq!(split, whole);
+        }
+
+        /// Rows out of time order (minutes left and come back to, more of them than the widest
+        /// window) fold to the parts of the same rows in order.
+        #[test]
+        fn fold_of_rows_in_any_order_equals_in_order(
+            rows in proptest::collection::vec((0i64..40, 0usize..3, 1u64..50_000), 1..600),
+        ) {
+            const ROUTES: [&str; 3] = ["/a", "/b", "/c"];
+            let rows: Vec<(i64, &str, u16, u64)> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, (m, r, us))| (m * MINUTE_US + i as i64, ROUTES[*r], 200 + (*us % 4) as u16 * 100, *us))
+                .collect();
+            let mut in_order = rows.clone();
+            in_order.sort_by_key(|r| r.0);
+            let groups = HashSet::from(["/a"]);
+            let fold_of = |rows: &[(i64, &str, u16, u64)]| {
+                let mut r = Recorder::new(2);
+                r.record(0, &batch(rows));
+                fold(&[r.finish()], &groups, 2).unwrap().iter().map(decoded).collect::<Vec<_>>()
+            };
+            proptest::prop_assert_eq!(fold_of(&rows), fold_of(&in_order));
         }
     }
 
