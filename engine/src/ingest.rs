@@ -764,15 +764,16 @@ impl Ingest {
         );
         let group_set = groups.iter().map(String::as_str).collect();
         let recorded: usize = parts.iter().map(stats::Recorded::cells).sum();
-        let parts = stats::fold(&parts, &group_set, self.opts.stats.significant_digits)?;
+        let folded = stats::fold(&parts, &group_set, self.opts.stats.significant_digits)?;
+        std::mem::drop(parts);
         let write_started = Instant::now();
 
         let props = sink::writer_properties(self.opts.zstd_level, self.opts.row_group_rows)?;
         let mut keep = keep;
-        keep.extend(stats::write(dataset.dir(), run_id, &parts, &props)?);
+        keep.extend(stats::write(dataset.dir(), run_id, &folded, &props)?);
         tracing::debug!(
             recorded,
-            rows = parts.len(),
+            rows = folded.iter().map(Vec::len).sum::<usize>(),
             fold_ms = (write_started - fold_started).as_millis() as u64,
             write_ms = write_started.elapsed().as_millis() as u64,
             "stats folded and written"

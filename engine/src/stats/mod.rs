@@ -823,13 +823,14 @@ pub fn route_volumes(recorded: &[Recorded]) -> HashMap<Arc<str>, u64> {
 
 /// Folds what the workers recorded into one part per (source, minute, group): routes outside
 /// `groups` become `other`, and cells of the same key (the routes of `other`, and the halves of
-/// a minute that a chunk boundary split between workers) are merged. The result is sorted by
-/// source, minute and route.
+/// a minute that a chunk boundary split between workers) are merged. The result is one list
+/// per (source, minute), sorted by source, minute and route (not joined into one list: that
+/// would copy every part once more).
 ///
 /// It runs after the workers, with every core free: each worker's route ids are mapped to their
 /// group once, the (source, minute) blocks are sorted, and each minute's cells are grouped,
 /// merged, and a small cell's quantiles computed, in parallel.
-pub fn fold(recorded: &[Recorded], groups: &HashSet<&str>, sigfig: u8) -> Result<Vec<Part>> {
+pub fn fold(recorded: &[Recorded], groups: &HashSet<&str>, sigfig: u8) -> Result<Vec<Vec<Part>>> {
     use rayon::prelude::*;
     let mut names: Vec<&str> = groups
         .iter()
@@ -865,8 +866,7 @@ pub fn fold(recorded: &[Recorded], groups: &HashSet<&str>, sigfig: u8) -> Result
     keyed.sort_unstable();
     let runs: Vec<&[(u32, i64, u32, u32)]> =
         keyed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).collect();
-    let per_minute = runs
-        .par_iter()
+    runs.par_iter()
         .with_min_len(16)
         .map_init(
             || MergeScratch {
@@ -912,8 +912,7 @@ pub fn fold(recorded: &[Recorded], groups: &HashSet<&str>, sigfig: u8) -> Result
                 Ok(parts)
             },
         )
-        .collect::<Result<Vec<Vec<Part>>>>()?;
-    Ok(per_minute.into_iter().flatten().collect())
+        .collect()
 }
 
 /// What one thread of [`fold`] reuses from minute to minute. The route names are the thread's
@@ -1060,7 +1059,9 @@ pub fn to_batch(parts: &[&Part]) -> Result<RecordBatch> {
 
 /// The Parquet settings of stats files, from the dataset's.
 pub fn file_properties(props: &WriterProperties) -> WriterProperties {
-    // Every histogram is different: a dictionary for them would only fill up and be dropped.
+    // Counters and quantiles repeat (a route's traffic and latency vary within a narrow band), so
+    // a dictionary makes them smaller and leaves zstd less to compress. Every histogram and sum
+    // is different and minutes only grow: a dictionary for them would fill up and be dropped.
     props
         .clone()
         .into_builder()
@@ -1084,12 +1085,12 @@ const STATS_GROUP_ROWS: usize = 16_384;
 pub fn write(
     dataset: &Path,
     run_id: &str,
-    parts: &[Part],
+    parts: &[Vec<Part>],
     props: &WriterProperties,
 ) -> Result<Vec<WrittenFile>> {
     use rayon::prelude::*;
     let mut by_file: BTreeMap<(usize, i32), Vec<&Part>> = BTreeMap::new();
-    for p in parts {
+    for p in parts.iter().flatten() {
         let day = p.minute.div_euclid(86_400 * 1_000_000) as i32;
         by_file.entry((p.source, day)).or_default().push(p);
     }
@@ -1513,7 +1514,9 @@ mod tests {
             .find(|c| &*rec.names[c.route as usize] == "/a")
             .unwrap();
         assert!(matches!(rec.latencies(a0), Lat::Values(v) if v.len() == 2));
-        let parts = fold(&[rec], &HashSet::from(["/a", "/b"]), 2).unwrap();
+        let parts = fold(&[rec], &HashSet::from(["/a", "/b"]), 2)
+            .unwrap()
+            .concat();
         let find = |m: i64, route: &str| {
             parts
                 .iter()
@@ -1563,7 +1566,7 @@ mod tests {
         let groups = choose_groups(&[], &vols, 1);
         assert_eq!(groups, vec!["/x".to_string()]);
         let set: HashSet<&str> = groups.iter().map(String::as_str).collect();
-        let folded = fold(&parts, &set, 2).unwrap();
+        let folded: Vec<Part> = fold(&parts, &set, 2).unwrap().concat();
         let all: u64 = folded
             .iter()
             .filter(|p| &*p.route == ALL_ROUTES)
@@ -1656,12 +1659,12 @@ mod tests {
             let groups = HashSet::from(["/a", "/c"]);
             let mut one = Recorder::new(2);
             one.record(0, &batch(&rows));
-            let whole: Vec<_> = fold(&[one.finish()], &groups, 2).unwrap().iter().map(decoded).collect();
+            let whole: Vec<_> = fold(&[one.finish()], &groups, 2).unwrap().iter().flatten().map(decoded).collect();
             let (mut w1, mut w2) = (Recorder::new(2), Recorder::new(2));
             w1.record(0, &batch(&rows[..cut]));
             w2.record(0, &batch(&rows[cut..]));
             let recorded = [w2.finish(), w1.finish()];
-            let split: Vec<_> = fold(&recorded, &groups, 2).unwrap().iter().map(decoded).collect();
+            let split: Vec<_> = fold(&recorded, &groups, 2).unwrap().iter().flatten().map(decoded).collect();
             proptest::prop_assert_eq!(split, whole);
         }
 
@@ -1683,7 +1686,7 @@ mod tests {
             let fold_of = |rows: &[(i64, &str, u16, u64)]| {
                 let mut r = Recorder::new(2);
                 r.record(0, &batch(rows));
-                fold(&[r.finish()], &groups, 2).unwrap().iter().map(decoded).collect::<Vec<_>>()
+                fold(&[r.finish()], &groups, 2).unwrap().iter().flatten().map(decoded).collect::<Vec<_>>()
             };
             proptest::prop_assert_eq!(fold_of(&rows), fold_of(&in_order));
         }
