@@ -6,7 +6,7 @@
 #     lines), against DuckDB computing the same per-minute series (counts, 4xx/5xx, p50/p95/p99
 #     per route group and for all routes) from the dataset's Parquet logs.
 #
-#   scripts/bench-stats.sh                       # 2,000,000 lines for 1., 5 runs, and 2.
+#   scripts/bench-stats.sh                       # 2,000,000 lines for 1., 9 runs, and 2.
 #   LINES=500000 RUNS=3 DETECT=0 scripts/bench-stats.sh
 #
 # Environment: LINES, THREADS (default: cores), RUNS, DETECT (0: skip 2.), DAYS, RPS, WORK,
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LINES=${LINES:-2000000}
-RUNS=${RUNS:-5}
+RUNS=${RUNS:-9}
 DETECT=${DETECT:-1}
 DAYS=${DAYS:-30}
 RPS=${RPS:-5}

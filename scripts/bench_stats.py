@@ -3,7 +3,8 @@
 
 record BIN LOG THREADS RUNS WORK
     Ingests LOG with histogram recording off and on (configs WORK/stats-off.yaml and
-    WORK/stats-on.yaml), interleaved, and prints the medians of wall and CPU time and the overhead.
+    WORK/stats-on.yaml), interleaved, and prints the medians of wall and CPU time and the overhead,
+    both as the ratio of the medians and as the median of each pair of runs.
 detect BIN DATASET THREADS RUNS WORK
     Times `logcrunch detect` (every metric, route group and the default method, nothing stored)
     against DuckDB computing the same per-minute series from the dataset's Parquet logs, and
@@ -49,6 +50,13 @@ def record(binary, log, threads, runs, work):
               f"{rss / 2**20:6.0f} MiB peak")
     print(f"  recording adds {100 * (med['on'][0] / med['off'][0] - 1):+.1f}% wall, "
           f"{100 * (med['on'][1] / med['off'][1] - 1):+.1f}% CPU")
+    # Each "on" run against the "off" run just before it: the machine's speed drifts between
+    # runs, and pairs cancel most of the drift that the ratio of medians keeps.
+    for i, what in ((0, "wall"), (1, "CPU")):
+        pairs = [on[i] / off[i] - 1 for off, on in zip(results["off"], results["on"])]
+        q = statistics.quantiles(pairs, n=4) if len(pairs) > 1 else pairs * 3
+        print(f"  paired runs: recording adds {100 * statistics.median(pairs):+.1f}% {what} "
+              f"(quartiles {100 * q[0]:+.1f}% .. {100 * q[2]:+.1f}%)")
 
 
 PEER_SQL = """
