@@ -3,9 +3,11 @@
 //! During ingest every worker owns a [`Recorder`] that folds the rows it batches into one
 //! hdrhistogram per (source, minute, route) and one per (source, minute) for all routes (`*`),
 //! with request and status-class counters beside them. No locks are taken on the hot path; a
-//! worker's cells that fall behind are finished, so memory stays bounded however many minutes a
-//! log spans: a busy cell as a serialised histogram (V2 format) with its quantiles, a small one as
-//! its values. At the commit the pieces of all workers are folded, in parallel, into route
+//! worker finishes a minute's cells as soon as the next but one minute starts (while they are
+//! still in the cache; later for logs out of time order), so memory stays bounded however many
+//! minutes a log spans: a busy cell as a serialised histogram (V2 format) with its quantiles, a
+//! small one as its values, into buffers shared by all of the worker's cells ([`Recorded`]). At
+//! the commit the cells of all workers are folded, in parallel, into route
 //! *groups*: the dataset keeps up to `stats.route_groups` routes by volume (chosen once and then
 //! stable, so series stay comparable across runs) and every other route becomes `other`; most
 //! small cells are merged there, which is why their quantiles and stored form wait for the fold.
