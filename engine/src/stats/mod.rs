@@ -353,7 +353,7 @@ enum Lat<'a> {
 /// with their values and histograms in buffers shared by all cells. A log has a cell for nearly
 /// every (minute, route) it touches, and an allocation, a route reference and a sort entry for
 /// each cost more than the recording itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Recorded {
     /// Route name of each route id (`*` and `other` first).
     names: Vec<Arc<str>>,
@@ -576,8 +576,6 @@ pub struct Recorder {
     sigfig: u8,
     routes: RouteIds,
     minutes: Vec<Minute>,
-    /// Index in `minutes` of the minute of the previous row.
-    current: Option<usize>,
     /// Live minutes before the older half is finished.
     live: usize,
     /// The newest minute the last eviction finished.
@@ -604,17 +602,9 @@ impl Recorder {
             sigfig,
             routes: RouteIds::new(),
             minutes: Vec::new(),
-            current: None,
             live: MIN_LIVE_MINUTES,
             last_finished: None,
-            done: Recorded {
-                names: Vec::new(),
-                blocks: Vec::new(),
-                cells: Vec::new(),
-                values: Vec::new(),
-                hists: Vec::new(),
-                quantiles: Vec::new(),
-            },
+            done: Recorded::default(),
             pools: Pools::default(),
             spare: Vec::new(),
             ser: V2Serializer::new(),
@@ -622,12 +612,10 @@ impl Recorder {
         }
     }
 
-    /// Index of the cells of `key`, created when new.
+    /// Index of the cells of `key`, created when new. [`Recorder::record`] asks only when a row
+    /// starts another minute.
     fn minute(&mut self, key: (u32, i64)) -> usize {
-        if let Some(i) = self.current.filter(|i| self.minutes[*i].key == key) {
-            return i;
-        }
-        let i = match self.minutes.iter().rposition(|m| m.key == key) {
+        match self.minutes.iter().rposition(|m| m.key == key) {
             Some(i) => i,
             None => {
                 if self
@@ -644,9 +632,7 @@ impl Recorder {
                 self.minutes.push(m);
                 self.minutes.len() - 1
             }
-        };
-        self.current = Some(i);
-        i
+        }
     }
 
     /// Folds the rows of an access-log batch (`ts`, `route`, `status`, `response_time_us`).
@@ -715,7 +701,6 @@ impl Recorder {
         for m in old {
             self.finish_minute(m);
         }
-        self.current = None;
     }
 
     fn finish_minute(&mut self, mut m: Minute) {
