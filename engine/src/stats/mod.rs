@@ -6,7 +6,7 @@
 //! worker finishes a minute's cells as soon as the next but one minute starts (while they are
 //! still in the cache; later for logs out of time order), so memory stays bounded however many
 //! minutes a log spans: a busy cell as a serialised histogram (V2 format) with its quantiles, a
-//! small one as its values, into buffers shared by all of the worker's cells ([`Recorded`]). At
+//! small one as its values, into one block of exactly sized buffers per minute ([`Recorded`]). At
 //! the commit the cells of all workers are folded, in parallel, into route
 //! *groups*: the dataset keeps up to `stats.route_groups` routes by volume (chosen once and then
 //! stable, so series stay comparable across runs) and every other route becomes `other`; most
@@ -313,16 +313,17 @@ pub struct Part {
     pub hist: Vec<u8>,
 }
 
-/// Where the latencies of a finished cell are in its [`Recorded`].
+/// Where the latencies of a finished cell are in its [`Block`] (a block holds at most
+/// [`MAX_ROUTES_PER_WORKER`] cells, so its offsets fit in 32 bits).
 #[derive(Debug, Clone, Copy)]
 enum Latencies {
     /// `len` values of a small cell at `values[at..]`, unsorted: most cells are merged into
     /// `other` or with the other half of a split minute, so their quantiles and stored form are
     /// left to [`fold`].
-    Values { at: usize, len: usize },
+    Values { at: u32, len: u32 },
     /// The [`encode`]d histogram of a cell with more than [`SMALL_CELL`] values, `len` bytes at
     /// `hists[at..]`, with its [`QUANTILES`] and maximum at `quantiles[q]`.
-    Hist { at: usize, len: usize, q: usize },
+    Hist { at: u32, len: u32, q: u32 },
 }
 
 /// A cell as a worker's [`Recorder`] finishes it, before [`fold`] groups its route.
@@ -334,13 +335,30 @@ struct Cell {
     latencies: Latencies,
 }
 
-/// The finished cells of one (source, minute): `cells[start..end]` of its [`Recorded`].
-#[derive(Debug, Clone, Copy)]
+/// The finished cells of one (source, minute) in one worker, with their values and histograms.
+/// Each block is allocated at its exact size when its minute is finished: buffers shared by a
+/// worker's cells would grow by doubling, copying what they hold and faulting in fresh pages
+/// each time.
+#[derive(Debug, Clone, Default)]
 struct Block {
     source: u32,
     minute: i64,
-    start: usize,
-    end: usize,
+    cells: Vec<Cell>,
+    values: Vec<u32>,
+    hists: Vec<u8>,
+    quantiles: Vec<[u64; 5]>,
+}
+
+impl Block {
+    fn latencies(&self, c: &Cell) -> Lat<'_> {
+        let span = |at: u32, len: u32| at as usize..(at + len) as usize;
+        match c.latencies {
+            Latencies::Values { at, len } => Lat::Values(&self.values[span(at, len)]),
+            Latencies::Hist { at, len, q } => {
+                Lat::Hist(&self.hists[span(at, len)], &self.quantiles[q as usize])
+            }
+        }
+    }
 }
 
 /// The latencies of a cell, resolved in its [`Recorded`].
@@ -350,18 +368,14 @@ enum Lat<'a> {
 }
 
 /// What one worker's [`Recorder`] recorded: its finished cells, one block per (source, minute),
-/// with their values and histograms in buffers shared by all cells. A log has a cell for nearly
-/// every (minute, route) it touches, and an allocation, a route reference and a sort entry for
-/// each cost more than the recording itself.
+/// each block's values and histograms in buffers the block's cells share. A log has a cell for
+/// nearly every (minute, route) it touches, and an allocation, a route reference and a sort
+/// entry for each cost more than the recording itself.
 #[derive(Debug, Clone, Default)]
 pub struct Recorded {
     /// Route name of each route id (`*` and `other` first).
     names: Vec<Arc<str>>,
     blocks: Vec<Block>,
-    cells: Vec<Cell>,
-    values: Vec<u32>,
-    hists: Vec<u8>,
-    quantiles: Vec<[u64; 5]>,
 }
 
 impl Recorded {
@@ -372,20 +386,7 @@ impl Recorded {
 
     /// Number of cells kept.
     pub fn cells(&self) -> usize {
-        self.blocks.iter().map(|b| b.end - b.start).sum()
-    }
-
-    fn block(&self, b: &Block) -> &[Cell] {
-        &self.cells[b.start..b.end]
-    }
-
-    fn latencies(&self, c: &Cell) -> Lat<'_> {
-        match c.latencies {
-            Latencies::Values { at, len } => Lat::Values(&self.values[at..at + len]),
-            Latencies::Hist { at, len, q } => {
-                Lat::Hist(&self.hists[at..at + len], &self.quantiles[q])
-            }
-        }
+        self.blocks.iter().map(|b| b.cells.len()).sum()
     }
 }
 
@@ -580,8 +581,8 @@ pub struct Recorder {
     live: usize,
     /// The newest minute the last eviction finished.
     last_finished: Option<(u32, i64)>,
-    /// Finished cells.
-    done: Recorded,
+    /// Finished blocks.
+    done: Vec<Block>,
     /// Emptied buffers and histograms for reuse.
     pools: Pools,
     /// Emptied minutes for reuse: their cell array spans every route id the worker has seen,
@@ -604,7 +605,7 @@ impl Recorder {
             minutes: Vec::new(),
             live: MIN_LIVE_MINUTES,
             last_finished: None,
-            done: Recorded::default(),
+            done: Vec::new(),
             pools: Pools::default(),
             spare: Vec::new(),
             ser: V2Serializer::new(),
@@ -704,51 +705,62 @@ impl Recorder {
     }
 
     fn finish_minute(&mut self, mut m: Minute) {
-        let done = &mut self.done;
-        let start = done.cells.len();
+        let (mut small, mut big) = (0, 0);
+        for &route in &m.touched {
+            match &m.cells[route as usize].values {
+                Some(Values::Small(vals)) => small += vals.len(),
+                Some(Values::Big(_)) => big += 1,
+                None => {}
+            }
+        }
+        let mut b = Block {
+            source: m.key.0,
+            minute: m.key.1,
+            cells: Vec::with_capacity(m.touched.len()),
+            values: Vec::with_capacity(small),
+            // A busy cell's histogram encodes in a few hundred bytes.
+            hists: Vec::with_capacity(big * 256),
+            quantiles: Vec::with_capacity(big),
+        };
+        let offset = |n: usize| u32::try_from(n).expect("a block's buffers stay under 4 GiB");
         for route in m.touched.drain(..) {
             let cell = std::mem::take(&mut m.cells[route as usize]);
             let latencies = match cell.values {
                 None => Latencies::Values {
-                    at: done.values.len(),
+                    at: offset(b.values.len()),
                     len: 0,
                 },
                 Some(Values::Small(mut vals)) => {
-                    let at = done.values.len();
-                    done.values.extend_from_slice(&vals);
-                    let len = vals.len();
+                    let at = offset(b.values.len());
+                    b.values.extend_from_slice(&vals);
+                    let len = offset(vals.len());
                     vals.clear();
                     self.pools.smalls.push(vals);
                     Latencies::Values { at, len }
                 }
                 Some(Values::Big(mut h)) => {
-                    let at = done.hists.len();
+                    let at = b.hists.len();
                     self.ser
-                        .serialize(&*h, &mut done.hists)
+                        .serialize(&*h, &mut b.hists)
                         .expect("serialising into memory does not fail");
-                    done.quantiles
+                    b.quantiles
                         .push(summarise(&*h).expect("a big cell has values"));
                     h.reset();
                     self.pools.hists.push(*h);
                     Latencies::Hist {
-                        at,
-                        len: done.hists.len() - at,
-                        q: done.quantiles.len() - 1,
+                        at: offset(at),
+                        len: offset(b.hists.len() - at),
+                        q: offset(b.quantiles.len() - 1),
                     }
                 }
             };
-            done.cells.push(Cell {
+            b.cells.push(Cell {
                 route,
                 counts: cell.counts,
                 latencies,
             });
         }
-        done.blocks.push(Block {
-            source: m.key.0,
-            minute: m.key.1,
-            start,
-            end: done.cells.len(),
-        });
+        self.done.push(b);
         self.spare.push(m);
     }
 
@@ -757,8 +769,10 @@ impl Recorder {
         for m in std::mem::take(&mut self.minutes) {
             self.finish_minute(m);
         }
-        self.done.names = self.routes.names;
-        self.done
+        Recorded {
+            names: self.routes.names,
+            blocks: self.done,
+        }
     }
 }
 
@@ -795,7 +809,7 @@ pub fn route_volumes(recorded: &[Recorded]) -> HashMap<Arc<str>, u64> {
     for r in recorded {
         let mut by_id = vec![0u64; r.names.len()];
         for b in &r.blocks {
-            for c in r.block(b) {
+            for c in &b.cells {
                 by_id[c.route as usize] += c.counts.requests;
             }
         }
@@ -867,21 +881,19 @@ pub fn fold(recorded: &[Recorded], groups: &HashSet<&str>, sigfig: u8) -> Result
                 let (source, minute) = (run[0].0, run[0].1);
                 scratch.cells.clear();
                 for &(_, _, w, i) in run.iter() {
-                    let r = &recorded[w as usize];
                     let ranks = &ranks[w as usize];
-                    scratch.cells.extend(
-                        r.block(&r.blocks[i as usize])
-                            .iter()
-                            .map(|c| (ranks[c.route as usize], w, c)),
-                    );
+                    let b = &recorded[w as usize].blocks[i as usize];
+                    scratch
+                        .cells
+                        .extend(b.cells.iter().map(|c| (ranks[c.route as usize], b, c)));
                 }
                 scratch.cells.sort_unstable_by_key(|(rank, _, _)| *rank);
                 let cells = std::mem::take(&mut scratch.cells);
                 let mut parts = Vec::new();
                 for same in cells.chunk_by(|a, b| a.0 == b.0) {
-                    let view = |&(_, w, c): &(u32, u32, &'_ Cell)| {
-                        (c.counts, recorded[w as usize].latencies(c))
-                    };
+                    fn view<'b>(&(_, b, c): &(u32, &'b Block, &'b Cell)) -> (Counts, Lat<'b>) {
+                        (c.counts, b.latencies(c))
+                    }
                     let (counts, quantiles, hist) = match same {
                         [one] => scratch.finish(view(one)),
                         many => scratch.merge(many.iter().map(view))?,
@@ -910,8 +922,8 @@ struct MergeScratch<'a> {
     ser: V2Serializer,
     values: Vec<u32>,
     routes: Vec<Arc<str>>,
-    /// The cells of a minute: group rank, worker, cell.
-    cells: Vec<(u32, u32, &'a Cell)>,
+    /// The cells of a minute: group rank, block, cell.
+    cells: Vec<(u32, &'a Block, &'a Cell)>,
 }
 
 impl MergeScratch<'_> {
@@ -1493,14 +1505,13 @@ mod tests {
         );
         let rec = r.finish();
         assert_eq!(rec.cells(), 5);
-        let a0 = rec
-            .blocks
+        let b0 = rec.blocks.iter().find(|b| b.minute == 0).unwrap();
+        let a0 = b0
+            .cells
             .iter()
-            .filter(|b| b.minute == 0)
-            .flat_map(|b| rec.block(b))
             .find(|c| &*rec.names[c.route as usize] == "/a")
             .unwrap();
-        assert!(matches!(rec.latencies(a0), Lat::Values(v) if v.len() == 2));
+        assert!(matches!(b0.latencies(a0), Lat::Values(v) if v.len() == 2));
         let parts = fold(&[rec], &HashSet::from(["/a", "/b"]), 2)
             .unwrap()
             .concat();
