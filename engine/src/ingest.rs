@@ -14,6 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::ScopedJoinHandle;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -298,18 +299,28 @@ impl Ingest {
         progress.total_bytes.store(total, Ordering::Relaxed);
         let run_id = run_id();
         let (outs, ends) = self.execute(&plans, dataset.dir(), &run_id, progress)?;
-        let summary = self.commit(
-            &dataset,
-            &mut manifest,
-            &plans,
-            outs,
-            ends,
-            &run_id,
-            &started_at,
-            started,
-            progress,
-        )?;
-        Ok(summary)
+        std::thread::scope(|scope| {
+            // DuckDB starts while the commit folds and writes the statistics.
+            let reads = plans.iter().any(|p| {
+                matches!(
+                    p.status,
+                    SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
+                )
+            });
+            let catalog = reads.then(|| scope.spawn(|| Catalog::connect(&dataset)));
+            self.commit(
+                &dataset,
+                &mut manifest,
+                &plans,
+                outs,
+                ends,
+                &run_id,
+                &started_at,
+                started,
+                catalog,
+                progress,
+            )
+        })
     }
 
     fn plan(
@@ -596,6 +607,7 @@ impl Ingest {
         run_id: &str,
         started_at: &str,
         started: Instant,
+        catalog: Option<ScopedJoinHandle<'_, Result<Catalog>>>,
         progress: &Progress,
     ) -> Result<IngestSummary> {
         let mut files = Vec::new();
@@ -953,7 +965,14 @@ impl Ingest {
                 bad_lines: summary.bad_lines,
             });
             manifest.save(dataset.dir())?;
-            Catalog::open_for_write(dataset, manifest)?
+            let catalog = match catalog {
+                Some(opening) => opening
+                    .join()
+                    .expect("opening the catalog does not panic")?,
+                None => Catalog::connect(dataset)?,
+            };
+            catalog
+                .refresh(dataset, manifest)?
                 .set_threat_categories(self.enrich.tagger.categories())?;
             for p in superseded {
                 let path = dataset.dir().join(&p);

@@ -281,15 +281,28 @@ impl Catalog {
     /// Opens the catalog of a dataset this process is writing (it holds the [`Dataset`] lock)
     /// and brings its tables and views up to date with `manifest`.
     pub fn open_for_write(dataset: &Dataset, manifest: &Manifest) -> Result<Catalog> {
+        Catalog::connect(dataset)?.refresh(dataset, manifest)
+    }
+
+    /// Opens the catalog file of a dataset this process is writing (it holds the [`Dataset`]
+    /// lock) and changes nothing in it: starting DuckDB is most of the cost of
+    /// [`Catalog::open_for_write`], and a writer can have it done while it works on something
+    /// else, then [`Catalog::refresh`] once its manifest is saved.
+    pub fn connect(dataset: &Dataset) -> Result<Catalog> {
         let path = dataset.dir().join(CATALOG_FILE);
         let conn = duckdb::Connection::open_with_flags(&path, duckdb_config()?).map_err(|e| Error::Dataset {
             path: path.clone(),
             message: format!("cannot open the catalog ({e}); if it is damaged, delete it: the next command rebuilds it from manifest.json"),
         })?;
-        let cat = Catalog { conn, _lock: None };
-        cat.conn.execute_batch(TABLES)?;
-        cat.sync(dataset.dir(), manifest)?;
-        Ok(cat)
+        Ok(Catalog { conn, _lock: None })
+    }
+
+    /// Brings the tables and views of a catalog opened with [`Catalog::connect`] up to date with
+    /// `manifest`.
+    pub fn refresh(self, dataset: &Dataset, manifest: &Manifest) -> Result<Catalog> {
+        self.conn.execute_batch(TABLES)?;
+        self.sync(dataset.dir(), manifest)?;
+        Ok(self)
     }
 
     fn sync(&self, dataset: &Path, manifest: &Manifest) -> Result<()> {
