@@ -665,31 +665,36 @@ impl Recorder {
             })),
             None => ids.resize(n, OTHER_ID),
         }
-        // The bounds of the minute of the previous row, so that a row divides only when it
-        // starts another minute.
-        let (mut lo, mut hi, mut m) = (0i64, 0i64, 0usize);
-        for (i, (&t, &route_id)) in ts.values().iter().zip(&ids).enumerate() {
-            if t < lo || t >= hi {
-                lo = t.div_euclid(MINUTE_US) * MINUTE_US;
-                hi = lo.saturating_add(MINUTE_US);
-                m = self.minute((source, lo));
-            }
-            let route_id = route_id as usize;
-            let st = status
-                .as_ref()
-                .and_then(|s| s.is_valid(i).then(|| s.value(i)));
-            let us = rt.as_ref().and_then(|r| r.is_valid(i).then(|| r.value(i)));
+        // Rows come in runs of one minute: each run divides once and finds its minute once.
+        let ts = ts.values();
+        let routes = self.routes.names.len();
+        let mut i = 0;
+        while i < n {
+            let lo = ts[i].div_euclid(MINUTE_US) * MINUTE_US;
+            let hi = lo.saturating_add(MINUTE_US);
+            let end = ts[i..]
+                .iter()
+                .position(|&t| t < lo || t >= hi)
+                .map_or(n, |k| i + k);
+            let m = self.minute((source, lo));
             let Minute { cells, touched, .. } = &mut self.minutes[m];
-            if cells.len() <= route_id {
-                cells.resize_with(route_id + 1, Live::default);
+            if cells.len() < routes {
+                cells.resize_with(routes, Live::default);
             }
-            for id in [route_id, ALL_ID as usize] {
-                let cell = &mut cells[id];
-                if cell.counts.requests == 0 {
-                    touched.push(id as u32);
+            for (j, &route_id) in ids.iter().enumerate().take(end).skip(i) {
+                let st = status
+                    .as_ref()
+                    .and_then(|s| s.is_valid(j).then(|| s.value(j)));
+                let us = rt.as_ref().and_then(|r| r.is_valid(j).then(|| r.value(j)));
+                for id in [route_id as usize, ALL_ID as usize] {
+                    let cell = &mut cells[id];
+                    if cell.counts.requests == 0 {
+                        touched.push(id as u32);
+                    }
+                    cell.add(&mut self.pools, self.sigfig, st, us);
                 }
-                cell.add(&mut self.pools, self.sigfig, st, us);
             }
+            i = end;
         }
         self.ids = ids;
     }
