@@ -113,6 +113,16 @@ pub enum SourceStatus {
     Failed,
 }
 
+impl SourceStatus {
+    /// Whether the input is read in this run (new, grown or replaced).
+    pub fn is_read(self) -> bool {
+        matches!(
+            self,
+            SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
+        )
+    }
+}
+
 /// Per-input part of the summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceSummary {
@@ -285,12 +295,7 @@ impl Ingest {
         let plans = self.plan(inputs, &manifest, &mut cache)?;
         let total: u64 = plans
             .iter()
-            .filter(|p| {
-                matches!(
-                    p.status,
-                    SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
-                )
-            })
+            .filter(|p| p.status.is_read())
             .map(|p| match p.input.encoding {
                 Encoding::Plain => p.input.size.saturating_sub(p.start),
                 _ => p.input.size,
@@ -301,12 +306,7 @@ impl Ingest {
         let (outs, ends) = self.execute(&plans, dataset.dir(), &run_id, progress)?;
         std::thread::scope(|scope| {
             // DuckDB starts while the commit folds and writes the statistics.
-            let reads = plans.iter().any(|p| {
-                matches!(
-                    p.status,
-                    SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
-                )
-            });
+            let reads = plans.iter().any(|p| p.status.is_read());
             let catalog = reads.then(|| scope.spawn(|| Catalog::connect(&dataset)));
             self.commit(
                 &dataset,
@@ -411,10 +411,7 @@ impl Ingest {
                     }
                 }
             }
-            if matches!(
-                plan.status,
-                SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
-            ) {
+            if plan.status.is_read() {
                 let previous = found.map(|i| manifest.sources[i].format.as_str());
                 self.choose_format(&mut plan, previous, cache)?;
             }
@@ -753,13 +750,10 @@ impl Ingest {
         for f in &drop {
             let _ = std::fs::remove_file(&f.tmp);
         }
-        let read_any = plans.iter().enumerate().any(|(i, p)| {
-            !failed[i]
-                && matches!(
-                    p.status,
-                    SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
-                )
-        });
+        let read_any = plans
+            .iter()
+            .enumerate()
+            .any(|(i, p)| !failed[i] && p.status.is_read());
         let quarantine_file = if quarantine.is_empty() || !read_any {
             None
         } else {
@@ -796,12 +790,7 @@ impl Ingest {
         if read_any {
             let mut id_of = vec![None; plans.len()];
             for (i, plan) in plans.iter().enumerate() {
-                if failed[i]
-                    || !matches!(
-                        plan.status,
-                        SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
-                    )
-                {
+                if failed[i] || !plan.status.is_read() {
                     continue;
                 }
                 let end = &scan_ends[i];
@@ -915,15 +904,7 @@ impl Ingest {
             dataset: dataset.dir().display().to_string(),
             format: self.opts.format.clone(),
             files: plans.len(),
-            files_read: summaries
-                .iter()
-                .filter(|s| {
-                    matches!(
-                        s.status,
-                        SourceStatus::New | SourceStatus::Grown | SourceStatus::Replaced
-                    )
-                })
-                .count(),
+            files_read: summaries.iter().filter(|s| s.status.is_read()).count(),
             bytes,
             lines,
             rows: summaries.iter().map(|s| s.rows).sum(),
