@@ -361,7 +361,7 @@ impl Block {
     }
 }
 
-/// The latencies of a cell, resolved in its [`Recorded`].
+/// The latencies of a cell, resolved in its [`Block`].
 enum Lat<'a> {
     Values(&'a [u32]),
     Hist(&'a [u8], &'a [u64; 5]),
@@ -571,8 +571,8 @@ impl RouteIds {
 
 /// Per-worker recorder; see the module docs.
 ///
-/// Rows arrive in time order within a chunk, so the minute of the previous row is remembered and
-/// a row costs one route lookup and two array updates.
+/// Rows arrive in time order within a chunk, so a batch is recorded in runs of one minute: the
+/// minute is found once per run, and a row costs one route lookup and two cell updates.
 pub struct Recorder {
     sigfig: u8,
     routes: RouteIds,
@@ -613,8 +613,8 @@ impl Recorder {
         }
     }
 
-    /// Index of the cells of `key`, created when new. [`Recorder::record`] asks only when a row
-    /// starts another minute.
+    /// Index of the cells of `key`, created when new. [`Recorder::record`] asks once per run of
+    /// rows of one minute.
     fn minute(&mut self, key: (u32, i64)) -> usize {
         match self.minutes.iter().rposition(|m| m.key == key) {
             Some(i) => i,
@@ -895,10 +895,10 @@ pub fn fold(recorded: &[Recorded], groups: &HashSet<&str>, sigfig: u8) -> Result
                 scratch.cells.sort_unstable_by_key(|(rank, _, _)| *rank);
                 let cells = std::mem::take(&mut scratch.cells);
                 let mut parts = Vec::new();
+                fn view<'b>(&(_, b, c): &(u32, &'b Block, &'b Cell)) -> (Counts, Lat<'b>) {
+                    (c.counts, b.latencies(c))
+                }
                 for same in cells.chunk_by(|a, b| a.0 == b.0) {
-                    fn view<'b>(&(_, b, c): &(u32, &'b Block, &'b Cell)) -> (Counts, Lat<'b>) {
-                        (c.counts, b.latencies(c))
-                    }
                     let (counts, quantiles, hist) = match same {
                         [one] => scratch.finish(view(one)),
                         many => scratch.merge(many.iter().map(view))?,
