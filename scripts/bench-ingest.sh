@@ -8,7 +8,8 @@
 #   LINES=500000 RUNS=3 BIG=0 scripts/bench-ingest.sh
 #
 # Environment: LINES, THREADS (default: cores), RUNS, BIG (1: run the >=4 GB memory test),
-# BIG_LINES, WORK (scratch directory), CARGO_TARGET_DIR, VENV (Python venv for the peers).
+# BIG_LINES, WORK (scratch directory), CARGO_TARGET_DIR, VENV (Python venv for the peers),
+# BASELINE_BIN (another logcrunch binary, e.g. the parent commit's, timed in the same rounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

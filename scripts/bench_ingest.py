@@ -5,6 +5,8 @@ Each tool parses every field of every line and writes zstd Parquet. Runs are int
 (logcrunch, duckdb, chdb, logcrunch, ...) so that machine noise hits all tools alike; the report
 gives medians, MB/s, lines/s, peak RSS (ru_maxrss of each run's own process) and ratios.
 Usage: bench_ingest.py LOGCRUNCH_BIN LOG_FILE LINES THREADS RUNS WORKDIR
+With BASELINE_BIN set, another logcrunch build (an earlier commit) runs in the same rounds, so a
+change's cost or gain is measured against its parent under the same noise.
 """
 import json
 import os
@@ -85,6 +87,10 @@ def main():
         "duckdb": lambda i: [py, "-c", DUCKDB_SCRIPT, log, f"{work}/duckdb-{i}.parquet", threads, pattern, ",".join(NAMES)],
         "chdb": lambda i: [py, "-c", CHDB_SCRIPT, log, f"{work}/chdb-{i}.parquet", threads, pattern],
     }
+    baseline = os.environ.get("BASELINE_BIN")
+    if baseline:
+        tools["logcrunch_baseline"] = lambda i: [baseline, "ingest", "--json", "--format", "nginx_timed", "--threads",
+                                                 threads, "--dataset", f"{work}/lcb-{i}", log]
     if threads != "1":
         tools["logcrunch_1thread"] = lambda i: [binary, "ingest", "--json", "--format", "nginx_timed", "--threads", "1",
                                                 "--dataset", f"{work}/lc1-{i}", log]
@@ -92,7 +98,7 @@ def main():
     rss = {t: 0 for t in tools}
     for i in range(runs):
         for name, cmd in tools.items():
-            for stale in (f"{work}/lc-{i}", f"{work}/lc1-{i}"):
+            for stale in (f"{work}/lc-{i}", f"{work}/lc1-{i}", f"{work}/lcb-{i}"):
                 shutil.rmtree(stale, ignore_errors=True)
             elapsed, peak, out = run(cmd(i))
             times[name].append(elapsed)

@@ -10,7 +10,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use logcrunch::batch::{ChunkBatcher, Enrich};
 use logcrunch::generate::{GenerateOptions, Generator};
 use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Kind, Patterns, Row, RowSink};
-use logcrunch::scan::{self, Scanner};
+use logcrunch::scan::{self, ScanRequest, Scanner};
 use logcrunch::schema::arrow_schema;
 use logcrunch::stats::{self, Recorder};
 
@@ -64,8 +64,16 @@ fn chunking(c: &mut Criterion) {
             b.iter(|| {
                 let progress = Arc::new(AtomicU64::new(0));
                 let mut lines = 0usize;
+                let req = ScanRequest {
+                    source: 0,
+                    input: &input,
+                    start: 0,
+                    skip_partial: false,
+                    cut_before: None,
+                    expect_head: None,
+                };
                 scanner
-                    .scan(0, &input, 0, false, None, &progress, &mut |c| {
+                    .scan(&req, &progress, &mut |c| {
                         lines += memchr::memchr_iter(b'\n', &c.data).count();
                         true
                     })

@@ -110,6 +110,7 @@ pub enum Error {
         source: arrow::error::ArrowError,
     },
     /// DuckDB refused a statement.
+    #[cfg(feature = "duckdb")]
     #[error(
         "query failed: {source}\n  the table is `logs`; list its columns with: logcrunch query \"DESCRIBE logs\""
     )]
@@ -128,6 +129,13 @@ pub enum Error {
     /// A command-line value is invalid.
     #[error("{0}")]
     Usage(String),
+    /// A run that changes the dataset stopped before its commit (a full disk, an I/O error): what
+    /// it wrote was removed and the dataset is as it was.
+    #[error("{source}\n  nothing of this run was committed: the dataset is as it was before it")]
+    NotCommitted {
+        /// What stopped it.
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -155,12 +163,25 @@ impl Error {
             | Error::Dataset { .. }
             | Error::Parquet { .. }
             | Error::Arrow { .. }
-            | Error::Query { .. }
             | Error::Corrupt { .. } => EXIT_FAILURE,
+            #[cfg(feature = "duckdb")]
+            Error::Query { .. } => EXIT_FAILURE,
+            Error::NotCommitted { source } => source.exit_code(),
+        }
+    }
+
+    /// `self`, saying that nothing of the run that met it was committed.
+    pub fn not_committed(self) -> Error {
+        match self {
+            Error::NotCommitted { .. } => self,
+            source => Error::NotCommitted {
+                source: Box::new(source),
+            },
         }
     }
 }
 
+#[cfg(feature = "duckdb")]
 impl From<duckdb::Error> for Error {
     fn from(source: duckdb::Error) -> Self {
         Error::Query { source }

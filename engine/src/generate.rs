@@ -87,12 +87,12 @@ impl Injection {
                     _ => return Err(bad("unknown kind")),
                 };
                 let (at, dur) = match when.rsplit_once('+') {
-                    Some((a, d)) if crate::report::parse_span(d).is_some() => (a, d),
+                    Some((a, d)) if crate::parse::value::parse_span(d).is_some() => (a, d),
                     _ => (when, "10m"),
                 };
-                let dur = crate::report::parse_span(dur).filter(|d| *d > 0).ok_or_else(|| bad("bad duration"))?;
+                let dur = crate::parse::value::parse_span(dur).filter(|d| *d > 0).ok_or_else(|| bad("bad duration"))?;
                 let start = crate::parse::value::parse_iso8601(at.as_bytes())
-                    .or_else(|| crate::report::parse_span(at).map(|o| start_us + o))
+                    .or_else(|| crate::parse::value::parse_span(at).map(|o| start_us + o))
                     .ok_or_else(|| bad("bad time"))?;
                 Ok(Injection {
                     kind,

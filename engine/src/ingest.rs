@@ -28,7 +28,7 @@ use crate::parse::sniff::{Candidate, MIN_RATE};
 use crate::parse::value::{format_rfc3339, now_us};
 use crate::parse::{AUTO, BadReason, ChunkStats, Kind, Parser, Patterns};
 use crate::route::{Router, RoutesConfig};
-use crate::scan::{self, Encoding, FINGERPRINT_BYTES, Input, ScanEnd, Scanner};
+use crate::scan::{self, Encoding, FINGERPRINT_BYTES, Input, ScanEnd, ScanRequest, Scanner};
 use crate::schema::{arrow_schema, error_schema};
 use crate::security::{SecurityConfig, SignatureFile, Tagger};
 use crate::sink::{self, Sink, WrittenFile};
@@ -109,6 +109,13 @@ pub enum SourceStatus {
     Replaced,
     /// Same content as another input of this run.
     Duplicate,
+    /// Shorter than what was read of it before, with the same first bytes: it was truncated in
+    /// place. Nothing is read; reading resumes at its new end when it grows.
+    Truncated,
+    /// It was truncated or rewritten while it was read: nothing of it was committed, and the next
+    /// run reads it again (a `copytruncate`d log's rotated copy continues it where the last
+    /// committed run stopped).
+    Changed,
     /// Reading it failed; nothing of it was committed.
     Failed,
 }
@@ -229,11 +236,39 @@ struct Plan {
     status: SourceStatus,
     /// Index into `manifest.sources` of the record it continues or replaces.
     record: Option<usize>,
+    /// Hash and length of the first bytes of the record it continues, checked again when read.
+    expect_head: Option<(u64, u64)>,
+    /// Set by a worker that found a chunk of it changed under the parser (the file was truncated).
+    changed: AtomicBool,
+    /// Why it could not be planned (it could not be opened or read).
+    error: Option<String>,
     /// Source this input duplicates (its label).
     duplicate_of: Option<String>,
     start: u64,
     skip_partial: bool,
     samples: AtomicUsize,
+}
+
+impl Plan {
+    /// A plan to read `input` as new; planning then decides.
+    fn new(input: &Input) -> Plan {
+        Plan {
+            input: input.clone(),
+            label: Arc::from(input.label()),
+            parser: None,
+            schema: None,
+            detected_rate: None,
+            status: SourceStatus::New,
+            record: None,
+            expect_head: None,
+            changed: AtomicBool::new(false),
+            error: None,
+            duplicate_of: None,
+            start: 0,
+            skip_partial: false,
+            samples: AtomicUsize::new(0),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -303,7 +338,10 @@ impl Ingest {
             .sum();
         progress.total_bytes.store(total, Ordering::Relaxed);
         let run_id = run_id();
-        let (outs, ends) = self.execute(&plans, dataset.dir(), &run_id, progress)?;
+        let (outs, ends) = self
+            .execute(&plans, dataset.dir(), &run_id, progress)
+            .map_err(Error::not_committed)?;
+        let mut saved = false;
         std::thread::scope(|scope| {
             // DuckDB starts while the commit folds and writes the statistics.
             let reads = plans.iter().any(|p| p.status.is_read());
@@ -312,17 +350,20 @@ impl Ingest {
                 &dataset,
                 &mut manifest,
                 &plans,
-                outs,
-                ends,
+                (outs, ends),
                 &run_id,
                 &started_at,
                 started,
                 catalog,
                 progress,
+                &mut saved,
             )
         })
+        .map_err(|e| if saved { e } else { e.not_committed() })
     }
 
+    /// Decides how each input is read (see [`SourceStatus`]). An input that cannot be opened or
+    /// read (permission denied, an I/O error) is planned as failed and the others go on.
     fn plan(
         &self,
         inputs: &[Input],
@@ -332,92 +373,119 @@ impl Ingest {
         let mut plans = Vec::with_capacity(inputs.len());
         let mut seen_fp: HashMap<(u64, u64), String> = HashMap::new();
         for input in inputs {
-            let label: Arc<str> = Arc::from(input.label());
-            let mut plan = Plan {
-                input: input.clone(),
-                label: Arc::clone(&label),
-                parser: None,
-                schema: None,
-                detected_rate: None,
-                status: SourceStatus::New,
-                record: None,
-                duplicate_of: None,
-                start: 0,
-                skip_partial: false,
-                samples: AtomicUsize::new(0),
-            };
-            if input.encoding == Encoding::Stdin {
-                self.choose_format(&mut plan, None, cache)?;
-                plans.push(plan);
-                continue;
-            }
-            let mut fps: HashMap<u64, u64> = HashMap::new();
-            let mut fp_at = |len: u64| -> Result<u64> {
-                if let Some(h) = fps.get(&len) {
-                    return Ok(*h);
+            let mut plan = Plan::new(input);
+            match self.plan_one(&mut plan, manifest, cache, &mut seen_fp) {
+                Ok(()) => {}
+                Err(e @ Error::Io { .. }) => {
+                    plan.status = SourceStatus::Failed;
+                    plan.error = Some(e.to_string());
                 }
-                let (h, got) = scan::fingerprint(input, len)?;
-                let h = if got == len { h } else { !h };
-                fps.insert(len, h);
-                Ok(h)
-            };
-            let same_path =
-                |r: &SourceRecord| r.path == *label || r.aliases.iter().any(|a| *a == *label);
-            // Prefer a record of the same path, then any record whose content this input starts with.
-            let mut found = None;
-            for pass in 0..2 {
-                for (i, r) in manifest.sources.iter().enumerate().rev() {
-                    if (pass == 0) != same_path(r) || r.encoding == Encoding::Stdin {
-                        continue;
-                    }
-                    if (r.fingerprint_len > 0 || pass == 0)
-                        && fp_at(r.fingerprint_len)? == r.fingerprint
-                    {
-                        found = Some(i);
-                        break;
-                    }
-                }
-                if found.is_some() {
-                    break;
-                }
-            }
-            match found {
-                Some(i) => {
-                    let r = &manifest.sources[i];
-                    plan.record = Some(i);
-                    if self.opts.force {
-                        plan.status = SourceStatus::Replaced;
-                    } else {
-                        let unchanged = match input.encoding {
-                            Encoding::Plain => input.size <= r.offset,
-                            _ => input.size == r.size && input.encoding == r.encoding,
-                        };
-                        if unchanged {
-                            plan.status = SourceStatus::Unchanged;
-                        } else {
-                            plan.status = SourceStatus::Grown;
-                            plan.start = r.offset;
-                            plan.skip_partial = !r.ends_with_newline && r.offset > 0;
-                        }
-                    }
-                }
-                None => {
-                    let key = (fp_at(FINGERPRINT_BYTES)?, input.size);
-                    if let Some(first) = seen_fp.get(&key) {
-                        plan.status = SourceStatus::Duplicate;
-                        plan.duplicate_of = Some(first.clone());
-                    } else {
-                        seen_fp.insert(key, label.to_string());
-                    }
-                }
-            }
-            if plan.status.is_read() {
-                let previous = found.map(|i| manifest.sources[i].format.as_str());
-                self.choose_format(&mut plan, previous, cache)?;
+                Err(e) => return Err(e),
             }
             plans.push(plan);
         }
         Ok(plans)
+    }
+
+    fn plan_one(
+        &self,
+        plan: &mut Plan,
+        manifest: &Manifest,
+        cache: &mut HashMap<String, Arc<Parser>>,
+        seen_fp: &mut HashMap<(u64, u64), String>,
+    ) -> Result<()> {
+        let input = &plan.input.clone();
+        let label = Arc::clone(&plan.label);
+        if input.encoding == Encoding::Stdin {
+            return self.choose_format(plan, None, cache);
+        }
+        let mut fps: HashMap<u64, u64> = HashMap::new();
+        let mut fp_at = |len: u64| -> Result<u64> {
+            if let Some(h) = fps.get(&len) {
+                return Ok(*h);
+            }
+            let (h, got) = scan::fingerprint(input, len)?;
+            let h = if got == len { h } else { !h };
+            fps.insert(len, h);
+            Ok(h)
+        };
+        let same_path =
+            |r: &SourceRecord| r.path == *label || r.aliases.iter().any(|a| *a == *label);
+        // A plain file of the same path truncated below the fingerprinted head: the longest of
+        // the shorter heads it still holds.
+        let kept_prefix = |r: &SourceRecord| {
+            (input.encoding == Encoding::Plain && r.encoding == Encoding::Plain)
+                .then(|| r.prefixes.iter().rev().find(|(n, _)| *n <= input.size))
+                .flatten()
+                .copied()
+        };
+        // Prefer a record of the same path, then any record whose content this input starts with.
+        let mut found = None;
+        for pass in 0..2 {
+            for (i, r) in manifest.sources.iter().enumerate().rev() {
+                if (pass == 0) != same_path(r) || r.encoding == Encoding::Stdin {
+                    continue;
+                }
+                let same_head = (r.fingerprint_len > 0 || pass == 0)
+                    && fp_at(r.fingerprint_len)? == r.fingerprint;
+                let truncated_head = pass == 0
+                    && input.size < r.fingerprint_len
+                    && match kept_prefix(r) {
+                        Some((n, hash)) => fp_at(n)? == hash,
+                        None => false,
+                    };
+                if same_head || truncated_head {
+                    found = Some((i, !same_head));
+                    break;
+                }
+            }
+            if found.is_some() {
+                break;
+            }
+        }
+        match found {
+            Some((i, below_head)) => {
+                let r = &manifest.sources[i];
+                plan.record = Some(i);
+                if self.opts.force {
+                    plan.status = SourceStatus::Replaced;
+                } else {
+                    let unchanged = match input.encoding {
+                        Encoding::Plain => input.size <= r.offset,
+                        _ => input.size == r.size && input.encoding == r.encoding,
+                    };
+                    let shorter = match (input.encoding, r.encoding) {
+                        (Encoding::Plain, Encoding::Plain) => input.size < r.offset,
+                        (a, b) => a == b && input.size < r.size,
+                    };
+                    if below_head || (shorter && r.path == *label) {
+                        // The source's own path, shorter than what was read of it, same head.
+                        plan.status = SourceStatus::Truncated;
+                    } else if unchanged {
+                        plan.status = SourceStatus::Unchanged;
+                    } else {
+                        plan.status = SourceStatus::Grown;
+                        plan.start = r.offset;
+                        plan.skip_partial = !r.ends_with_newline && r.offset > 0;
+                        plan.expect_head = Some((r.fingerprint, r.fingerprint_len));
+                    }
+                }
+            }
+            None => {
+                let key = (fp_at(FINGERPRINT_BYTES)?, input.size);
+                if let Some(first) = seen_fp.get(&key) {
+                    plan.status = SourceStatus::Duplicate;
+                    plan.duplicate_of = Some(first.clone());
+                } else {
+                    seen_fp.insert(key, label.to_string());
+                }
+            }
+        }
+        if plan.status.is_read() {
+            let previous = found.map(|(i, _)| manifest.sources[i].format.as_str());
+            self.choose_format(plan, previous, cache)?;
+        }
+        Ok(())
     }
 
     /// Picks the format of an input that will be read: the one asked for, the one a grown source
@@ -501,25 +569,24 @@ impl Ingest {
             let producer = scope.spawn(|| {
                 let mut ends = Vec::with_capacity(plans.len());
                 for (i, plan) in plans.iter().enumerate() {
-                    if matches!(
-                        plan.status,
-                        SourceStatus::Unchanged | SourceStatus::Duplicate
-                    ) || abort.load(Ordering::Relaxed)
-                    {
+                    if !plan.status.is_read() || abort.load(Ordering::Relaxed) {
                         ends.push(Ok(ScanEnd::default()));
                         continue;
                     }
-                    let mut emit = |chunk| !abort.load(Ordering::Relaxed) && tx.send(chunk).is_ok();
-                    let cut_before = plan.parser.as_ref().and_then(|p| p.entry_start());
-                    ends.push(scanner.scan(
-                        i,
-                        &plan.input,
-                        plan.start,
-                        plan.skip_partial,
-                        cut_before,
-                        &progress.bytes,
-                        &mut emit,
-                    ));
+                    let mut emit = |chunk| {
+                        !abort.load(Ordering::Relaxed)
+                            && !plan.changed.load(Ordering::Relaxed)
+                            && tx.send(chunk).is_ok()
+                    };
+                    let req = ScanRequest {
+                        source: i,
+                        input: &plan.input,
+                        start: plan.start,
+                        skip_partial: plan.skip_partial,
+                        cut_before: plan.parser.as_ref().and_then(|p| p.entry_start()),
+                        expect_head: plan.expect_head,
+                    };
+                    ends.push(scanner.scan(&req, &progress.bytes, &mut emit));
                 }
                 drop(tx);
                 ends
@@ -554,6 +621,12 @@ impl Ingest {
                     let stats =
                         parser.parse_chunk(scratch, &chunk.data, chunk.offset, &mut batcher);
                     progress.lines.fetch_add(stats.lines, Ordering::Relaxed);
+                    if !chunk.intact() {
+                        // The file shrank under the parser: these rows may be zeros, not lines,
+                        // and the source is dropped at the commit.
+                        plan.changed.store(true, Ordering::Relaxed);
+                        continue;
+                    }
                     out.chunks.push((chunk.source, chunk.seq, stats));
                     plan.samples.fetch_add(batcher.bad.len(), Ordering::Relaxed);
                     for (reason, n) in std::mem::take(&mut batcher.bad_counts) {
@@ -579,11 +652,15 @@ impl Ingest {
                     }
                 }
                 out.stats = Some(recorder.finish());
+                if out.error.is_some() {
+                    sink.abandon();
+                    return out;
+                }
                 match sink.finish() {
                     Ok(files) => out.files = files,
                     Err(e) => {
                         abort.store(true, Ordering::Relaxed);
-                        out.error.get_or_insert(e);
+                        out.error = Some(e);
                     }
                 }
                 out
@@ -599,13 +676,13 @@ impl Ingest {
         dataset: &Dataset,
         manifest: &mut Manifest,
         plans: &[Plan],
-        outs: Vec<WorkerOut>,
-        ends: Vec<Result<ScanEnd>>,
+        (outs, ends): (Vec<WorkerOut>, Vec<Result<ScanEnd>>),
         run_id: &str,
         started_at: &str,
         started: Instant,
         catalog: Option<ScopedJoinHandle<'_, Result<Catalog>>>,
         progress: &Progress,
+        saved: &mut bool,
     ) -> Result<IngestSummary> {
         let mut files = Vec::new();
         let mut chunks: Vec<Vec<(u64, ChunkStats)>> = vec![Vec::new(); plans.len()];
@@ -638,18 +715,44 @@ impl Ingest {
         let mut summaries = Vec::with_capacity(plans.len());
         let mut quarantine: Vec<(String, u64, BadLine)> = Vec::new();
         let mut failed = vec![false; plans.len()];
+        // Failed or changed while read: nothing of the source is committed.
+        let mut dropped = vec![false; plans.len()];
         let mut scan_ends: Vec<ScanEnd> = Vec::with_capacity(plans.len());
         for (i, (plan, end)) in plans.iter().zip(ends).enumerate() {
+            let end = match &plan.error {
+                Some(e) => Err(e.clone()),
+                None => end.map_err(|e| e.to_string()),
+            };
             let (end, warning) = match end {
-                Ok(e) => {
-                    let w = e.truncated.as_ref().map(|(msg, at, _)| {
-                        format!("input ends early at content offset {at} ({msg}); the rows before it were kept")
-                    });
-                    (e, w)
-                }
+                Ok(e) => match changed_while_read(plan, &e) {
+                    Some(how) => {
+                        dropped[i] = true;
+                        chunks[i].clear();
+                        bad[i].clear();
+                        bad_counts[i].clear();
+                        let w = format!(
+                            "{how}; nothing of it was committed, the next run reads it again"
+                        );
+                        tracing::warn!(input = %plan.label, "{w}");
+                        (ScanEnd::default(), Some(w))
+                    }
+                    None => {
+                        let w = e.truncated.as_ref().map(|(msg, at, _)| {
+                            format!("input ends early at content offset {at} ({msg}); the rows before it were kept")
+                        }).or_else(|| (plan.status == SourceStatus::Truncated).then(|| {
+                            let read = plan.record.map_or(0, |r| match plan.input.encoding {
+                                Encoding::Plain => manifest.sources[r].offset,
+                                _ => manifest.sources[r].size,
+                            });
+                            format!("it is shorter than when it was read ({read} -> {} bytes): it was truncated in place; the rows read before are kept and reading resumes at its new end", plan.input.size)
+                        }));
+                        (e, w)
+                    }
+                },
                 Err(e) => {
                     failed[i] = true;
-                    (ScanEnd::default(), Some(e.to_string()))
+                    dropped[i] = true;
+                    (ScanEnd::default(), Some(e))
                 }
             };
             let st = &mut chunks[i];
@@ -713,6 +816,8 @@ impl Ingest {
                 path: plan.label.to_string(),
                 status: if failed[i] {
                     SourceStatus::Failed
+                } else if dropped[i] {
+                    SourceStatus::Changed
                 } else {
                     plan.status
                 },
@@ -745,22 +850,21 @@ impl Ingest {
             scan_ends.push(end);
         }
 
-        // Files of failed sources are dropped; the rest are published.
-        let (keep, drop): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| !failed[f.source]);
+        // Files of failed or changed sources are dropped; the rest are published.
+        let (keep, drop): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| !dropped[f.source]);
         for f in &drop {
             let _ = std::fs::remove_file(&f.tmp);
         }
-        let read_any = plans
-            .iter()
-            .enumerate()
-            .any(|(i, p)| !failed[i] && p.status.is_read());
+        let read_any = plans.iter().enumerate().any(|(i, p)| {
+            !dropped[i] && (p.status.is_read() || p.status == SourceStatus::Truncated)
+        });
         let quarantine_file = if quarantine.is_empty() || !read_any {
             None
         } else {
             Some(write_quarantine(dataset.dir(), run_id, &quarantine)?)
         };
         for worker in &mut parts {
-            worker.drop_sources(|s| failed[s]);
+            worker.drop_sources(|s| dropped[s]);
         }
         let fold_started = Instant::now();
         let groups = stats::choose_groups(
@@ -790,7 +894,22 @@ impl Ingest {
         if read_any {
             let mut id_of = vec![None; plans.len()];
             for (i, plan) in plans.iter().enumerate() {
-                if failed[i] || !plan.status.is_read() {
+                if let (SourceStatus::Truncated, Some(r)) = (plan.status, plan.record) {
+                    let rec = &mut manifest.sources[r];
+                    rec.size = plan.input.size;
+                    if plan.input.encoding == Encoding::Plain {
+                        // Reading resumes at the new end; its head is what is left of the old one.
+                        let end = scan::end_of(&plan.input)?;
+                        let (fp, fp_len) = end.fingerprint.unwrap_or_default();
+                        rec.offset = end.end;
+                        rec.ends_with_newline = end.ends_with_newline;
+                        rec.fingerprint = fp;
+                        rec.fingerprint_len = fp_len;
+                        rec.prefixes = end.prefixes;
+                    }
+                    continue;
+                }
+                if dropped[i] || !plan.status.is_read() {
                     continue;
                 }
                 let end = &scan_ends[i];
@@ -830,6 +949,7 @@ impl Ingest {
                             size: 0,
                             fingerprint: 0,
                             fingerprint_len: 0,
+                            prefixes: Vec::new(),
                             offset: 0,
                             ends_with_newline: true,
                             lines: 0,
@@ -851,6 +971,7 @@ impl Ingest {
                 if fp_len >= rec.fingerprint_len {
                     rec.fingerprint = fp;
                     rec.fingerprint_len = fp_len;
+                    rec.prefixes = end.prefixes.clone();
                 }
                 if end.chunks > 0 || end.truncated.is_some() || end.skipped_partial.is_some() {
                     rec.offset = end.end;
@@ -945,7 +1066,13 @@ impl Ingest {
                 rows: summary.rows,
                 bad_lines: summary.bad_lines,
             });
-            manifest.save(dataset.dir())?;
+            if let Err(e) = manifest.save(dataset.dir()) {
+                for f in &keep {
+                    let _ = std::fs::remove_file(dataset.dir().join(&f.rel_path));
+                }
+                return Err(e);
+            }
+            *saved = true;
             let catalog = match catalog {
                 Some(opening) => opening
                     .join()
@@ -964,6 +1091,16 @@ impl Ingest {
         }
         Ok(summary)
     }
+}
+
+/// How `plan`'s input changed while it was read, if it did: seen by the scanner (`end.changed`) or
+/// by a worker whose chunk lost its pages.
+fn changed_while_read(plan: &Plan, end: &ScanEnd) -> Option<String> {
+    end.changed.clone().or_else(|| {
+        plan.changed
+            .load(Ordering::Relaxed)
+            .then(|| "it was truncated while it was read".to_string())
+    })
 }
 
 fn write_quarantine(

@@ -288,18 +288,31 @@ impl Sink {
 
     fn close(&mut self, key: (usize, i32)) -> Result<()> {
         let f = self.open.remove(&key).expect("closing an open writer");
-        f.writer.close().map_err(|source| Error::Parquet {
-            path: f.tmp.clone(),
-            source,
-        })?;
-        f.sync
-            .sync_all()
-            .map_err(|e| Error::io("cannot sync", &f.tmp, e))?;
-        let bytes = f
-            .sync
-            .metadata()
-            .map_err(|e| Error::io("cannot read", &f.tmp, e))?
-            .len();
+        let tmp = f.tmp.clone();
+        let closed = f
+            .writer
+            .close()
+            .map_err(|source| Error::Parquet {
+                path: f.tmp.clone(),
+                source,
+            })
+            .and_then(|_| {
+                f.sync
+                    .sync_all()
+                    .map_err(|e| Error::io("cannot sync", &f.tmp, e))
+            })
+            .and_then(|_| {
+                f.sync
+                    .metadata()
+                    .map_err(|e| Error::io("cannot read", &f.tmp, e))
+            });
+        let bytes = match closed {
+            Ok(meta) => meta.len(),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         self.done.push(WrittenFile {
             source: key.0,
             day: key.1,
@@ -312,13 +325,26 @@ impl Sink {
         Ok(())
     }
 
-    /// Closes every writer and returns the finished (unpublished) files.
+    /// Closes every writer and returns the finished (unpublished) files; on an error, removes
+    /// every file it wrote.
     pub fn finish(mut self) -> Result<Vec<WrittenFile>> {
         let keys: Vec<_> = self.open.keys().copied().collect();
         for k in keys {
-            self.close(k)?;
+            if let Err(e) = self.close(k) {
+                self.abandon();
+                return Err(e);
+            }
         }
         Ok(self.done)
+    }
+
+    /// Removes every file this sink wrote, open or finished: what a failed run leaves (a full
+    /// disk must not stay full of a run that was not committed).
+    pub fn abandon(self) {
+        let open = self.open.into_values().map(|f| f.tmp);
+        for tmp in open.chain(self.done.into_iter().map(|f| f.tmp)) {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
 }
 

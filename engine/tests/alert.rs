@@ -317,73 +317,52 @@ fn dry_run_prints_the_digest_and_changes_nothing() {
     assert!(status(d).is_empty());
 }
 
-/// Runs openssl in `dir` (for the test certificates).
-fn openssl(dir: &Path, args: &[&str]) {
-    let ok = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl makes the test certificates");
-    assert!(ok.success(), "openssl {args:?}");
+/// A certificate for localhost and 127.0.0.1 (`ca`: a CA certificate, else a leaf marked
+/// CA:FALSE), with a new key.
+fn localhost_params(ca: bool) -> rcgen::CertificateParams {
+    let mut p =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    p.is_ca = if ca {
+        rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained)
+    } else {
+        rcgen::IsCa::ExplicitNoCa
+    };
+    p
+}
+
+/// Writes `cert` and `key` as `NAME.pem` and `NAME-key.pem` in `d`.
+fn write_pem(
+    d: &Path,
+    name: &str,
+    cert: &rcgen::Certificate,
+    key: &rcgen::KeyPair,
+) -> (PathBuf, PathBuf) {
+    let (c, k) = (
+        d.join(format!("{name}.pem")),
+        d.join(format!("{name}-key.pem")),
+    );
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c, k)
 }
 
 /// A private CA (the file the config trusts) and a server certificate for localhost signed by it.
 fn certificates(d: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let (ca, ca_key) = (d.join("ca.pem"), d.join("ca-key.pem"));
-    let (cert, key, csr) = (d.join("cert.pem"), d.join("key.pem"), d.join("cert.csr"));
-    let ext = d.join("ext.cnf");
-    std::fs::write(
-        &ext,
-        "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    let openssl = |args: &[&str]| openssl(d, args);
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test CA",
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca.pem",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "cert.csr",
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "cert.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca-key.pem",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "cert.pem",
-    ]);
-    assert!(ca_key.is_file() && csr.is_file());
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "test CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let (ca, _) = write_pem(d, "ca", &ca_cert, &ca_key);
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = localhost_params(false).signed_by(&key, &issuer).unwrap();
+    let (cert, key) = write_pem(d, "cert", &leaf, &key);
     (ca, cert, key)
 }
 
@@ -561,38 +540,13 @@ fn a_regression_against_the_days_before_is_alerted() {
 fn starttls_with_a_self_signed_certificate_trusted_through_ca_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let make = |name: &str, ca: &str| {
-        let (key, cert) = (format!("{name}-key.pem"), format!("{name}.pem"));
-        let constraint = format!("basicConstraints=critical,{ca}");
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                &constraint,
-                "-addext",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                "-keyout",
-                &key,
-                "-out",
-                &cert,
-            ],
-        );
-        (
-            d.join(format!("{name}.pem")),
-            d.join(format!("{name}-key.pem")),
-        )
+    let make = |name: &str, ca: bool| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = localhost_params(ca).self_signed(&key).unwrap();
+        write_pem(d, name, &cert, &key)
     };
-    for (name, constraint, works) in [("leaf", "CA:FALSE", true), ("ca", "CA:TRUE", false)] {
-        let (cert, key) = make(name, constraint);
+    for (name, ca, works) in [("leaf", false, true), ("ca", true, false)] {
+        let (cert, key) = make(name, ca);
         let args = ["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()];
         let server = Server::start(&d.join(format!("mail-{name}")), 0, &args);
         std::fs::write(

@@ -175,7 +175,7 @@ fn nginx_main_and_combined_with_seconds() {
 
 #[test]
 fn goaccess_vcombined_sample() {
-    let path = common::realdata().join("goaccess/vcombined_ci_sample.log");
+    let path = common::vendored().join("goaccess/vcombined_ci_sample.log");
     let text = std::fs::read_to_string(path).unwrap();
     let pats = builtin();
     assert_eq!(detect(&pats, &text).as_deref(), Some("vcombined"));
@@ -191,7 +191,7 @@ fn goaccess_vcombined_sample() {
 
 #[test]
 fn lnav_custom_format_from_an_apache_directive() {
-    let path = common::realdata().join("lnav/logfile_regexp_access_log.0");
+    let path = common::vendored().join("lnav/logfile_regexp_access_log.0");
     let text = std::fs::read_to_string(path).unwrap();
     let pats = Patterns::parse(
         "formats:\n  jira:\n    apache: '%v:%p %h %{X-AUSERNAME}i %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\" %D'\n",
@@ -266,7 +266,7 @@ formats:
 /// VRL vectors of the formats beyond common/combined/nginx (those are in realdata.rs).
 #[test]
 fn vrl_ingress_and_error_log_vectors() {
-    let text = std::fs::read_to_string(common::realdata().join("vrl/vrl_parse_log_vectors.jsonl"))
+    let text = std::fs::read_to_string(common::vendored().join("vrl/vrl_parse_log_vectors.jsonl"))
         .unwrap();
     let pats = builtin();
     let (mut passed, mut deviations) = (0, Vec::new());
@@ -383,7 +383,7 @@ fn vrl_ingress_and_error_log_vectors() {
 fn filebeat_error_vectors_and_the_ingress_controller_log() {
     let pats = builtin();
     let text = std::fs::read_to_string(
-        common::realdata().join("beats_filebeat/beats_filebeat_vectors.jsonl"),
+        common::vendored().join("beats_filebeat/beats_filebeat_vectors.jsonl"),
     )
     .unwrap();
     let mut checked = 0;
@@ -422,7 +422,7 @@ fn filebeat_error_vectors_and_the_ingress_controller_log() {
     }
     assert_eq!(checked, 8);
     let ingress = std::fs::read_to_string(
-        common::realdata().join("beats_filebeat/nginx_ingress_controller_test.log"),
+        common::vendored().join("beats_filebeat/nginx_ingress_controller_test.log"),
     )
     .unwrap();
     assert_eq!(detect(&pats, &ingress).as_deref(), Some("ingress_nginx"));
@@ -438,7 +438,7 @@ fn filebeat_error_vectors_and_the_ingress_controller_log() {
 #[test]
 fn crowdsec_parser_vectors_with_auto_detection() {
     let text = std::fs::read_to_string(
-        common::realdata().join("crowdsec_hub/crowdsec_parser_vectors.jsonl"),
+        common::vendored().join("crowdsec_hub/crowdsec_parser_vectors.jsonl"),
     )
     .unwrap();
     let pats = builtin();
@@ -566,12 +566,12 @@ fn one_run_detects_each_file_and_routes_error_logs() {
         std::fs::copy(testdata(f), d.join("in").join(f)).unwrap();
     }
     std::fs::copy(
-        common::realdata().join("beats_filebeat/nginx_error_error.log"),
+        common::vendored().join("beats_filebeat/nginx_error_error.log"),
         d.join("in/nginx_error.log"),
     )
     .unwrap();
     std::fs::copy(
-        common::realdata().join("beats_filebeat/apache_error_test.log"),
+        common::vendored().join("beats_filebeat/apache_error_test.log"),
         d.join("in/apache_error.log"),
     )
     .unwrap();

@@ -21,9 +21,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "duckdb")]
 use crate::catalog::{Catalog, sql_string};
 use crate::error::Result;
+#[cfg(feature = "duckdb")]
 use crate::report::{Table, display};
+#[cfg(feature = "duckdb")]
 use crate::stats::{ALL_ROUTES, OTHER_ROUTE, Range, StatsReader};
 
 /// `alerting:` section of the configuration.
@@ -317,9 +320,9 @@ pub enum Security {
     Tls,
 }
 
-/// `500ms`, `30s`, `10m`, `6h`, `1d` ([`crate::report::parse_span`]).
+/// `500ms`, `30s`, `10m`, `6h`, `1d` ([`crate::parse::value::parse_span`]).
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    match crate::report::parse_span(s) {
+    match crate::parse::value::parse_span(s) {
         Some(us) if us >= 0 => Ok(Duration::from_micros(us as u64)),
         _ if s.trim().starts_with(|c: char| c.is_ascii_digit()) => Err(format!(
             "{s:?}: unknown unit (use ms, s, m, h, d or w, like 30s or 6h)"
@@ -390,6 +393,7 @@ const OUTBOX: &str =
      CREATE TABLE IF NOT EXISTS alert_sent (rule VARCHAR, key VARCHAR, last_sent TIMESTAMP, \
      severity VARCHAR, title VARCHAR);";
 
+#[cfg(feature = "duckdb")]
 /// The alert stage; see the module docs.
 pub struct Alerter<'a> {
     config: &'a AlertingConfig,
@@ -397,6 +401,7 @@ pub struct Alerter<'a> {
     categories: &'a [crate::security::Category],
 }
 
+#[cfg(feature = "duckdb")]
 impl<'a> Alerter<'a> {
     /// An alerter with the rules of `config`, the recipients of `email`, and the threat
     /// categories the dataset was tagged with.
@@ -826,6 +831,7 @@ impl<'a> Alerter<'a> {
     }
 }
 
+#[cfg(feature = "duckdb")]
 /// The outbox: pending messages first, then the latest sent ones (`limit` of those).
 pub fn outbox(catalog: &Catalog, pending_only: bool, limit: usize) -> Result<Vec<Message>> {
     if !table_exists(catalog, "alert_outbox")? {
@@ -862,6 +868,7 @@ pub fn outbox(catalog: &Catalog, pending_only: bool, limit: usize) -> Result<Vec
         .collect())
 }
 
+#[cfg(feature = "duckdb")]
 /// Records the outcome of `tries` delivery attempts of message `id`.
 pub fn mark(
     catalog: &Catalog,
@@ -886,6 +893,7 @@ pub fn mark(
 /// Alerts of a digest shown with their evidence; the others are listed by title.
 const DIGEST_DETAILED: usize = 10;
 
+#[cfg(feature = "duckdb")]
 /// One message per recipient with every alert addressed to them, most severe first.
 pub fn digests(alerts: &[Alert], run: &str, now_us: i64) -> Vec<Message> {
     let mut by_to: BTreeMap<&str, Vec<&Alert>> = BTreeMap::new();
@@ -993,6 +1001,7 @@ fn num(s: &str) -> f64 {
     s.parse().unwrap_or(0.0)
 }
 
+#[cfg(feature = "duckdb")]
 fn table_exists(catalog: &Catalog, name: &str) -> Result<bool> {
     Ok(!rows(
         catalog,
@@ -1004,6 +1013,7 @@ fn table_exists(catalog: &Catalog, name: &str) -> Result<bool> {
     .is_empty())
 }
 
+#[cfg(feature = "duckdb")]
 /// Every row of `sql` with its values as text (NULL as empty).
 fn rows(catalog: &Catalog, sql: &str) -> Result<Vec<Vec<String>>> {
     let table = Table::from_result(&catalog.query(sql)?)?;

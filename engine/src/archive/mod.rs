@@ -28,9 +28,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "duckdb")]
+use crate::catalog::Catalog;
+use crate::catalog::Dataset;
 use crate::catalog::manifest::{ArchiveRecord, ExportRecord, FileRecord, Manifest};
-use crate::catalog::{Catalog, Dataset};
 use crate::error::{Error, Result};
+#[cfg(feature = "duckdb")]
 use crate::ingest::Progress;
 use crate::parse::value::{format_rfc3339, now_us, parse_date};
 use crate::scan::Encoding;
@@ -291,6 +294,7 @@ struct Job {
     action: usize,
 }
 
+#[cfg(feature = "duckdb")]
 /// Archives, compacts, retires and restores; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Archiver {
@@ -312,6 +316,7 @@ fn relative(path: &Path, base: &Path) -> String {
         .to_string()
 }
 
+#[cfg(feature = "duckdb")]
 impl Archiver {
     /// An archiver of `dataset` judging ages against the day of `now_us` (µs since the epoch).
     pub fn new(cfg: &ArchiveConfig, dataset: &Path, now_us: i64) -> Archiver {

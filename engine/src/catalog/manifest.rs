@@ -114,6 +114,10 @@ pub struct SourceRecord {
     pub fingerprint: u64,
     /// Bytes covered by `fingerprint`.
     pub fingerprint_len: u64,
+    /// Shorter heads of a plain file: (length, xxh3) for the lengths of `scan::PREFIX_BYTES`
+    /// below `fingerprint_len`; they recognise the file once it is truncated below that.
+    #[serde(default)]
+    pub prefixes: Vec<(u64, u64)>,
     /// Content offset up to which the source has been ingested.
     pub offset: u64,
     /// Whether the content ingested so far ended with a newline.
@@ -175,13 +179,18 @@ impl Manifest {
             }
             Err(e) => return Err(Error::io("cannot read", &path, e)),
         };
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| Error::Dataset {
-            path: path.clone(),
+        Manifest::from_json(&text, &path)
+    }
+
+    /// Parses the text of a manifest read from `path`.
+    pub fn from_json(text: &str, path: &Path) -> Result<Manifest> {
+        let m: Manifest = serde_json::from_str(text).map_err(|e| Error::Dataset {
+            path: path.to_path_buf(),
             message: format!("the manifest is not valid ({e}); restore it from a backup or re-ingest into a new dataset"),
         })?;
         if m.version > MANIFEST_VERSION {
             return Err(Error::Dataset {
-                path,
+                path: path.to_path_buf(),
                 message: format!(
                     "manifest version {} is newer than this logcrunch understands ({MANIFEST_VERSION}); upgrade logcrunch",
                     m.version
@@ -209,12 +218,16 @@ impl Manifest {
 
     /// The next free source id.
     pub fn next_source_id(&self) -> u64 {
-        self.sources.iter().map(|s| s.id + 1).max().unwrap_or(0)
+        self.sources
+            .iter()
+            .map(|s| s.id.saturating_add(1))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Total rows of the files listed.
     pub fn total_rows(&self) -> u64 {
-        self.files.iter().map(|f| f.rows).sum()
+        self.files.iter().fold(0, |n, f| n.saturating_add(f.rows))
     }
 }
 

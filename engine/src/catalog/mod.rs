@@ -131,6 +131,7 @@ impl QueryResult {
 }
 
 /// Embedded DuckDB over a dataset.
+#[cfg(feature = "duckdb")]
 pub struct Catalog {
     conn: duckdb::Connection,
     _lock: Option<File>,
@@ -172,6 +173,7 @@ pub fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+#[cfg(feature = "duckdb")]
 fn duckdb_config() -> Result<duckdb::Config> {
     Ok(duckdb::Config::default()
         .enable_autoload_extension(false)?
@@ -235,6 +237,7 @@ CREATE OR REPLACE TABLE archives (
     archived_bytes UBIGINT, codec VARCHAR, archived_at TIMESTAMP, source_deleted BOOLEAN);
 ";
 
+#[cfg(feature = "duckdb")]
 impl Catalog {
     /// Opens `dataset` for reading. Fails with advice when it does not exist, and when another
     /// process is writing it (rather than waiting or reading a half-written state).
@@ -493,6 +496,7 @@ pub fn lock_shared(dataset: &Path) -> Result<Option<File>> {
 
 /// Takes the writer's lock of `dataset` and opens its catalog for writing; the lock is held as
 /// long as the returned [`Dataset`] lives.
+#[cfg(feature = "duckdb")]
 pub fn open_writer(dataset: &Path) -> Result<(Dataset, Catalog)> {
     let ds = Dataset::open_for_write(dataset)?;
     let manifest = Manifest::load(dataset)?;
@@ -501,6 +505,7 @@ pub fn open_writer(dataset: &Path) -> Result<(Dataset, Catalog)> {
 }
 
 /// Adds `entry` to the `runs` table of `dataset`, taking the writer's lock for the moment.
+#[cfg(feature = "duckdb")]
 pub fn record_run(dataset: &Path, entry: &RunEntry) -> Result<()> {
     open_writer(dataset)?.1.record_run(entry)
 }

@@ -12,7 +12,8 @@ use logcrunch::catalog::{self, Catalog};
 use logcrunch::config::Config;
 use logcrunch::detect::series::{DatasetScan, dataset_events, detect_all, read_series, store};
 use logcrunch::detect::{Detector, Event, Method, Metric};
-use logcrunch::report::{OutputFormat, Table, parse_time_arg, write_table};
+use logcrunch::parse::value::parse_time_arg;
+use logcrunch::report::{OutputFormat, Table, write_table};
 use logcrunch::stats::compare::{CompareOptions, Comparison, Limit, Spec, snapshot};
 use logcrunch::stats::{Range, StatsReader, ratio};
 

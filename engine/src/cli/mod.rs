@@ -252,11 +252,26 @@ pub fn main() -> i32 {
             let code = err
                 .downcast_ref::<Error>()
                 .map_or(EXIT_FAILURE, Error::exit_code);
-            tracing::error!(target: AUDIT, error = %format!("{err:#}"), "command failed");
-            eprintln!("logcrunch: error: {err:#}");
+            let message = describe(&err);
+            tracing::error!(target: AUDIT, error = %message, "command failed");
+            eprintln!("logcrunch: error: {message}");
             code
         }
     }
+}
+
+/// `err` with its causes, each said once: library errors already include the error they wrap in
+/// their message, so a cause whose text is there is not repeated.
+fn describe(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 /// Logs go to stderr (level from -v/-q or `LOGCRUNCH_LOG`) and, when configured, to the log file
@@ -688,8 +703,8 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
     if let Some(s) = &summary
         && let (Some(first), Some(last)) = (s.days.first(), s.days.last())
         && let (Some(from), Some(to)) = (
-            logcrunch::report::parse_time_arg(first),
-            logcrunch::report::parse_time_arg(last),
+            logcrunch::parse::value::parse_time_arg(first),
+            logcrunch::parse::value::parse_time_arg(last),
         )
     {
         let day = 86_400_000_000;
@@ -755,8 +770,8 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
     let mut alerts = serde_json::Value::Null;
     if config.alerting.enabled && dataset.is_dir() {
         let scope = summary.as_ref().and_then(|s| {
-            let from = logcrunch::report::parse_time_arg(s.days.first()?)?;
-            let to = logcrunch::report::parse_time_arg(s.days.last()?)?;
+            let from = logcrunch::parse::value::parse_time_arg(s.days.first()?)?;
+            let to = logcrunch::parse::value::parse_time_arg(s.days.last()?)?;
             Some(logcrunch::alert::Scope {
                 run: s.run_id.clone(),
                 from_us: from,

@@ -102,7 +102,7 @@ impl DetectConfig {
 
     /// The bucket width in µs.
     pub fn bucket_us(&self) -> std::result::Result<i64, String> {
-        match crate::report::parse_span(&self.bucket) {
+        match crate::parse::value::parse_span(&self.bucket) {
             Some(us) if us > 0 && us % crate::stats::MINUTE_US == 0 => Ok(us),
             _ => Err(format!(
                 "anomaly_detection.bucket `{}` must be whole minutes, like 1m, 5m or 1h",

@@ -8,12 +8,14 @@ use arrow::array::Array;
 use rayon::prelude::*;
 
 use super::{Detector, Event, Method, Metric, Series};
+#[cfg(feature = "duckdb")]
 use crate::catalog::{Catalog, sql_string};
 use crate::error::{Error, Result};
 use crate::parse::value::parse_iso8601;
+#[cfg(feature = "duckdb")]
+use crate::stats::StatsReader;
 use crate::stats::{
-    ALL_ROUTES, Counts, FastMap, MINUTE_US, Range, Read, RowRef, StatsReader, histogram,
-    merge_into, summarise,
+    ALL_ROUTES, Counts, FastMap, MINUTE_US, Range, Read, RowRef, histogram, merge_into, summarise,
 };
 
 /// One bucket of one route, aggregated from stored rows. Kept small: a month of minutes for 50
@@ -42,6 +44,7 @@ struct RouteBuckets {
     hists: HashMap<u32, Vec<Vec<u8>>>,
 }
 
+#[cfg(feature = "duckdb")]
 /// The first and last stored minute that satisfy `cond`.
 fn catalog_bounds(catalog: &Catalog, cond: &str) -> Result<(Option<i64>, Option<i64>)> {
     let mut bounds = (None, None);
@@ -210,6 +213,7 @@ impl Grid {
     }
 }
 
+#[cfg(feature = "duckdb")]
 /// What to detect over a dataset: metrics per route group (and `*`) over `range`, in buckets of
 /// `bucket_us`, with the given methods.
 pub struct DatasetScan<'a> {
@@ -228,6 +232,7 @@ pub struct DatasetScan<'a> {
     pub files: &'a [std::path::PathBuf],
 }
 
+#[cfg(feature = "duckdb")]
 /// Events of every metric series of the dataset, ordered as [`detect_all`] orders them. The series
 /// of one route are built, scored and dropped together, so memory holds one route's series per
 /// thread rather than all of them.
@@ -401,10 +406,23 @@ fn metric_series(
     }
 }
 
-/// Reads a `timestamp,value` file (a header line is skipped; timestamps ISO 8601, `YYYY-MM-DD
-/// HH:MM:SS` or epoch seconds) onto a regular grid whose step is the most common spacing.
+/// Longest grid [`parse_series`] lays out: a series whose points span more steps than this (its
+/// timestamps years apart at a one-second step, say) is refused instead of filling memory.
+pub const MAX_SERIES_POINTS: u64 = 10_000_000;
+
+/// Reads a `timestamp,value` file; see [`parse_series`].
 pub fn read_series(path: &Path) -> Result<Series> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+    parse_series(&text, &path.display().to_string(), name)
+}
+
+/// Parses `timestamp,value` lines (a header line is skipped; timestamps ISO 8601, `YYYY-MM-DD
+/// HH:MM:SS` or epoch seconds) onto a regular grid whose step is the most common spacing. `origin`
+/// names the text in errors; the series is called `name`.
+pub fn parse_series(text: &str, origin: &str, name: String) -> Result<Series> {
     let mut points = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -414,15 +432,18 @@ pub fn read_series(path: &Path) -> Result<Series> {
         let mut f = line.splitn(2, ',');
         let (t, v) = (f.next().unwrap_or("").trim(), f.next().unwrap_or("").trim());
         let t = t.trim_matches('"');
-        let ts =
-            parse_iso8601(t.as_bytes()).or_else(|| t.parse::<f64>().ok().map(|s| (s * 1e6) as i64));
+        let ts = parse_iso8601(t.as_bytes()).or_else(|| {
+            t.parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && s.abs() < 1e12)
+                .map(|s| (s * 1e6) as i64)
+        });
         match (ts, v.trim_matches('"').parse::<f64>()) {
             (Some(ts), Ok(v)) if v.is_finite() => points.push((ts, v)),
             _ if n == 0 => {}
             _ => {
                 return Err(Error::Usage(format!(
-                    "{}:{}: expected `timestamp,value`, got `{line}`",
-                    path.display(),
+                    "{origin}:{}: expected `timestamp,value`, got `{line}`",
                     n + 1
                 )));
             }
@@ -430,8 +451,7 @@ pub fn read_series(path: &Path) -> Result<Series> {
     }
     if points.len() < 2 {
         return Err(Error::Usage(format!(
-            "{}: a series needs at least two `timestamp,value` lines",
-            path.display()
+            "{origin}: a series needs at least two `timestamp,value` lines"
         )));
     }
     points.sort_by_key(|p| p.0);
@@ -446,9 +466,15 @@ pub fn read_series(path: &Path) -> Result<Series> {
         .chunk_by(|a, b| a == b)
         .max_by(|a, b| a.len().cmp(&b.len()).then(b[0].cmp(&a[0])))
         .map(|run| run[0])
-        .ok_or_else(|| Error::Usage(format!("{}: every timestamp is the same", path.display())))?;
+        .ok_or_else(|| Error::Usage(format!("{origin}: every timestamp is the same")))?;
     let start = points[0].0;
-    let n = ((points[points.len() - 1].0 - start) / step) as usize + 1;
+    let steps = (points[points.len() - 1].0 - start) / step;
+    if steps as u64 >= MAX_SERIES_POINTS {
+        return Err(Error::Usage(format!(
+            "{origin}: its points span {steps} steps of {step} µs (the most common spacing); at most {MAX_SERIES_POINTS} fit: split it, or resample it to a coarser step"
+        )));
+    }
+    let n = steps as usize + 1;
     let mut values = vec![None; n];
     for (ts, v) in points {
         let i = ((ts - start) as f64 / step as f64).round() as usize;
@@ -458,9 +484,7 @@ pub fn read_series(path: &Path) -> Result<Series> {
     }
     Ok(Series {
         metric: Metric::Value,
-        route: path
-            .file_name()
-            .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
+        route: name,
         start,
         step,
         samples: vec![1.0; n],
@@ -495,6 +519,7 @@ pub const ANOMALY_COLUMNS: &str = "start TIMESTAMP, \"end\" TIMESTAMP, metric VA
      method VARCHAR, expected DOUBLE, observed DOUBLE, score DOUBLE, severity VARCHAR, \
      buckets INTEGER, detected_run VARCHAR";
 
+#[cfg(feature = "duckdb")]
 /// Stores `events` in the catalog's `anomalies` table, replacing those stored earlier for the
 /// same time range, metrics and methods. An event stored before with the same start, metric,
 /// route and method keeps the run that first detected it; the others get `run`. Returns how many

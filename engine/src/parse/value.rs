@@ -602,6 +602,35 @@ fn is_public(addr: &[u8]) -> bool {
     }
 }
 
+/// Parses `--since`/`--until`: RFC 3339, `YYYY-MM-DD`, or a span before now (`90m`, `24h`, `7d`).
+pub fn parse_time_arg(text: &str) -> Option<i64> {
+    let t = text.trim();
+    if let Some(us) = parse_iso8601(t.as_bytes()) {
+        return Some(us);
+    }
+    if let Some(day) = parse_date(t) {
+        return Some(day * 86_400_000_000);
+    }
+    now_us().checked_sub(parse_span(t)?)
+}
+
+/// Parses a span (`500ms`, `30s`, `5m`, `24h`, `7d`, `2w`) into µs.
+pub fn parse_span(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = num.parse().ok()?;
+    let us: i64 = match unit {
+        "ms" => 1_000,
+        "s" => 1_000_000,
+        "m" => 60_000_000,
+        "h" => 3_600_000_000,
+        "d" => 86_400_000_000,
+        "w" => 604_800_000_000,
+        _ => return None,
+    };
+    n.checked_mul(us)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

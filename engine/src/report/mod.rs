@@ -18,7 +18,7 @@ pub use render::{OutputFormat, Table, display, to_json_rows, write_result, write
 use crate::catalog::{Catalog, sql_string};
 use crate::config::{ErrorThresholds, PerformanceThresholds};
 use crate::error::{Error, Result};
-use crate::parse::value::{format_rfc3339, now_us, parse_date, parse_iso8601};
+use crate::parse::value::{format_rfc3339, now_us, parse_time_arg};
 
 /// Which report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -107,35 +107,6 @@ pub struct Report {
     pub filters: Map<String, Value>,
     /// When it was made.
     pub generated_at: String,
-}
-
-/// Parses `--since`/`--until`: RFC 3339, `YYYY-MM-DD`, or a span before now (`90m`, `24h`, `7d`).
-pub fn parse_time_arg(text: &str) -> Option<i64> {
-    let t = text.trim();
-    if let Some(us) = parse_iso8601(t.as_bytes()) {
-        return Some(us);
-    }
-    if let Some(day) = parse_date(t) {
-        return Some(day * 86_400_000_000);
-    }
-    Some(now_us() - parse_span(t)?)
-}
-
-/// Parses a span (`500ms`, `30s`, `5m`, `24h`, `7d`, `2w`) into µs.
-pub fn parse_span(text: &str) -> Option<i64> {
-    let t = text.trim();
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit())?);
-    let n: i64 = num.parse().ok()?;
-    let us: i64 = match unit {
-        "ms" => 1_000,
-        "s" => 1_000_000,
-        "m" => 60_000_000,
-        "h" => 3_600_000_000,
-        "d" => 86_400_000_000,
-        "w" => 604_800_000_000,
-        _ => return None,
-    };
-    n.checked_mul(us)
 }
 
 fn ts_literal(us: i64) -> String {

@@ -1,13 +1,23 @@
 //! Finds the inputs and cuts them into chunks that end at line boundaries.
 //!
-//! Plain files are memory-mapped: a chunk is a range of the map, so cutting costs one `memchr` per
-//! chunk and the workers fault the pages in parallel. Gzip (multi-member) and zstd files and stdin
-//! are decoded as streams into owned buffers of about the chunk size; only the partial last line of
-//! a buffer is carried over, and a line longer than `max_line_bytes` is cut short (the parser then
-//! quarantines it) while the rest of it is skipped, so memory stays bounded by the chunk size
-//! whatever the input. Both paths give the parser the same lines at the same offsets.
+//! Plain files are memory-mapped a chunk at a time: where a chunk ends is found with a small
+//! positional read at its nominal end, so cutting costs one `pread` and one `memchr` per chunk and
+//! the workers fault the pages in parallel. Gzip (multi-member) and zstd files and stdin are
+//! decoded as streams into owned buffers of about the chunk size; only the partial last line of a
+//! buffer is carried over. On both paths a line longer than `max_line_bytes` is cut short (the
+//! parser then quarantines it) while the rest of it is skipped, and a run of NULs at a line start
+//! (what `copytruncate` leaves, or a sparse file's holes) is passed over without being held, so
+//! memory stays bounded by the chunk size whatever the input. Both paths give the parser the same
+//! lines at the same offsets.
+//!
+//! A file may change while it is read. A mapped chunk whose pages vanish (the file was truncated)
+//! reads zeros instead of killing the process (see `mmap`), and [`Chunk::intact`] says so; the
+//! scan ends by checking that the file is still as long and starts with the same bytes, and
+//! reports a change in [`ScanEnd::changed`]. An unterminated last line of a file that grew while
+//! it was read is left for the next run, which reads it whole.
 
 mod mmap;
+mod probe;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -16,16 +26,34 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use memmap2::Mmap;
-
 use crate::error::{Error, Result};
 use crate::parse::splitter::ByteSet;
+use probe::Probe;
+
+/// Largest zstd window decoded (2^27 = 128 MiB, zstd's own default): a frame that declares a larger
+/// one is refused as damaged instead of allocating it.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 
 /// What auto-detection read from stdin; the stream is replayed from it.
 static STDIN_HEAD: std::sync::Mutex<Option<Vec<u8>>> = std::sync::Mutex::new(None);
 
 /// Bytes of content hashed to recognise a source again.
 pub const FINGERPRINT_BYTES: u64 = 64 << 10;
+
+/// Shorter heads of a plain file that are hashed too, so that a log truncated in place below
+/// [`FINGERPRINT_BYTES`] is still recognised by the bytes it kept.
+pub const PREFIX_BYTES: [u64; 3] = [1 << 10, 4 << 10, 16 << 10];
+
+/// The hash of `head` and its length, and those of its prefixes of [`PREFIX_BYTES`] it is longer than.
+pub fn head_hashes(head: &[u8]) -> ((u64, u64), Vec<(u64, u64)>) {
+    let hash = |b: &[u8]| xxhash_rust::xxh3::xxh3_64(b);
+    let prefixes = PREFIX_BYTES
+        .iter()
+        .filter(|n| (**n as usize) < head.len())
+        .map(|n| (*n, hash(&head[..*n as usize])))
+        .collect();
+    ((hash(head), head.len() as u64), prefixes)
+}
 
 /// How an input is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -74,11 +102,14 @@ pub fn is_log_name(name: &str) -> bool {
             || n.ends_with(".txt"))
 }
 
+/// The input at `path`, its encoding told by its first bytes. A file that cannot be opened or read
+/// (permission denied) is still an input, as plain text: reading it fails later, for it alone.
 fn detect(path: &Path) -> Result<Input> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
     let mut magic = [0u8; 4];
-    let mut f = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let n = read_full(&mut f, &mut magic).map_err(|e| Error::io("cannot read", path, e))?;
+    let n = File::open(path)
+        .and_then(|mut f| read_full(&mut f, &mut magic))
+        .unwrap_or(0);
     let encoding = match &magic[..n] {
         [0x1f, 0x8b, ..] => Encoding::Gzip,
         [0x28, 0xb5, 0x2f, 0xfd] => Encoding::Zstd,
@@ -218,10 +249,14 @@ fn open_stream(input: &Input, counter: Arc<AtomicU64>) -> Result<Box<dyn Read + 
     );
     Ok(match input.encoding {
         Encoding::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(counted)),
-        Encoding::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(counted)
-                .map_err(|e| Error::io("cannot decode zstd", &input.path, e))?,
-        ),
+        Encoding::Zstd => {
+            let failed = |e| Error::io("cannot decode zstd", &input.path, e);
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(counted).map_err(failed)?;
+            decoder
+                .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(failed)?;
+            Box::new(decoder)
+        }
         Encoding::Plain | Encoding::Stdin => Box::new(counted),
     })
 }
@@ -265,12 +300,37 @@ pub fn head(input: &Input, len: u64) -> Result<(Vec<u8>, bool)> {
     Ok((buf, complete))
 }
 
-/// The bytes of a chunk: a range of a mapped file, or a decoded buffer.
+/// What a scan that read a plain file to its end (`input.size`) would have recorded, without
+/// reading it: its end, its head hashes and whether its last byte is a newline. For a log truncated
+/// in place, whose rows before the cut were read already.
+pub fn end_of(input: &Input) -> Result<ScanEnd> {
+    let file = File::open(&input.path).map_err(|e| Error::io("cannot open", &input.path, e))?;
+    let probe = Probe::new(&file);
+    let failed = |e| Error::io("cannot read", &input.path, e);
+    let (fingerprint, prefixes) = head_hashes(
+        &probe
+            .head(input.size.min(FINGERPRINT_BYTES))
+            .map_err(failed)?,
+    );
+    let last = match input.size {
+        0 => None,
+        n => Probe::new(&file).byte(n - 1).map_err(failed)?,
+    };
+    Ok(ScanEnd {
+        end: input.size,
+        ends_with_newline: last.is_none_or(|b| b == b'\n'),
+        fingerprint: Some(fingerprint),
+        prefixes,
+        ..ScanEnd::default()
+    })
+}
+
+/// The bytes of a chunk: a range of a mapped file, or a decoded or read buffer.
 #[derive(Debug)]
 pub enum ChunkData {
     /// A memory-mapped range of a file.
-    Mapped(Mmap),
-    /// Bytes decoded from a stream.
+    Mapped(mmap::Mapped),
+    /// Bytes decoded from a stream, or read from a file.
     Owned(Vec<u8>),
 }
 
@@ -296,6 +356,26 @@ pub struct Chunk {
     pub offset: u64,
     /// The lines.
     pub data: ChunkData,
+    /// The mapped file, to check that it still holds the chunk once it is parsed.
+    pub file: Option<Arc<File>>,
+}
+
+impl Chunk {
+    /// Whether the bytes the parser saw were the file's: always for decoded and read chunks; for a
+    /// mapped chunk, none of its pages vanished and the file still reaches the chunk's end (a file
+    /// truncated under a map reads as zeros past its new end). Ask after parsing.
+    pub fn intact(&self) -> bool {
+        match (&self.data, &self.file) {
+            (ChunkData::Mapped(m), Some(file)) => {
+                !m.faulted()
+                    && file
+                        .metadata()
+                        .is_ok_and(|meta| meta.len() >= self.offset + m.len() as u64)
+            }
+            (ChunkData::Mapped(m), None) => !m.faulted(),
+            (ChunkData::Owned(_), _) => true,
+        }
+    }
 }
 
 /// What scanning a source found besides its chunks.
@@ -313,6 +393,31 @@ pub struct ScanEnd {
     pub skipped_partial: Option<(u64, u64)>,
     /// Hash and length of the first [`FINGERPRINT_BYTES`] of content, when the scan covered them.
     pub fingerprint: Option<(u64, u64)>,
+    /// Lengths and hashes of shorter heads (plain files only; see [`PREFIX_BYTES`]).
+    pub prefixes: Vec<(u64, u64)>,
+    /// The file changed while it was read (truncated, rewritten, replaced): what was seen. What
+    /// was read of it may not be its content and must not be kept.
+    pub changed: Option<String>,
+}
+
+/// What to read of one input.
+#[derive(Debug, Clone)]
+pub struct ScanRequest<'a> {
+    /// Index of the source in the ingest plan (copied into its chunks).
+    pub source: usize,
+    /// The input.
+    pub input: &'a Input,
+    /// Content offset to start at.
+    pub start: u64,
+    /// Skip the bytes up to the first newline: they end a line that an earlier run read without
+    /// its end.
+    pub skip_partial: bool,
+    /// Chunks only end before a line whose first byte is in the set (so that a multi-line entry
+    /// stays in one chunk).
+    pub cut_before: Option<ByteSet>,
+    /// Hash and length of the first bytes an earlier run read, when resuming: a plain file that
+    /// starts otherwise now was replaced since planning, and is reported as changed.
+    pub expect_head: Option<(u64, u64)>,
 }
 
 /// Cuts sources into chunks.
@@ -325,120 +430,211 @@ pub struct Scanner {
 }
 
 impl Scanner {
-    /// Scans `input` from content offset `start`, calling `emit` for each chunk in order (`emit`
-    /// returns `false` to stop early). When `skip_partial` is set, the bytes up to the first
-    /// newline are skipped: they end a line that a previous run ingested without its end. With
-    /// `cut_before`, chunks only end before a line whose first byte is in the set (so that a
-    /// multi-line entry stays in one chunk). `progress` is advanced by the bytes read from disk.
-    #[allow(clippy::too_many_arguments)]
+    /// Scans `req.input` from `req.start`, calling `emit` for each chunk in order (`emit` returns
+    /// `false` to stop early). `progress` is advanced by the bytes read from disk.
     pub fn scan(
         &self,
-        source: usize,
-        input: &Input,
-        start: u64,
-        skip_partial: bool,
-        cut_before: Option<ByteSet>,
+        req: &ScanRequest<'_>,
         progress: &Arc<AtomicU64>,
         emit: &mut dyn FnMut(Chunk) -> bool,
     ) -> Result<ScanEnd> {
-        match input.encoding {
-            Encoding::Plain => self.scan_mapped(
-                source,
-                input,
-                start,
-                skip_partial,
-                cut_before,
-                progress,
-                emit,
-            ),
-            _ => self.scan_stream(
-                source,
-                input,
-                start,
-                skip_partial,
-                cut_before,
-                progress,
-                emit,
-            ),
+        match req.input.encoding {
+            Encoding::Plain => self.scan_mapped(req, progress, emit),
+            Encoding::Stdin => self.scan_stream(req, progress, emit),
+            Encoding::Gzip | Encoding::Zstd => {
+                let mut end = self.scan_stream(req, progress, emit)?;
+                let now = std::fs::metadata(&req.input.path)
+                    .map_err(|e| Error::io("cannot read", &req.input.path, e))?
+                    .len();
+                if end.changed.is_none() && now < req.input.size {
+                    end.changed = Some(format!(
+                        "it became shorter while it was read ({} -> {now} bytes)",
+                        req.input.size
+                    ));
+                }
+                Ok(end)
+            }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn scan_mapped(
         &self,
-        source: usize,
-        input: &Input,
-        start: u64,
-        skip_partial: bool,
-        cut_before: Option<ByteSet>,
+        req: &ScanRequest<'_>,
         progress: &Arc<AtomicU64>,
         emit: &mut dyn FnMut(Chunk) -> bool,
     ) -> Result<ScanEnd> {
-        let file = File::open(&input.path).map_err(|e| Error::io("cannot open", &input.path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("cannot read", &input.path, e))?
-            .len();
+        let path = &req.input.path;
+        let failed = |action: &'static str| move |e| Error::io(action, path, e);
+        let file = Arc::new(File::open(path).map_err(failed("cannot open"))?);
+        let len = file.metadata().map_err(failed("cannot read"))?.len();
         let mut end = ScanEnd {
-            end: start.max(len),
+            end: req.start,
             ends_with_newline: true,
             ..ScanEnd::default()
         };
-        if len == 0 || start >= len {
-            end.end = start;
+        if len == 0 || req.start >= len {
             return Ok(end);
         }
-        let map = mmap::map(&file).map_err(|e| Error::io("cannot map", &input.path, e))?;
-        let data: &[u8] = &map;
-        let fp_len = data.len().min(FINGERPRINT_BYTES as usize);
-        end.fingerprint = Some((xxhash_rust::xxh3::xxh3_64(&data[..fp_len]), fp_len as u64));
-        let mut pos = start as usize;
-        if skip_partial {
-            let nl = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i + 1);
-            end.skipped_partial = Some((start, (nl - pos) as u64));
-            progress.fetch_add((nl - pos) as u64, Ordering::Relaxed);
-            pos = nl;
+        let mut probe = Probe::new(&file);
+        let head_bytes = probe
+            .head(len.min(FINGERPRINT_BYTES))
+            .map_err(failed("cannot read"))?;
+        let (head, prefixes) = head_hashes(&head_bytes);
+        end.fingerprint = Some(head);
+        end.prefixes = prefixes;
+        if let Some((hash, n)) = req.expect_head
+            && head_hashes(&probe.head(n).map_err(failed("cannot read"))?).0 != (hash, n)
+        {
+            end.changed = Some("its first bytes are not those read before: it was replaced".into());
+            return Ok(end);
         }
-        end.ends_with_newline = data.last() == Some(&b'\n');
-        while pos < data.len() {
-            let nominal = pos.saturating_add(self.chunk_size).min(data.len());
-            let mut cut =
-                memchr::memchr(b'\n', &data[nominal - 1..]).map_or(data.len(), |i| nominal + i);
-            if let Some(set) = cut_before {
-                while cut < data.len() && !set.contains(data[cut]) {
-                    cut = memchr::memchr(b'\n', &data[cut..]).map_or(data.len(), |i| cut + i + 1);
-                }
+        let mut pos = req.start;
+        if req.skip_partial {
+            let next = probe.next_line(pos, len).map_err(failed("cannot read"))?;
+            end.skipped_partial = Some((pos, next - pos));
+            progress.fetch_add(next - pos, Ordering::Relaxed);
+            pos = next;
+        }
+        end.ends_with_newline = probe.byte(len - 1).map_err(failed("cannot read"))? == Some(b'\n');
+        while pos < len {
+            let from = probe.skip_nuls(pos, len).map_err(failed("cannot read"))?;
+            progress.fetch_add(from - pos, Ordering::Relaxed);
+            pos = from;
+            if pos >= len {
+                // NULs to the end, after a line: the next line, when written, is read whole.
+                end.ends_with_newline = true;
+                break;
             }
-            let range = mmap::map_range(&file, pos as u64, cut - pos)
-                .map_err(|e| Error::io("cannot map", &input.path, e))?;
-            let chunk = Chunk {
-                source,
-                seq: end.chunks,
-                offset: pos as u64,
-                data: ChunkData::Mapped(range),
+            let cut = match self
+                .find_cut(&mut probe, pos, len, req.cut_before)
+                .map_err(failed("cannot read"))?
+            {
+                Cut::At(cut) => cut,
+                Cut::LongLine => {
+                    // `pos` starts a line longer than max_line_bytes: the parser gets enough of
+                    // it to quarantine it, the rest is skipped.
+                    let head = (self.max_line_bytes + 2) as u64;
+                    let data = match probe.read_owned(pos, head as usize) {
+                        Ok(data) => data,
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            end.changed =
+                                Some(format!("it became shorter while it was read ({e})"));
+                            break;
+                        }
+                        Err(e) => return Err(Error::io("cannot read", path, e)),
+                    };
+                    let next = probe
+                        .next_line(pos + head, len)
+                        .map_err(failed("cannot read"))?;
+                    progress.fetch_add(next - pos, Ordering::Relaxed);
+                    let chunk = Chunk {
+                        source: req.source,
+                        seq: end.chunks,
+                        offset: pos,
+                        data: ChunkData::Owned(data),
+                        file: None,
+                    };
+                    end.chunks += 1;
+                    pos = next;
+                    if !emit(chunk) {
+                        break;
+                    }
+                    continue;
+                }
             };
-            progress.fetch_add((cut - pos) as u64, Ordering::Relaxed);
+            // An unterminated last line of a file that is growing is still being written: it is
+            // left for the next run, which reads it whole.
+            let held_back = cut == len
+                && !end.ends_with_newline
+                && file.metadata().map_err(failed("cannot read"))?.len() > len;
+            let cut = if held_back {
+                end.ends_with_newline = true;
+                match probe
+                    .rfind_newline(pos, len)
+                    .map_err(failed("cannot read"))?
+                {
+                    Some(nl) => nl + 1,
+                    None => break,
+                }
+            } else {
+                cut
+            };
+            let data = match mmap::map_range(&file, pos, (cut - pos) as usize)
+                .map_err(failed("cannot map"))?
+            {
+                Some(map) => ChunkData::Mapped(map),
+                None => match probe.read_owned(pos, (cut - pos) as usize) {
+                    Ok(bytes) => ChunkData::Owned(bytes),
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        end.changed = Some(format!("it became shorter while it was read ({e})"));
+                        break;
+                    }
+                    Err(e) => return Err(Error::io("cannot read", path, e)),
+                },
+            };
+            let chunk = Chunk {
+                source: req.source,
+                seq: end.chunks,
+                offset: pos,
+                data,
+                file: Some(Arc::clone(&file)),
+            };
+            progress.fetch_add(cut - pos, Ordering::Relaxed);
             end.chunks += 1;
             pos = cut;
-            if !emit(chunk) {
+            if !emit(chunk) || held_back {
                 break;
             }
         }
-        end.end = pos as u64;
+        end.end = pos;
+        if end.changed.is_none() {
+            end.changed = changed_since(&file, &probe, len, head).map_err(failed("cannot read"))?;
+        }
         Ok(end)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Where the chunk that starts at `pos` (a line start, not a NUL) ends: after the line that
+    /// holds its nominal end, looking at most `max_line_bytes` past it; with `cut_before`, only
+    /// before a line that starts an entry (a run of continuation lines longer than four chunks is
+    /// cut anyway). `LongLine` when `pos` starts a line too long to look through.
+    fn find_cut(
+        &self,
+        probe: &mut Probe<'_>,
+        pos: u64,
+        len: u64,
+        cut_before: Option<ByteSet>,
+    ) -> std::io::Result<Cut> {
+        let nominal = pos.saturating_add(self.chunk_size as u64).min(len);
+        let horizon = (nominal - 1).saturating_add(self.max_line_bytes as u64 + 2);
+        let mut cut = match probe.find_newline(nominal - 1, horizon.min(len))? {
+            Some(nl) => nl + 1,
+            None if horizon >= len => len,
+            None => {
+                // The line that holds the nominal end runs past the horizon: end the chunk before
+                // it, or, when it is the chunk's first line, treat it as too long.
+                return Ok(match probe.rfind_newline(pos, nominal - 1)? {
+                    Some(nl) => Cut::At(nl + 1),
+                    None => Cut::LongLine,
+                });
+            }
+        };
+        if let Some(set) = cut_before {
+            let limit = nominal.saturating_add(4 * self.chunk_size as u64);
+            while cut < len && cut < limit && !probe.byte(cut)?.is_some_and(|b| set.contains(b)) {
+                cut = probe.next_line(cut, len)?;
+            }
+        }
+        Ok(Cut::At(cut))
+    }
+
     fn scan_stream(
         &self,
-        source: usize,
-        input: &Input,
-        start: u64,
-        skip_partial: bool,
-        cut_before: Option<ByteSet>,
+        req: &ScanRequest<'_>,
         progress: &Arc<AtomicU64>,
         emit: &mut dyn FnMut(Chunk) -> bool,
     ) -> Result<ScanEnd> {
+        let (source, input, start) = (req.source, req.input, req.start);
+        let (skip_partial, cut_before) = (req.skip_partial, req.cut_before);
         let mut r = open_stream(input, Arc::clone(progress))?;
         let mut st = StreamState {
             end: ScanEnd {
@@ -464,7 +660,7 @@ impl Scanner {
                     to_skip -= n as u64;
                 }
                 Err(e) => {
-                    st.end.truncated = Some((e.to_string(), st.base, Vec::new()));
+                    st.end.truncated = Some((decode_error(&e), st.base, Vec::new()));
                     return Ok(st.finish());
                 }
             }
@@ -498,7 +694,7 @@ impl Scanner {
                         line.is_empty() && !(skipping_partial || skipping_long);
                     let at = st.base;
                     st.base += line.len() as u64;
-                    st.end.truncated = Some((e.to_string(), at, line));
+                    st.end.truncated = Some((decode_error(&e), at, line));
                     return Ok(st.finish());
                 }
             };
@@ -589,6 +785,49 @@ impl Scanner {
     }
 }
 
+/// A decoder's error as the user reads it, with what to do about a zstd window too large to decode.
+fn decode_error(e: &std::io::Error) -> String {
+    let msg = e.to_string();
+    if msg.contains("too much memory") {
+        format!(
+            "{msg}: its zstd window is larger than the {} MiB logcrunch decodes; decompress it with `zstd -d --long=31` and ingest the result",
+            1u64 << (ZSTD_WINDOW_LOG_MAX - 20)
+        )
+    } else {
+        msg
+    }
+}
+
+/// Where a chunk of a mapped file ends.
+enum Cut {
+    /// Just before this offset.
+    At(u64),
+    /// The chunk's first line is longer than the scanner looks ahead.
+    LongLine,
+}
+
+/// How `file`, mapped when it was `len` bytes long and started with `head`, changed since: shorter
+/// now, or other first bytes (truncated and written again).
+fn changed_since(
+    file: &File,
+    probe: &Probe<'_>,
+    len: u64,
+    head: (u64, u64),
+) -> std::io::Result<Option<String>> {
+    let now = file.metadata()?.len();
+    if now < len {
+        return Ok(Some(format!(
+            "it was truncated while it was read ({len} -> {now} bytes)"
+        )));
+    }
+    if head_hashes(&probe.head(head.1)?).0 != head {
+        return Ok(Some(
+            "its first bytes changed while it was read: it was truncated and written again".into(),
+        ));
+    }
+    Ok(None)
+}
+
 struct StreamState {
     end: ScanEnd,
     base: u64,
@@ -626,6 +865,7 @@ impl StreamState {
             seq: self.end.chunks,
             offset: self.base,
             data: ChunkData::Owned(data),
+            file: None,
         };
         self.end.chunks += 1;
         self.base += len;

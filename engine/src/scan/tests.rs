@@ -31,8 +31,16 @@ fn parse_via_scanner(input: &Input, chunk_size: usize) -> (Collect, ScanEnd) {
     };
     let progress = Arc::new(AtomicU64::new(0));
     let mut seqs = Vec::new();
+    let req = ScanRequest {
+        source: 0,
+        input,
+        start: 0,
+        skip_partial: false,
+        cut_before: None,
+        expect_head: None,
+    };
     let end = scanner
-        .scan(0, input, 0, false, None, &progress, &mut |c: Chunk| {
+        .scan(&req, &progress, &mut |c: Chunk| {
             seqs.push(c.seq);
             p.parse_chunk(&mut scratch, &c.data, c.offset, &mut sink);
             true
@@ -222,8 +230,16 @@ fn resuming_skips_what_was_read_and_the_rest_of_a_partial_line() {
     };
     let progress = Arc::new(AtomicU64::new(0));
     let mut chunks = Vec::new();
+    let req = ScanRequest {
+        source: 0,
+        input: &input,
+        start: 7,
+        skip_partial: true,
+        cut_before: None,
+        expect_head: None,
+    };
     let end = scanner
-        .scan(0, &input, 7, true, None, &progress, &mut |c: Chunk| {
+        .scan(&req, &progress, &mut |c: Chunk| {
             chunks.push((c.offset, c.data.to_vec()));
             true
         })
@@ -243,4 +259,159 @@ fn empty_inputs_yield_no_chunks() {
         assert!(got.rows.is_empty() && got.bad.is_empty());
         assert_eq!((end.end, end.chunks), (0, 0));
     }
+}
+
+fn numbered_lines(n: usize) -> Vec<u8> {
+    (0..n)
+        .flat_map(|i| {
+            format!("10.0.0.1 - - [10/Oct/2000:13:55:36 -0700] \"GET /{i} HTTP/1.1\" 200 {i} \"-\" \"ua\"\n")
+                .into_bytes()
+        })
+        .collect()
+}
+
+fn plain_request(input: &Input) -> ScanRequest<'_> {
+    ScanRequest {
+        source: 0,
+        input,
+        start: 0,
+        skip_partial: false,
+        cut_before: None,
+        expect_head: None,
+    }
+}
+
+/// Scans all of `input` in 64 KiB chunks, handing each chunk to `on_chunk`.
+fn scan_64k(input: &Input, mut on_chunk: impl FnMut(Chunk)) -> ScanEnd {
+    let scanner = Scanner {
+        chunk_size: 64 << 10,
+        max_line_bytes: 1000,
+    };
+    let progress = Arc::new(AtomicU64::new(0));
+    scanner
+        .scan(&plain_request(input), &progress, &mut |c: Chunk| {
+            on_chunk(c);
+            true
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_file_truncated_under_its_maps_reads_zeros_and_is_reported_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = numbered_lines(20_000);
+    let input = write_input(dir.path(), "t.log", &text, Encoding::Plain);
+    let mut seen = Vec::new();
+    let end = scan_64k(&input, |c| {
+        if c.seq == 1 {
+            File::options()
+                .write(true)
+                .open(&input.path)
+                .unwrap()
+                .set_len(5000)
+                .unwrap();
+        }
+        // Every byte is touched, as a parser would: the vanished pages must not kill us.
+        let nuls = c.data.iter().filter(|b| **b == 0).count();
+        seen.push((c.seq, c.intact(), nuls));
+    });
+    assert!(end.changed.is_some(), "{end:?}");
+    assert_eq!(
+        seen[0],
+        (0, true, 0),
+        "the first chunk was read before the cut"
+    );
+    assert!(
+        seen[1..].iter().all(|(_, intact, _)| !intact),
+        "chunks after the cut are not trusted: {seen:?}"
+    );
+    assert!(seen[1..].iter().any(|(_, _, nuls)| *nuls > 0));
+}
+
+#[test]
+fn a_file_rewritten_while_scanned_is_reported_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = numbered_lines(5_000);
+    let input = write_input(dir.path(), "w.log", &text, Encoding::Plain);
+    let end = scan_64k(&input, |c| {
+        if c.seq == 0 {
+            // copytruncate, then the writer goes on: the file is as long again, with new lines.
+            let mut other = numbered_lines(6_000);
+            other.drain(..100);
+            std::fs::write(&input.path, &other).unwrap();
+        }
+    });
+    assert!(
+        end.changed
+            .as_deref()
+            .is_some_and(|c| c.contains("first bytes")),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn a_growing_files_unfinished_last_line_is_left_for_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = numbered_lines(3_000);
+    let whole = text.len() as u64;
+    text.extend_from_slice(b"10.0.0.2 - - [10/Oct/2000:13:55:36 -0700] \"GET /half");
+    let input = write_input(dir.path(), "g.log", &text, Encoding::Plain);
+    let mut last_end = 0;
+    let end = scan_64k(&input, |c| {
+        if c.seq == 0 {
+            let mut f = File::options().append(true).open(&input.path).unwrap();
+            f.write_all(b" HTTP/1.1\" 200 1 \"-\" \"ua\"\n").unwrap();
+        }
+        last_end = c.offset + c.data.len() as u64;
+    });
+    assert_eq!((end.end, last_end), (whole, whole));
+    assert!(end.ends_with_newline && end.changed.is_none());
+
+    // At rest, the same unterminated line is a row of its own.
+    let rest = write_input(dir.path(), "r.log", &text, Encoding::Plain);
+    let (got, end) = parse_via_scanner(&rest, 64 << 10);
+    assert_eq!(end.end, text.len() as u64);
+    assert!(!end.ends_with_newline);
+    assert_eq!(got.rows.len() + got.bad.len(), 3_001);
+}
+
+#[test]
+fn holes_and_long_lines_cost_neither_memory_nor_a_pass_over_the_hole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.log");
+    let f = File::create(&path).unwrap();
+    let hole = 8u64 << 30;
+    f.set_len(hole).unwrap();
+    let mut tail = b"0000\n".to_vec();
+    tail.extend(vec![b'y'; 3 * MAX_LINE]);
+    tail.push(b'\n');
+    tail.extend(numbered_lines(3));
+    std::os::unix::fs::FileExt::write_all_at(&f, &tail, hole).unwrap();
+    drop(f);
+    let input = resolve(&[path.display().to_string()]).unwrap().remove(0);
+    let scanner = Scanner {
+        chunk_size: 1 << 20,
+        max_line_bytes: MAX_LINE,
+    };
+    let progress = Arc::new(AtomicU64::new(0));
+    let mut chunks = Vec::new();
+    let end = scanner
+        .scan(&plain_request(&input), &progress, &mut |c: Chunk| {
+            chunks.push((c.offset, c.data.len()));
+            true
+        })
+        .unwrap();
+    assert_eq!(end.end, hole + tail.len() as u64);
+    assert_eq!(chunks[0].0, hole, "the hole is passed over: {chunks:?}");
+    assert!(
+        chunks
+            .iter()
+            .all(|(_, len)| *len <= (1 << 20) + MAX_LINE + 2)
+    );
+    let (got, _) = parse_via_scanner(&input, 100);
+    assert_eq!(got.rows.len(), 3, "{:?} {:?}", got.rows, got.bad);
+    assert_eq!(
+        got.bad.iter().map(|(_, r)| *r).collect::<Vec<_>>(),
+        [BadReason::NoMatch, BadReason::LineTooLong]
+    );
 }

@@ -25,9 +25,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Category;
-use crate::catalog::{Catalog, sql_string};
+#[cfg(feature = "duckdb")]
+use crate::catalog::Catalog;
+use crate::catalog::sql_string;
 use crate::error::{Error, Result};
 use crate::parse::value::format_rfc3339;
+#[cfg(feature = "duckdb")]
 use crate::report::Table;
 
 /// A request as evidence: `source:offset METHOD target status`, the target cut at 200 bytes.
@@ -372,6 +375,7 @@ impl Detector {
         )
     }
 
+    #[cfg(feature = "duckdb")]
     /// Judges the days `first..=last` of `dataset` again and stores the findings in its catalog
     /// (table `findings`, see [`Catalog::store_findings`]), taking the writer's lock for the
     /// moment; returns how many findings `run` detected first. The detector's filters should
@@ -383,6 +387,7 @@ impl Detector {
         catalog.findings_of_run(run)
     }
 
+    #[cfg(feature = "duckdb")]
     /// Finds every rule's offending clients, ordered by rule, first event and client.
     pub fn find(&self, catalog: &Catalog) -> Result<Vec<Finding>> {
         let n = self.rules.len();
@@ -500,6 +505,7 @@ impl Detector {
     }
 }
 
+#[cfg(feature = "duckdb")]
 /// `findings` as a report table (times as ISO 8601 UTC, like other report times).
 pub fn findings_table(findings: &[Finding]) -> Table {
     let time = |us: i64| Value::from(format_rfc3339(us).trim_end_matches('Z').to_string());

@@ -158,8 +158,13 @@ impl SignatureFile {
                 "<built-in signatures.yaml>".into(),
             ),
         };
-        serde_norway::from_str(&text).map_err(|e| Error::Config {
-            path: origin,
+        SignatureFile::parse(&text, &origin)
+    }
+
+    /// Parses signatures text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<SignatureFile> {
+        serde_norway::from_str(text).map_err(|e| Error::Config {
+            path: origin.to_path_buf(),
             message: e.to_string(),
         })
     }

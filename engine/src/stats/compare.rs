@@ -16,10 +16,14 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Counts, Range, StatsReader, Summary, encode, histogram, merge_into};
+#[cfg(feature = "duckdb")]
+use super::StatsReader;
+use super::{Counts, Range, Summary, encode, histogram, merge_into};
+#[cfg(feature = "duckdb")]
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::parse::value::format_rfc3339;
+#[cfg(feature = "duckdb")]
 use crate::report::Table;
 
 /// Layout version of snapshot files.
@@ -97,7 +101,7 @@ impl Spec {
                 if x.is_empty() {
                     return Ok(None);
                 }
-                crate::report::parse_time_arg(x).map(Some).ok_or_else(|| {
+                crate::parse::value::parse_time_arg(x).map(Some).ok_or_else(|| {
                     Error::Usage(format!(
                         "`{x}` in `{text}` is not a time: use 2024-01-31, 2024-01-31T12:00:00Z or 24h"
                     ))
@@ -109,6 +113,7 @@ impl Spec {
         Ok(Spec::Dataset { dir, since, until })
     }
 
+    #[cfg(feature = "duckdb")]
     /// Per route summaries of the period.
     pub fn load(&self, sigfig: u8) -> Result<Vec<Summary>> {
         match self {
@@ -317,6 +322,7 @@ impl Comparison {
         self.routes.iter().any(|r| !r.regressions.is_empty())
     }
 
+    #[cfg(feature = "duckdb")]
     /// As a table (one row per route).
     pub fn table(&self) -> Table {
         let ms = |v: Option<f64>| v.map_or(Value::Null, |x| json!((x * 1000.0).round() / 1000.0));

@@ -1231,6 +1231,7 @@ pub struct Read {
     pub lean: bool,
 }
 
+#[cfg(feature = "duckdb")]
 /// Reads stored statistics through the catalog's `stats` view.
 pub struct StatsReader<'a> {
     catalog: &'a crate::catalog::Catalog,
@@ -1310,6 +1311,7 @@ pub fn ratio(num: u64, den: u64) -> f64 {
     }
 }
 
+#[cfg(feature = "duckdb")]
 impl<'a> StatsReader<'a> {
     /// A reader over `catalog`.
     pub fn new(catalog: &'a crate::catalog::Catalog) -> StatsReader<'a> {
