@@ -4,7 +4,7 @@
 # reader, manifest loader), each for SECONDS (default 600), JOBS at a time, seeded from testdata/
 # and, when LOGCRUNCH_REALDATA points at it, the real-data corpus. Prints the executions, the
 # corpus size and the crashes of each target; exits 1 when any target crashed, hung or ran out of
-# memory (the reproducer is in $FUZZ_DIR/artifacts/TARGET/; replay it with
+# memory (the reproducers stay in $FUZZ_DIR/artifacts/TARGET/; replay one with
 # `cargo +nightly fuzz run --fuzz-dir engine/fuzz TARGET FILE`).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
@@ -46,8 +46,8 @@ python3 scripts/fuzz_seeds.py "$FUZZ_DIR/seeds" "${LOGCRUNCH_REALDATA:-}" "$mani
 
 run_one() {
   local t=$1
-  rm -rf "$FUZZ_DIR/artifacts/$t"
   mkdir -p "$FUZZ_DIR/corpus/$t" "$FUZZ_DIR/artifacts/$t" "$FUZZ_DIR/seeds/$t"
+  touch "$FUZZ_DIR/$t.started"
   "${CARGO_FUZZ[@]}" run --fuzz-dir engine/fuzz --target-dir "$FUZZ_TARGET_DIR" \
     --sanitizer "$SANITIZER" "$t" "$FUZZ_DIR/corpus/$t" "$FUZZ_DIR/seeds/$t" -- \
     -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
@@ -74,7 +74,7 @@ for t in "${targets[@]}"; do
   execs=$(awk '/stat::number_of_executed_units:/ {n = $2} END {print n}' "$log")
   speed=$(awk '/stat::average_exec_per_sec:/ {n = $2} END {print n}' "$log")
   corpus=$(find "$FUZZ_DIR/corpus/$t" -type f | wc -l)
-  crashes=$(find "$FUZZ_DIR/artifacts/$t" -type f | wc -l)
+  crashes=$(find "$FUZZ_DIR/artifacts/$t" -type f -newer "$FUZZ_DIR/$t.started" | wc -l)
   printf '%-12s %14s %10s %8s %s\n' "$t" "${execs:-?}" "${speed:-?}" "$corpus" "$crashes"
   if [ "$crashes" -gt 0 ] || grep -q 'ERROR: libFuzzer\|panicked at' "$log"; then
     failed=1

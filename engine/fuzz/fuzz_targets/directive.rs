@@ -7,7 +7,6 @@
 use libfuzzer_sys::fuzz_target;
 use logcrunch::parse::directive;
 use logcrunch::parse::{BadReason, FormatSpec, Patterns, Row, RowSink};
-use std::path::Path;
 
 struct Count(usize);
 

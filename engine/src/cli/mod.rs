@@ -470,9 +470,19 @@ fn thousands(n: u64) -> String {
 fn print_summary(s: &IngestSummary) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let count = |st: SourceStatus| s.sources.iter().filter(|x| x.status == st).count();
+    // The unusual outcomes are named only when they happened.
+    let unusual: String = [
+        (SourceStatus::Truncated, "truncated"),
+        (SourceStatus::Changed, "changed while read"),
+        (SourceStatus::Failed, "failed"),
+    ]
+    .into_iter()
+    .filter(|(st, _)| count(*st) > 0)
+    .map(|(st, name)| format!(", {} {name}", count(st)))
+    .collect();
     writeln!(
         out,
-        "ingested {} of {} file{} into {} (format {}; {} new, {} grown, {} replaced, {} unchanged, {} duplicate)",
+        "ingested {} of {} file{} into {} (format {}; {} new, {} grown, {} replaced, {} unchanged, {} duplicate{unusual})",
         s.files_read,
         s.files,
         if s.files == 1 { "" } else { "s" },

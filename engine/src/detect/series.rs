@@ -410,6 +410,10 @@ fn metric_series(
 /// timestamps years apart at a one-second step, say) is refused instead of filling memory.
 pub const MAX_SERIES_POINTS: u64 = 10_000_000;
 
+/// Grid slots laid out per point read at most: a series that would be more than 99.9% gaps is
+/// refused, so a few bytes of input never make a grid of megabytes.
+pub const MAX_SLOTS_PER_POINT: u64 = 1_000;
+
 /// Reads a `timestamp,value` file; see [`parse_series`].
 pub fn read_series(path: &Path) -> Result<Series> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
@@ -469,9 +473,11 @@ pub fn parse_series(text: &str, origin: &str, name: String) -> Result<Series> {
         .ok_or_else(|| Error::Usage(format!("{origin}: every timestamp is the same")))?;
     let start = points[0].0;
     let steps = (points[points.len() - 1].0 - start) / step;
-    if steps as u64 >= MAX_SERIES_POINTS {
+    let limit = MAX_SERIES_POINTS.min(MAX_SLOTS_PER_POINT * points.len() as u64);
+    if steps as u64 >= limit {
         return Err(Error::Usage(format!(
-            "{origin}: its points span {steps} steps of {step} µs (the most common spacing); at most {MAX_SERIES_POINTS} fit: split it, or resample it to a coarser step"
+            "{origin}: its {} points span {steps} steps of {step} µs (the most common spacing), more than the {limit} it may lay out: split it where it has long gaps, or resample it to a coarser step",
+            points.len()
         )));
     }
     let n = steps as usize + 1;
@@ -624,5 +630,20 @@ mod tests {
         std::fs::write(&p, "1,1\n61,2\n121,x\n").unwrap();
         let e = read_series(&p).unwrap_err().to_string();
         assert!(e.contains(":3:"), "{e}");
+    }
+
+    #[test]
+    fn a_series_whose_grid_would_not_fit_is_refused() {
+        // One microsecond apart twice, then a point 31,000 years away: a grid of 10^18 slots.
+        let text = "0.000001,1\n0.000002,2\n0.000003,3\n999999999999,4\n";
+        let e = parse_series(text, "far.csv", "far".into())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("far.csv") && e.contains("steps"), "{e}");
+        // Epoch seconds beyond what µs can hold are not timestamps.
+        let e = parse_series("1e300,1\n2e300,2\n", "huge.csv", "huge".into()).unwrap_err();
+        assert!(e.to_string().contains("huge.csv:2:"), "{e}");
+        let ok = parse_series("1,1\n2,2\n", "ok.csv", "ok".into()).unwrap();
+        assert_eq!((ok.step, ok.values.len()), (1_000_000, 2));
     }
 }

@@ -156,7 +156,7 @@ impl Splitter {
     /// including group 0.
     pub fn compile(hir: &Hir, groups: usize) -> Option<Splitter> {
         let mut steps = Vec::new();
-        lower(hir, &mut steps, true)?;
+        lower(hir, &mut steps, true, 0)?;
         // A pattern without `$` may stop anywhere: what follows the match is unconstrained, and
         // greedy runs take the maximal run, which is what the predictive scan does.
         let follow = First {
@@ -188,7 +188,7 @@ impl Splitter {
 /// find where a multi-line entry starts).
 pub fn first_bytes(hir: &Hir) -> Option<ByteSet> {
     let mut steps = Vec::new();
-    lower(hir, &mut steps, true)?;
+    lower(hir, &mut steps, true, 0)?;
     let f = first(
         &steps,
         First {
@@ -199,7 +199,10 @@ pub fn first_bytes(hir: &Hir) -> Option<ByteSet> {
     (!f.eol).then_some(f.bytes)
 }
 
-fn lower(hir: &Hir, out: &mut Vec<Step>, top: bool) -> Option<()> {
+fn lower(hir: &Hir, out: &mut Vec<Step>, top: bool, nesting: usize) -> Option<()> {
+    if nesting > MAX_NESTING {
+        return None;
+    }
     match hir.kind() {
         HirKind::Empty => {}
         HirKind::Literal(lit) => out.push(Step::Literal(lit.0.clone())),
@@ -217,12 +220,12 @@ fn lower(hir: &Hir, out: &mut Vec<Step>, top: bool) -> Option<()> {
                 return None;
             }
             out.push(Step::Mark(g, true));
-            lower(&cap.sub, out, false)?;
+            lower(&cap.sub, out, false, nesting)?;
             out.push(Step::Mark(g, false));
         }
         HirKind::Concat(items) => {
             for (i, item) in items.iter().enumerate() {
-                lower(item, out, top && i == 0)?;
+                lower(item, out, top && i == 0, nesting)?;
             }
         }
         HirKind::Repetition(rep) => {
@@ -232,7 +235,7 @@ fn lower(hir: &Hir, out: &mut Vec<Step>, top: bool) -> Option<()> {
                 out.push(step);
             } else {
                 let mut steps = Vec::new();
-                lower(&rep.sub, &mut steps, false)?;
+                lower(&rep.sub, &mut steps, false, nesting + 1)?;
                 let decide = Decide::First(ByteSet::default());
                 if rep.min == 0 && rep.max == Some(1) {
                     out.push(Step::Opt { decide, steps });
@@ -250,7 +253,7 @@ fn lower(hir: &Hir, out: &mut Vec<Step>, top: bool) -> Option<()> {
             let mut lowered = Vec::new();
             for alt in alts {
                 let mut steps = Vec::new();
-                lower(alt, &mut steps, false)?;
+                lower(alt, &mut steps, false, nesting + 1)?;
                 lowered.push((ByteSet::default(), steps));
             }
             out.push(Step::Alt(lowered));
@@ -353,7 +356,10 @@ fn first(steps: &[Step], follow: First) -> First {
             eol: false,
         }
         .union(first(rest, follow)),
-        Step::Opt { steps, .. } => first(steps, first(rest, follow)).union(first(rest, follow)),
+        Step::Opt { steps, .. } => {
+            let after = first(rest, follow);
+            first(steps, after).union(after)
+        }
         Step::Repeat { steps, min, .. } => {
             let after = first(rest, follow);
             let own = first(steps, after);
@@ -466,13 +472,24 @@ fn check(steps: &mut [Step], follow: First) -> Option<()> {
 /// Furthest position a decision may look ahead.
 const MAX_LOOKAHEAD: usize = 8;
 
+/// Steps [`prefixes`] may visit for one decision, and how deep it may unroll. Unrolling nested
+/// repetitions branches at every level and deepens the parts it copies, so a pattern like
+/// `((a)*)*...` would take exponential time, memory and stack; past these bounds nothing is
+/// proven and the format runs on the regex engine instead.
+const PREFIX_BUDGET: usize = 20_000;
+const PREFIX_DEPTH: usize = 64;
+
+/// Repetitions, options and alternations nested deeper than this get no splitter.
+const MAX_NESTING: usize = 16;
+
 /// For an optional/repeated `sub` followed by `rest`, a position `i` at which every match of `sub`
 /// and every match of `rest` have disjoint bytes (both being longer than `i`): the byte there
 /// decides, see [`Decide::At`].
 fn lookahead(sub: &[Step], rest: &[Step]) -> Option<Decide> {
+    let mut budget = PREFIX_BUDGET;
     (1..MAX_LOOKAHEAD).find_map(|i| {
-        let own = prefixes(sub, i + 1)?;
-        let other = prefixes(rest, i + 1)?;
+        let own = prefixes(sub, i + 1, &mut budget, 0)?;
+        let other = prefixes(rest, i + 1, &mut budget, 0)?;
         (0..=i)
             .find(|&j| !own[j].intersects(&other[j]))
             .map(|j| Decide::At(j, own[j]))
@@ -484,21 +501,27 @@ fn union_sets(a: Vec<ByteSet>, b: Vec<ByteSet>) -> Vec<ByteSet> {
 }
 
 /// Per position, the bytes the first `k` bytes of any match of `steps` can hold; `None` when a
-/// match may be shorter than `k` or the parts are not supported (then nothing is proven).
-fn prefixes(steps: &[Step], k: usize) -> Option<Vec<ByteSet>> {
+/// match may be shorter than `k`, the parts are not supported, or the search went past `budget`
+/// steps or [`PREFIX_DEPTH`] levels (then nothing is proven).
+fn prefixes(steps: &[Step], k: usize, budget: &mut usize, depth: usize) -> Option<Vec<ByteSet>> {
     if k == 0 {
         return Some(Vec::new());
     }
+    *budget = budget.checked_sub(1)?;
+    if depth > PREFIX_DEPTH {
+        return None;
+    }
+    let depth = depth + 1;
     let (head, rest) = steps.split_first()?;
     let then =
         |head: Vec<Step>| -> Vec<Step> { head.into_iter().chain(rest.iter().cloned()).collect() };
     match head {
-        Step::Mark(..) => prefixes(rest, k),
+        Step::Mark(..) => prefixes(rest, k, budget, depth),
         Step::Literal(l) => {
             let n = l.len().min(k);
             let mut v: Vec<ByteSet> = l[..n].iter().map(|b| ByteSet::single(*b)).collect();
             if n < k {
-                v.extend(prefixes(rest, k - n)?);
+                v.extend(prefixes(rest, k - n, budget, depth)?);
             }
             Some(v)
         }
@@ -519,11 +542,11 @@ fn prefixes(steps: &[Step], k: usize) -> Option<Vec<ByteSet>> {
                     fixed: *fixed,
                 };
                 let mut v = vec![*class];
-                v.extend(prefixes(&then(vec![shorter]), k - 1)?);
+                v.extend(prefixes(&then(vec![shorter]), k - 1, budget, depth)?);
                 take = Some(v);
             }
             let skip = if *min == 0 {
-                Some(prefixes(rest, k)?)
+                Some(prefixes(rest, k, budget, depth)?)
             } else {
                 None
             };
@@ -533,8 +556,8 @@ fn prefixes(steps: &[Step], k: usize) -> Option<Vec<ByteSet>> {
             }
         }
         Step::Opt { steps: sub, .. } => Some(union_sets(
-            prefixes(&then(sub.clone()), k)?,
-            prefixes(rest, k)?,
+            prefixes(&then(sub.clone()), k, budget, depth)?,
+            prefixes(rest, k, budget, depth)?,
         )),
         Step::Repeat {
             decide,
@@ -543,7 +566,7 @@ fn prefixes(steps: &[Step], k: usize) -> Option<Vec<ByteSet>> {
             max,
         } => {
             if *max == Some(0) {
-                return prefixes(rest, k);
+                return prefixes(rest, k, budget, depth);
             }
             let again = Step::Repeat {
                 decide: decide.clone(),
@@ -553,9 +576,9 @@ fn prefixes(steps: &[Step], k: usize) -> Option<Vec<ByteSet>> {
             };
             let mut once = sub.clone();
             once.push(again);
-            let take = prefixes(&then(once), k)?;
+            let take = prefixes(&then(once), k, budget, depth)?;
             if *min == 0 {
-                Some(union_sets(take, prefixes(rest, k)?))
+                Some(union_sets(take, prefixes(rest, k, budget, depth)?))
             } else {
                 Some(take)
             }
@@ -563,7 +586,7 @@ fn prefixes(steps: &[Step], k: usize) -> Option<Vec<ByteSet>> {
         Step::Alt(alts) => {
             let mut acc: Option<Vec<ByteSet>> = None;
             for (_, alt) in alts {
-                let p = prefixes(&then(alt.clone()), k)?;
+                let p = prefixes(&then(alt.clone()), k, budget, depth)?;
                 acc = Some(match acc {
                     Some(a) => union_sets(a, p),
                     None => p,

@@ -268,3 +268,29 @@ proptest! {
         }
     }
 }
+
+/// Fuzz finds (`patterns` target): nested repetitions made the splitter's lookahead proof branch
+/// at every level (exponential time and memory), and a run of optional groups made its FIRST sets
+/// take 2^n steps. Both now compile at once; what the splitter cannot prove runs on the regex.
+#[test]
+fn nested_repetitions_and_optional_runs_compile_at_once() {
+    let stars = "*".repeat(110);
+    let optionals = "(?: a)?".repeat(60);
+    for re in [
+        format!(
+            r"^(?P<ts> \d{{2}}:\d{{2}}:\d{{2}}) \[(?P<level>[a-z]+)\] (?P<pid>\d+)#(?P<tid>proxy_a?:\*\d+ )?(?P<message>.*){stars}$]"
+        ),
+        format!(r"^(?P<ts>\S+){optionals} (?P<message>.*)$"),
+    ] {
+        let yaml = format!("formats:\n  x:\n    kind: error\n    regex: '{re}'\n");
+        let pats = Patterns::parse(&yaml, Path::new("p.yaml")).unwrap();
+        let started = std::time::Instant::now();
+        let parser = pats.parser("x", 4096).unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{re}"
+        );
+        let mut scratch = parser.scratch();
+        parser.parse_chunk(&mut scratch, b"x 12 y\n", 0, &mut Collect::default());
+    }
+}
