@@ -9,7 +9,8 @@
 #
 # Environment: LINES, THREADS (default: cores), RUNS, BIG (1: run the >=4 GB memory test),
 # BIG_LINES, WORK (scratch directory), CARGO_TARGET_DIR, VENV (Python venv for the peers),
-# BASELINE_BIN (another logcrunch binary, e.g. the parent commit's, timed in the same rounds).
+# BASELINE_BIN (another logcrunch binary, e.g. the parent commit's, timed in the same rounds) and
+# BASELINE_ARGS (its global options, e.g. --patterns with the patterns file of its commit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -89,8 +89,10 @@ def main():
     }
     baseline = os.environ.get("BASELINE_BIN")
     if baseline:
-        tools["logcrunch_baseline"] = lambda i: [baseline, "ingest", "--json", "--format", "nginx_timed", "--threads",
-                                                 threads, "--dataset", f"{work}/lcb-{i}", log]
+        # BASELINE_ARGS: global options for it, e.g. `--patterns FILE` with its own patterns file.
+        extra = os.environ.get("BASELINE_ARGS", "").split()
+        tools["logcrunch_baseline"] = lambda i: [baseline, *extra, "ingest", "--json", "--format", "nginx_timed",
+                                                 "--threads", threads, "--dataset", f"{work}/lcb-{i}", log]
     if threads != "1":
         tools["logcrunch_1thread"] = lambda i: [binary, "ingest", "--json", "--format", "nginx_timed", "--threads", "1",
                                                 "--dataset", f"{work}/lc1-{i}", log]

@@ -306,7 +306,13 @@ impl Ingest {
             return Err(Error::Usage("--threads must be at least 1".into()));
         }
         if opts.format != AUTO && !patterns.spec(&opts.format)?.w3c {
-            patterns.parser(&opts.format, opts.max_line_bytes)?;
+            let parser = patterns.parser(&opts.format, opts.max_line_bytes)?;
+            if parser.time_from_header() && parser.prefix().is_none() {
+                return Err(Error::Usage(format!(
+                    "format `{0}` takes each line's time from the header in front of it: use `{0}+syslog` or `{0}+stampN` (N words after the header's timestamp), or --format auto",
+                    opts.format
+                )));
+            }
         }
         let signatures = SignatureFile::load(opts.security.signatures.as_deref())?;
         let enrich = Enrich {
@@ -500,7 +506,7 @@ impl Ingest {
         let max = self.opts.max_line_bytes;
         let mut name = self.opts.format.clone();
         if name == AUTO
-            && let Some(prev) = previous.filter(|p| patterns.formats.contains_key(*p))
+            && let Some(prev) = previous.filter(|p| patterns.spec(p).is_ok())
             && plan.status == SourceStatus::Grown
         {
             name = prev.to_string();

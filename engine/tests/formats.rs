@@ -136,6 +136,299 @@ fn traefik_clf() {
 }
 
 #[test]
+fn haproxy_http_log_behind_syslog_headers() {
+    let rows = parse_file("haproxy_http+syslog", "haproxy_http.log");
+    assert_eq!(get(&rows[0], "ts"), Some("2009-02-06T12:14:14.655000Z"));
+    assert_eq!(get(&rows[0], "client_ip"), Some("10.0.1.2"));
+    assert_eq!(get(&rows[0], "x_forwarded_for"), None);
+    assert_eq!(
+        [0, 1, 2].map(|i| get(&rows[0], ["frontend", "backend", "server"][i])),
+        [Some("http-in"), Some("static"), Some("srv1")]
+    );
+    assert_eq!(num(&rows[0], "response_time_us"), Some(109_000), "Ta/Tt");
+    assert_eq!(
+        num(&rows[0], "upstream_response_time_us"),
+        Some(69_000),
+        "Tr"
+    );
+    assert_eq!(get(&rows[0], "time_connect_ms"), Some("30"));
+    assert_eq!(get(&rows[0], "termination_state"), Some("----"));
+    assert_eq!(get(&rows[0], "captured_request_headers"), Some("1wt.eu"));
+    assert_eq!(get(&rows[0], "captured_response_headers"), Some(""));
+    assert_eq!(get(&rows[0], "path"), Some("/index.html"));
+    assert_eq!(
+        (num(&rows[1], "response_time_us"), num(&rows[1], "bytes")),
+        (Some(30_000), Some(243)),
+        "logasap's + marks"
+    );
+    assert_eq!(get(&rows[1], "srv_queue"), Some("1"));
+    assert_eq!(get(&rows[2], "server"), Some("<NOSRV>"));
+    assert_eq!(
+        num(&rows[2], "upstream_response_time_us"),
+        None,
+        "-1: no server"
+    );
+    assert_eq!(get(&rows[2], "termination_state"), Some("CR--"));
+    assert_eq!(num(&rows[3], "status"), None, "-1: no response");
+    assert_eq!(get(&rows[4], "frontend"), Some("https~"));
+    assert_eq!(
+        get(&rows[4], "captured_request_headers"),
+        Some("www.example.com|Mozilla/5.0")
+    );
+    assert_eq!(get(&rows[4], "query"), Some("id=1"));
+}
+
+#[test]
+fn haproxy_tcp_and_clf_logs() {
+    let tcp = parse_file("haproxy_tcp+syslog", "haproxy_tcp.log");
+    assert_eq!(get(&tcp[0], "client_ip"), Some("10.0.1.2"));
+    assert_eq!(num(&tcp[0], "response_time_us"), Some(5_007_000));
+    assert_eq!(num(&tcp[0], "bytes"), Some(212));
+    assert_eq!(get(&tcp[0], "retries"), Some("3"));
+    assert_eq!(get(&tcp[1], "server"), Some("<NOSRV>"));
+    assert_eq!(num(&tcp[1], "status"), None);
+    let clf = parse_file("haproxy_clf", "haproxy_clf.log");
+    assert_eq!(get(&clf[0], "client_ip"), Some("10.0.1.2"));
+    assert_eq!(get(&clf[0], "client_port"), Some("33317"));
+    assert_eq!(get(&clf[0], "backend"), Some("static"));
+    assert_eq!(num(&clf[0], "response_time_us"), Some(109_000));
+    assert_eq!(num(&clf[0], "upstream_response_time_us"), Some(69_000));
+    assert_eq!(
+        get(&clf[0], "captured_headers"),
+        Some(r#""1wt.eu" "Mozilla/5.0""#)
+    );
+    assert_eq!(get(&clf[1], "server"), Some("<NOSRV>"));
+    assert_eq!(num(&clf[1], "status"), Some(503));
+    assert_eq!(get(&clf[1], "captured_headers"), None);
+}
+
+#[test]
+fn traefik_json_durations_in_nanoseconds() {
+    let rows = parse_file("traefik_json", "traefik.json.log");
+    assert_eq!(get(&rows[0], "ts"), Some("2024-03-01T00:00:01.123456Z"));
+    assert_eq!(get(&rows[0], "client_ip"), Some("192.0.2.10"));
+    assert_eq!(
+        (get(&rows[0], "path"), get(&rows[0], "query")),
+        (Some("/api/items"), Some("page=2"))
+    );
+    assert_eq!(num(&rows[0], "response_time_us"), Some(1_843));
+    assert_eq!(num(&rows[0], "upstream_response_time_us"), Some(1_650));
+    assert_eq!(get(&rows[0], "router"), Some("app@docker"));
+    assert_eq!(get(&rows[0], "user"), None);
+    assert_eq!(get(&rows[0], "referer"), Some("https://app.example.com/"));
+    assert_eq!(
+        get(&rows[1], "ts"),
+        Some("2024-03-01T00:00:02Z"),
+        "from `time`"
+    );
+    assert_eq!(num(&rows[1], "status"), Some(404));
+}
+
+#[test]
+fn log4js_takes_its_time_from_the_stamp() {
+    let rows = parse_file("log4js+stamp3", "log4js.log");
+    assert_eq!(get(&rows[0], "ts"), Some("2024-03-01T00:00:01.555000Z"));
+    assert_eq!(get(&rows[0], "client_ip"), Some("203.0.113.9"));
+    assert_eq!(num(&rows[0], "bytes"), Some(1543));
+    assert_eq!(get(&rows[1], "client_ip"), Some("::ffff:198.51.100.7"));
+    assert_eq!(num(&rows[1], "bytes"), None);
+    let pats = builtin();
+    assert_eq!(
+        parse_with(
+            &pats,
+            "log4js",
+            r#"1.2.3.4 - - "GET / HTTP/1.1" 200 1 "" """#,
+            b""
+        )
+        .err(),
+        Some(BadReason::NoTimestamp),
+        "without its header the line has no time"
+    );
+}
+
+#[test]
+fn headers_in_front_of_any_format() {
+    let pats = builtin();
+    let combined =
+        r#"203.0.113.9 - - [01/Mar/2024:00:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8""#;
+    for (header, name) in [
+        ("Mar  1 00:00:01 web1 apache2[812]: ", "combined+syslog"),
+        ("<13>Mar  1 00:00:01 nginx: ", "combined+syslog"),
+        (
+            "<165>1 2024-03-01T00:00:01.003Z web1 nginx 812 - - ",
+            "combined+syslog",
+        ),
+        ("2024-03-01T00:00:01.123456789Z ", "combined+stamp0"),
+        (
+            "2024-03-01 00:00:01,123 - gunicorn.access - INFO - ",
+            "combined+stamp5",
+        ),
+        ("   ", "combined"),
+    ] {
+        let text = format!("{header}{combined}\n").repeat(3);
+        assert_eq!(detect(&pats, &text).as_deref(), Some(name), "{header}");
+        let row = parse_with(&pats, name, &format!("{header}{combined}"), b"").unwrap();
+        assert_eq!(get(&row, "client_ip"), Some("203.0.113.9"), "{header}");
+        assert_eq!(get(&row, "ts"), Some("2024-03-01T00:00:01Z"), "{header}");
+    }
+    assert_eq!(
+        parse_with(&pats, "combined+syslog", combined, b"").err(),
+        Some(BadReason::NoMatch),
+        "a line without the file's header"
+    );
+}
+
+#[test]
+fn aws_classic_load_balancer_and_s3() {
+    let elb = parse_file("aws_elb", "aws_elb.log");
+    assert_eq!(get(&elb[0], "ts"), Some("2015-05-13T23:39:43.945958Z"));
+    assert_eq!(get(&elb[0], "client_ip"), Some("192.168.131.39"));
+    assert_eq!(num(&elb[0], "response_time_us"), Some(1_048));
+    assert_eq!(get(&elb[0], "backend_processing_time"), Some("0.001048"));
+    assert_eq!(get(&elb[1], "ssl_protocol"), Some("TLSv1.2"));
+    assert_eq!(num(&elb[2], "status"), Some(503));
+    assert_eq!(num(&elb[2], "response_time_us"), None, "-1: no backend");
+    let s3 = parse_file("aws_s3", "aws_s3.log");
+    assert_eq!(get(&s3[0], "ts"), Some("2019-02-06T00:00:38Z"));
+    assert_eq!(get(&s3[0], "client_ip"), Some("192.0.2.3"));
+    assert_eq!(get(&s3[0], "operation"), Some("REST.GET.VERSIONING"));
+    assert_eq!(get(&s3[0], "query"), Some("versioning"));
+    assert_eq!(num(&s3[0], "response_time_us"), Some(7_000));
+    assert_eq!(
+        get(&s3[0], "vhost"),
+        Some("amzn-s3-demo-bucket1.s3.us-west-1.amazonaws.com")
+    );
+    assert_eq!(get(&s3[0], "source_region"), Some("us-east-1"));
+    assert_eq!(get(&s3[1], "access_point_arn"), None);
+    assert_eq!(
+        (num(&s3[2], "status"), get(&s3[2], "error_code")),
+        (Some(404), Some("NoSuchKey"))
+    );
+    assert_eq!(get(&s3[2], "user"), None);
+    assert_eq!(
+        get(&s3[2], "host_id"),
+        None,
+        "an older record ends at version_id"
+    );
+}
+
+#[test]
+fn cloudfront_standard_logs_are_tab_separated_w3c() {
+    let rows = parse_file("w3c", "cloudfront.log");
+    assert_eq!(get(&rows[0], "ts"), Some("2019-12-04T21:02:31Z"));
+    assert_eq!(get(&rows[0], "client_ip"), Some("192.0.2.100"));
+    assert_eq!(
+        get(&rows[0], "vhost"),
+        Some("d111111abcdef8.cloudfront.net")
+    );
+    assert_eq!(get(&rows[0], "path"), Some("/index.html"));
+    assert_eq!(get(&rows[0], "protocol"), Some("HTTP/2.0"));
+    assert_eq!(
+        num(&rows[0], "response_time_us"),
+        Some(1_000),
+        "time-taken in seconds"
+    );
+    assert_eq!(get(&rows[0], "x_edge_location"), Some("LAX1"));
+    assert_eq!(get(&rows[1], "query"), Some("id=7"));
+    assert_eq!(get(&rows[1], "x_forwarded_for"), Some("203.0.113.5"));
+    assert_eq!(num(&rows[1], "response_time_us"), Some(250_000));
+}
+
+#[test]
+fn squid_lighttpd_and_nginx_proxy_manager() {
+    let squid = parse_file("squid", "squid.log");
+    assert_eq!(get(&squid[0], "ts"), Some("2010-10-08T11:11:48.779000Z"));
+    assert_eq!(num(&squid[0], "response_time_us"), Some(180_000));
+    assert_eq!(get(&squid[0], "result_code"), Some("TCP_MISS"));
+    assert_eq!(get(&squid[0], "path"), Some("http://www.google.com/"));
+    assert_eq!(get(&squid[1], "method"), Some("CONNECT"));
+    assert_eq!(get(&squid[1], "user"), Some("bob"));
+    assert_eq!(get(&squid[2], "peer"), None);
+    let lighttpd = parse_file("lighttpd", "lighttpd.log");
+    assert_eq!(get(&lighttpd[0], "vhost"), Some("www.example.com"));
+    assert_eq!(get(&lighttpd[0], "ts"), Some("2023-10-10T11:55:36Z"));
+    assert_eq!(get(&lighttpd[1], "user"), Some("alice"));
+    let proxy = parse_file("npm_proxy", "npm_proxy.log");
+    assert_eq!(get(&proxy[0], "client_ip"), Some("203.0.113.9"));
+    assert_eq!(get(&proxy[0], "vhost"), Some("app.example.com"));
+    assert_eq!(
+        (get(&proxy[0], "path"), get(&proxy[0], "query")),
+        (Some("/api/items"), Some("page=2"))
+    );
+    assert_eq!(num(&proxy[0], "bytes"), Some(1543));
+    assert_eq!(get(&proxy[0], "gzip_ratio"), Some("3.21"));
+    assert_eq!(get(&proxy[1], "upstream_cache_status"), Some("HIT"));
+    assert_eq!(num(&proxy[1], "status"), Some(304));
+    assert_eq!(get(&proxy[1], "referer"), Some("https://app.example.com/"));
+    let standard = parse_file("npm_standard", "npm_standard.log");
+    assert_eq!(num(&standard[0], "status"), Some(444));
+    assert_eq!(get(&standard[0], "path"), Some("/.env"));
+    assert_eq!(get(&standard[1], "user_agent"), Some("Mozilla/5.0"));
+}
+
+#[test]
+fn node_python_and_uwsgi_servers() {
+    let morgan = parse_file("morgan_default", "morgan.log");
+    assert_eq!(get(&morgan[0], "ts"), Some("2023-10-10T13:55:36Z"));
+    assert_eq!(get(&morgan[0], "client_ip"), Some("::ffff:127.0.0.1"));
+    assert_eq!(get(&morgan[1], "user"), Some("bob"));
+    assert_eq!(num(&morgan[1], "bytes"), None);
+    let tiny = parse_file("morgan_tiny+stamp0", "morgan_tiny.log");
+    assert_eq!(get(&tiny[0], "ts"), Some("2024-03-01T00:00:01.123456Z"));
+    assert_eq!(get(&tiny[0], "query"), Some("x=1"));
+    assert_eq!(num(&tiny[0], "response_time_us"), Some(3_456));
+    assert_eq!(num(&tiny[1], "status"), Some(401));
+    let dev = parse_file("morgan_dev+stamp0", "morgan_dev.log");
+    assert_eq!(num(&dev[0], "status"), Some(200));
+    assert_eq!(num(&dev[0], "bytes"), Some(12));
+    assert_eq!(get(&dev[1], "path"), Some("/missing"));
+    assert_eq!(num(&dev[1], "response_time_us"), Some(512));
+    let short = parse_file("morgan_short+syslog", "morgan_short.log");
+    assert!(
+        get(&short[0], "ts").unwrap().contains("-03-01T00:00:01"),
+        "RFC 3164 has no year"
+    );
+    assert_eq!(get(&short[1], "user"), Some("bob"));
+    assert_eq!(num(&short[1], "response_time_us"), Some(12_001));
+    let gunicorn = parse_file("combined+stamp2", "gunicorn.log");
+    assert_eq!(get(&gunicorn[0], "user_agent"), Some("kube-probe/1.29"));
+    let uwsgi = parse_file("uwsgi", "uwsgi.log");
+    assert_eq!(get(&uwsgi[0], "ts"), Some("2015-01-01T00:00:00Z"));
+    assert_eq!(num(&uwsgi[0], "response_time_us"), Some(3_000));
+    assert_eq!(get(&uwsgi[0], "user"), Some(""));
+    assert_eq!(get(&uwsgi[1], "user"), Some("alice"));
+    assert_eq!(
+        (num(&uwsgi[1], "status"), get(&uwsgi[1], "protocol")),
+        (Some(204), Some("HTTP/1.0"))
+    );
+    assert_eq!(get(&uwsgi[1], "query"), Some("x=1"));
+    let pats = builtin();
+    for (format, line) in [
+        // Express morgan `combined` and `common`, gunicorn's default, Tomcat's `combined` and
+        // `common` aliases and Jetty's NCSA log are Apache's layouts.
+        (
+            "combined",
+            r#"::ffff:127.0.0.1 - - [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1" 200 12 "-" "curl/8""#,
+        ),
+        // (combined takes common lines too)
+        (
+            "combined",
+            r#"::ffff:127.0.0.1 - - [10/Oct/2023:13:55:36 +0000] "GET / HTTP/1.1" 200 12"#,
+        ),
+        (
+            "combined",
+            r#"192.168.0.1 - - [10/Oct/2023:13:55:36 +0200] "GET /app/ HTTP/1.1" 200 1024 "-" "Mozilla/5.0""#,
+        ),
+    ] {
+        assert_eq!(
+            detect(&pats, &format!("{line}\n")).as_deref(),
+            Some(format),
+            "{line}"
+        );
+    }
+}
+
+#[test]
 fn nginx_upstream_times_keep_the_text_and_sum_to_microseconds() {
     let rows = parse_file("nginx_upstream", "upstream.log");
     assert_eq!(num(&rows[0], "response_time_us"), Some(130_000));

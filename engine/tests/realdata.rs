@@ -336,3 +336,48 @@ fn elastic_apache_logs_ingest_into_9999_rows_and_one_quarantined_line() {
     assert_eq!(rows[0]["last"], "2015-05-20T21:05:59");
     assert!(rows[0]["not_found"].as_u64().unwrap() > 100);
 }
+
+/// Every access log of `wild/` (real files from many servers) is read at 90% of its non-blank lines
+/// or more with `--format auto`, every error log whole: the figure the README's format table gives.
+#[test]
+fn wild_files_are_read_without_configuration() {
+    let Some(realdata) = common::realdata() else {
+        return;
+    };
+    let wild = realdata.join("wild");
+    let manifest = std::fs::read_to_string(wild.join("manifest.jsonl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut below = Vec::new();
+    for (i, line) in manifest.lines().enumerate() {
+        let rec: Value = serde_json::from_str(line).unwrap();
+        let (file, kind) = (rec["file"].as_str().unwrap(), rec["kind"].as_str().unwrap());
+        let path = wild.join("files").join(file);
+        let text = std::fs::read(&path).unwrap();
+        let lines = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.trim_ascii().is_empty())
+            .count();
+        let out = common::logcrunch(dir.path())
+            .args(["ingest", "--json", "--dataset", &format!("ds{i}")])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let (format, bad) = match serde_json::from_slice::<Value>(&out.stdout) {
+            Ok(summary) => {
+                let src = &summary["sources"][0];
+                (
+                    src["format"].as_str().unwrap_or("?").to_string(),
+                    src["bad_lines"].as_u64().unwrap() as usize,
+                )
+            }
+            Err(_) => ("(refused)".to_string(), lines),
+        };
+        let rate = 1.0 - bad as f64 / lines.max(1) as f64;
+        eprintln!("{file:58} {kind:6} {format:24} {:6.1}%", rate * 100.0);
+        let need = if kind == "error" { 1.0 } else { 0.9 };
+        if rate < need {
+            below.push(format!("{file} ({kind}, {format}): {:.1}%", rate * 100.0));
+        }
+    }
+    assert!(below.is_empty(), "read below target: {below:#?}");
+}

@@ -248,6 +248,8 @@ pub fn main() -> i32 {
         });
     match result {
         Ok(code) => code,
+        // A reader that went away (`logcrunch ... | head`) is not a failure, as for any Unix tool.
+        Err(err) if is_broken_pipe(&err) => 0,
         Err(err) => {
             let code = err
                 .downcast_ref::<Error>()
@@ -262,6 +264,13 @@ pub fn main() -> i32 {
 
 /// `err` with its causes, each said once: library errors already include the error they wrap in
 /// their message, so a cause whose text is there is not repeated.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn describe(err: &anyhow::Error) -> String {
     let mut out = err.to_string();
     for cause in err.chain().skip(1) {

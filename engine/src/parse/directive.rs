@@ -316,7 +316,9 @@ fn compile(
                 // $time_local in brackets (as almost always): "up to ]" is cheaper than its shape,
                 // and the timestamp parser checks the shape anyway.
                 let bracketed_time = name == "time_local" && next == Some(b']');
-                let body = if !field.regex.is_empty() && !bracketed_time {
+                let body = if field.regex == REMOTE_LIST {
+                    remote_list_until(next)
+                } else if !field.regex.is_empty() && !bracketed_time {
                     field.regex.clone()
                 } else if quoted && quoting == Quoting::Apache {
                     r#"(?:[^"\\]|\\.)*"#.to_string()
@@ -344,6 +346,18 @@ fn compile(
     }
     regex.push('$');
     Ok((Some(regex), None, fields))
+}
+
+/// [`REMOTE_LIST`], its entries also ending at `next` (`[Client $remote_addr]`), so that the list
+/// stops where the format goes on.
+fn remote_list_until(next: Option<u8>) -> String {
+    match next {
+        Some(b) if !matches!(b, b' ' | b',' | b'"') && b.is_ascii() => {
+            let stop = regex_syntax::escape(&char::from(b).to_string());
+            format!(r#"[^ ,"{stop}]+(?:(?:, | )[0-9A-Fa-f:.][^ ,"{stop}]*)*"#)
+        }
+        _ => REMOTE_LIST.to_string(),
+    }
 }
 
 /// Strips `LogFormat "..." nickname` and undoes the configuration file's escapes.

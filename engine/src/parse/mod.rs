@@ -13,6 +13,7 @@
 
 pub mod directive;
 pub mod json;
+pub mod prefix;
 pub mod sniff;
 pub mod splitter;
 pub mod value;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::schema::{ERROR_COLUMNS, RESERVED, StrCol};
+use prefix::{HeaderTime, Prefix};
 use splitter::{ByteSet, Splitter};
 use value::TimeFormat;
 
@@ -103,6 +105,11 @@ pub struct FormatSpec {
     /// Type and target column of fields; fields not listed get the default of their name.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldSpec>,
+    /// The lines carry no time of their own: it comes from the syslog or logging-library header
+    /// in front of each line, so the format is only read through one (`NAME+syslog`,
+    /// `NAME+stampN`).
+    #[serde(default)]
+    pub time_from_header: bool,
 }
 
 /// The type of one named field.
@@ -152,6 +159,10 @@ pub enum FieldKind {
     Millis,
     /// Integer microseconds (Apache `%D`).
     Micros,
+    /// Integer nanoseconds (Traefik's `Duration`), stored as µs.
+    Nanos,
+    /// A Go duration string (`1.5ms`, `2m3s`) or decimal seconds (Caddy's `duration`).
+    Duration,
     /// A point in time; see `format`.
     Timestamp,
     /// `METHOD target PROTOCOL`, split into method, path, query, protocol.
@@ -160,6 +171,9 @@ pub enum FieldKind {
     Uri,
     /// A remote address, possibly a proxy list; the first public entry is the client.
     Host,
+    /// An address with its port (`1.2.3.4:5678`, `[::1]:80`, HAProxy's `::1:80`); the port is
+    /// dropped.
+    HostPort,
 }
 
 /// A format resolved to a matcher source and the full field table.
@@ -173,6 +187,8 @@ pub struct Resolved {
     pub fields: BTreeMap<String, FieldSpec>,
     /// Lines starting with this byte are comments (W3C headers).
     pub comment: Option<u8>,
+    /// The time comes from a header in front of the line.
+    pub time_from_header: bool,
 }
 
 impl FormatSpec {
@@ -209,6 +225,7 @@ impl FormatSpec {
             json,
             fields,
             comment,
+            time_from_header: self.time_from_header,
         })
     }
 }
@@ -248,9 +265,11 @@ impl Patterns {
         Ok(p)
     }
 
-    /// The spec of format `name`, or an error listing the known names.
+    /// The spec of format `name` (a `+syslog` or `+stampN` suffix names the header the lines
+    /// are read through), or an error listing the known names.
     pub fn spec(&self, name: &str) -> Result<&FormatSpec> {
-        self.formats.get(name).ok_or_else(|| Error::UnknownFormat {
+        let (base, _) = split_name(name);
+        self.formats.get(base).ok_or_else(|| Error::UnknownFormat {
             name: name.to_string(),
             path: self.path.clone(),
             known: self.formats.keys().cloned().collect::<Vec<_>>().join(", "),
@@ -270,8 +289,29 @@ impl Patterns {
             format: name.to_string(),
             message,
         };
+        let prefix = match split_name(name) {
+            (_, Some(suffix)) => Some(Prefix::from_name(suffix).ok_or_else(|| {
+                err(format!(
+                    "`+{suffix}` is not a header; use +syslog or +stamp0 .. +stamp{}",
+                    prefix::MAX_STAMP_TOKENS
+                ))
+            })?),
+            (_, None) => None,
+        };
         let resolved = spec.resolve(head).map_err(err)?;
-        Parser::compile(name, spec.kind, &resolved, max_line_bytes).map_err(err)
+        let parser = Parser::compile(name, spec.kind, &resolved, max_line_bytes).map_err(err)?;
+        Ok(match prefix {
+            Some(p) => parser.with_prefix(p),
+            None => parser,
+        })
+    }
+}
+
+/// A format name and the header suffix after its `+`, if any.
+pub fn split_name(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('+') {
+        Some((base, suffix)) => (base, Some(suffix)),
+        None => (name, None),
     }
 }
 
@@ -386,10 +426,13 @@ enum Conv {
     SecondsSum,
     Millis,
     Micros,
+    Nanos,
+    Duration,
     Timestamp,
     Request,
     Uri,
     Host,
+    HostPort,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,7 +471,7 @@ pub enum Engine {
     Json,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Matcher {
     Regex {
         regex: meta::Regex,
@@ -438,7 +481,7 @@ enum Matcher {
 }
 
 /// A compiled format, shared by all workers.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Parser {
     name: String,
     kind: Kind,
@@ -452,6 +495,8 @@ pub struct Parser {
     multiline: Option<usize>,
     entry_start: Option<ByteSet>,
     regex_text: Option<String>,
+    prefix: Option<Prefix>,
+    time_from_header: bool,
 }
 
 /// Per-worker mutable state of a [`Parser`].
@@ -491,10 +536,13 @@ fn conv_of(kind: FieldKind) -> Conv {
         FieldKind::SecondsSum => Conv::SecondsSum,
         FieldKind::Millis => Conv::Millis,
         FieldKind::Micros => Conv::Micros,
+        FieldKind::Nanos => Conv::Nanos,
+        FieldKind::Duration => Conv::Duration,
         FieldKind::Timestamp => Conv::Timestamp,
         FieldKind::Request => Conv::Request,
         FieldKind::Uri => Conv::Uri,
         FieldKind::Host => Conv::Host,
+        FieldKind::HostPort => Conv::HostPort,
     }
 }
 
@@ -630,10 +678,18 @@ impl Parser {
                     | (Target::Status | Target::Bytes, Conv::Int)
                     | (
                         Target::ResponseTime | Target::UpstreamTime,
-                        Conv::Seconds | Conv::SecondsSum | Conv::Millis | Conv::Micros
+                        Conv::Seconds
+                            | Conv::SecondsSum
+                            | Conv::Millis
+                            | Conv::Micros
+                            | Conv::Nanos
+                            | Conv::Duration
                     )
                     | (Target::Request, Conv::Request | Conv::Uri)
-                    | (Target::Str(StrCol::ClientIp), Conv::Host | Conv::Str)
+                    | (
+                        Target::Str(StrCol::ClientIp),
+                        Conv::Host | Conv::HostPort | Conv::Str
+                    )
                     | (Target::Str(_) | Target::Extra(_), Conv::Str)
             );
             if !ok {
@@ -663,7 +719,7 @@ impl Parser {
                 time,
             });
         }
-        if !has_ts {
+        if !has_ts && !spec.time_from_header {
             return Err(
                 "the format has no timestamp; name a field `ts` ((?P<ts>...) in a regex)".into(),
             );
@@ -698,6 +754,45 @@ impl Parser {
                 None
             },
             regex_text: spec.regex.clone(),
+            prefix: None,
+            time_from_header: spec.time_from_header,
+        })
+    }
+
+    /// This format read through a header in front of each line; named `NAME+HEADER`.
+    pub fn with_prefix(&self, prefix: Prefix) -> Parser {
+        let base = split_name(&self.name).0;
+        Parser {
+            name: format!("{base}+{}", prefix.name()),
+            prefix: Some(prefix),
+            ..self.clone()
+        }
+    }
+
+    /// The header each line is read through, if any.
+    pub fn prefix(&self) -> Option<Prefix> {
+        self.prefix
+    }
+
+    /// Whether the time comes only from a header in front of each line.
+    pub fn time_from_header(&self) -> bool {
+        self.time_from_header
+    }
+
+    /// The part of `line` the format reads, with the header's time: the whole line, or what
+    /// follows the header; `None` when the header is missing. Access lines may be indented and
+    /// carry trailing blanks.
+    fn body<'a>(&self, line: &'a [u8]) -> Option<(&'a [u8], Option<HeaderTime<'a>>)> {
+        let (body, ts) = match self.prefix {
+            Some(p) => {
+                let s = p.strip(line)?;
+                (s.body, s.time)
+            }
+            None => (line, None),
+        };
+        Some(match self.kind {
+            Kind::Access => (body.trim_ascii(), ts),
+            Kind::Error => (body, ts),
         })
     }
 
@@ -839,7 +934,10 @@ impl Parser {
             stats.lines += 1;
             pos = end + 1;
             if self.multiline.is_some() {
-                let starts_entry = !raw.trim_ascii().is_empty() && self.find(trim_cr(raw), scratch);
+                let starts_entry = !raw.trim_ascii().is_empty()
+                    && self
+                        .body(trim_cr(raw))
+                        .is_some_and(|(body, _)| self.find(body, scratch));
                 if !starts_entry
                     && self.is_continuation(raw)
                     && let Some(p) = pending.as_mut()
@@ -935,6 +1033,7 @@ impl Parser {
         if memchr::memchr(0, line).is_some() {
             return Err(BadReason::NulByte);
         }
+        let (line, header_ts) = self.body(line).ok_or(BadReason::NoMatch)?;
         if !self.find(line, scratch) {
             return Err(BadReason::NoMatch);
         }
@@ -944,7 +1043,8 @@ impl Parser {
                 // The entry starts where the line does, so the line's spans hold for it; the
                 // message (the last field) runs on to the end of the continuation lines.
                 Some(g) if entry.len() > raw.len() => {
-                    let whole = trim_cr(entry[lead_nul..].trim_ascii_end());
+                    let skip = line.as_ptr() as usize - raw.as_ptr() as usize;
+                    let whole = trim_cr(entry[skip..].trim_ascii_end());
                     if let Some((s, _)) = scratch.spans[g] {
                         scratch.spans[g] = Some((s, whole.len() as u32));
                     }
@@ -1002,13 +1102,13 @@ impl Parser {
                 }
                 Target::Str(c) => {
                     if strs[c as usize].is_none() {
-                        let v = if slot.conv == Conv::Host {
-                            value::pick_client(text)
-                        } else {
-                            text
+                        let v = match slot.conv {
+                            Conv::Host => value::pick_client(text),
+                            Conv::HostPort => value::strip_port(text),
+                            _ => text,
                         };
                         strs[c as usize] = Some(span_of(v));
-                        if v.len() != text.len() {
+                        if slot.conv == Conv::Host && v.len() != text.len() {
                             let xff = &mut strs[StrCol::XForwardedFor as usize];
                             *xff = xff.or(Some((s, e)));
                         }
@@ -1037,7 +1137,9 @@ impl Parser {
                 }
             }
         }
-        let ts_us = ts_us.ok_or(BadReason::NoTimestamp)?;
+        let ts_us = ts_us
+            .or_else(|| header_ts.and_then(HeaderTime::us))
+            .ok_or(BadReason::NoTimestamp)?;
         if self.kind == Kind::Error {
             derive_client(src, &mut scratch.extras);
         }
@@ -1094,6 +1196,8 @@ fn duration_us(conv: Conv, text: &[u8]) -> Option<Option<u64>> {
         Conv::Seconds => value::parse_decimal_scaled(text, 6).map(Some),
         Conv::SecondsSum => value::sum_seconds_us(text),
         Conv::Millis => value::parse_decimal_scaled(text, 3).map(Some),
+        Conv::Nanos => value::parse_u64(text).map(|ns| Some(ns / 1_000)),
+        Conv::Duration => value::parse_go_duration_us(text).map(Some),
         _ => value::parse_u64(text).map(Some),
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::prefix::Prefix;
 use super::{Parser, Patterns};
 use crate::schema::StrCol;
 
@@ -63,9 +64,11 @@ fn score(parser: &Parser, lines: &[&[u8]]) -> (usize, usize, f64) {
             Ok(Some(row)) => {
                 matched += 1;
                 sampled += 1;
+                // `ident` (RFC 1413) is `-` in practice: a value there is more likely a field of
+                // another format (lighttpd's virtual host) than an identity.
                 filled += StrCol::ALL
                     .iter()
-                    .filter(|c| row.str(**c).is_some())
+                    .filter(|c| **c != StrCol::Ident && row.str(**c).is_some())
                     .count()
                     + (0..row.extras_len())
                         .filter(|i| row.extra(*i).is_some())
@@ -94,8 +97,9 @@ fn score(parser: &Parser, lines: &[&[u8]]) -> (usize, usize, f64) {
 
 impl Patterns {
     /// Rates every format on the start of an input (`head`; `complete` when it is the whole
-    /// input), best first. `cache` holds compiled formats between inputs (W3C formats, which
-    /// depend on the input's header, are compiled per input and not cached).
+    /// input), best first; each format also through the header most sample lines carry (see
+    /// [`Prefix::detect`]), named `FORMAT+HEADER`. `cache` holds compiled formats between inputs
+    /// (W3C formats, which depend on the input's header, are compiled per input and not cached).
     pub fn sniff(
         &self,
         head: &[u8],
@@ -104,35 +108,49 @@ impl Patterns {
         cache: &mut HashMap<String, Arc<Parser>>,
     ) -> Vec<Candidate> {
         let lines = sample_lines(head, complete);
+        let prefixes = Prefix::detect(&lines);
         let mut out = Vec::new();
         for (name, spec) in &self.formats {
-            let parser = match cache.get(name) {
-                Some(p) => Arc::clone(p),
-                None => match self.parser_for(name, max_line_bytes, head) {
-                    Ok(p) => {
-                        let p = Arc::new(p);
-                        if !spec.w3c {
-                            cache.insert(name.clone(), Arc::clone(&p));
-                        }
-                        p
-                    }
-                    Err(_) => continue,
-                },
+            let Some(base) = compiled(self, name, spec.w3c, head, max_line_bytes, cache) else {
+                continue;
             };
-            let (matched, sampled, filled) = score(&parser, &lines);
-            out.push(Candidate {
-                format: name.clone(),
-                matched,
-                sampled,
-                rate: if sampled == 0 {
-                    0.0
-                } else {
-                    matched as f64 / sampled as f64
-                },
-                filled,
+            let plain = (!spec.time_from_header).then(|| Arc::clone(&base));
+            let headed = prefixes.iter().map(|p| {
+                let full = format!("{name}+{}", p.name());
+                match cache.get(&full) {
+                    Some(hit) => Arc::clone(hit),
+                    None => {
+                        let parser = Arc::new(base.with_prefix(*p));
+                        if !spec.w3c {
+                            cache.insert(full, Arc::clone(&parser));
+                        }
+                        parser
+                    }
+                }
             });
+            for parser in plain.into_iter().chain(headed) {
+                let (matched, sampled, mut filled) = score(&parser, &lines);
+                // The header is read too: its time counts as a field filled, so that a format
+                // read through the header the lines carry beats one that swallows the header
+                // as a field of its own (a timestamp taken for a virtual host).
+                if parser.prefix().is_some() {
+                    filled += 1.0;
+                }
+                out.push(Candidate {
+                    format: parser.name().to_string(),
+                    matched,
+                    sampled,
+                    rate: if sampled == 0 {
+                        0.0
+                    } else {
+                        matched as f64 / sampled as f64
+                    },
+                    filled,
+                });
+            }
         }
-        // Stable sort: equal scores keep file order.
+        // Stable sort: equal scores keep file order, and a format read whole before the same
+        // format read through a header.
         out.sort_by(|a, b| {
             b.rate
                 .total_cmp(&a.rate)
@@ -140,4 +158,23 @@ impl Patterns {
         });
         out
     }
+}
+
+/// Format `name` compiled for this input, from `cache` when it does not depend on the input.
+fn compiled(
+    patterns: &Patterns,
+    name: &str,
+    w3c: bool,
+    head: &[u8],
+    max_line_bytes: usize,
+    cache: &mut HashMap<String, Arc<Parser>>,
+) -> Option<Arc<Parser>> {
+    if let Some(p) = cache.get(name) {
+        return Some(Arc::clone(p));
+    }
+    let p = Arc::new(patterns.parser_for(name, max_line_bytes, head).ok()?);
+    if !w3c {
+        cache.insert(name.to_string(), Arc::clone(&p));
+    }
+    Some(p)
 }

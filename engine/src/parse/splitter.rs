@@ -163,7 +163,7 @@ impl Splitter {
             bytes: ByteSet::default(),
             eol: true,
         };
-        check(&mut steps, follow)?;
+        check(&mut steps, follow, &[])?;
         Some(Splitter { steps, groups })
     }
 
@@ -386,11 +386,15 @@ fn nullable(steps: &[Step]) -> bool {
     first(steps, probe).eol && !steps.iter().any(|s| matches!(s, Step::End))
 }
 
-/// Verifies the LL(1) condition and fills in the FIRST sets the scan uses to decide.
-fn check(steps: &mut [Step], follow: First) -> Option<()> {
+/// Verifies the LL(1) condition and fills in the FIRST sets the scan uses to decide. `outer` is
+/// what follows `steps` in the enclosing sequence (empty when unknown, as inside a repetition,
+/// where a part may be followed by itself): a look-ahead decision must see past the end of a
+/// nested part.
+fn check(steps: &mut [Step], follow: First, outer: &[Step]) -> Option<()> {
     for i in 0..steps.len() {
         let (head, rest) = steps[i..].split_first_mut()?;
         let after = first(rest, follow);
+        let then = || -> Vec<Step> { rest.iter().chain(outer).cloned().collect() };
         let repeats = matches!(head, Step::Repeat { .. });
         match head {
             Step::Literal(l) if l.is_empty() => return None,
@@ -425,10 +429,11 @@ fn check(steps: &mut [Step], follow: First) -> Option<()> {
                     return None;
                 }
                 let own = first(sub, after);
+                let continuation = then();
                 *decide = if !own.bytes.intersects(&after.bytes) && !own.eol {
                     Decide::First(own.bytes)
                 } else {
-                    lookahead(sub, rest)?
+                    lookahead(sub, &continuation)?
                 };
                 // Inside a repetition, the part may be followed by itself.
                 let inner = if repeats {
@@ -439,7 +444,7 @@ fn check(steps: &mut [Step], follow: First) -> Option<()> {
                 } else {
                     after
                 };
-                check(sub, inner)?;
+                check(sub, inner, if repeats { &[] } else { &continuation })?;
             }
             Step::Alt(alts) => {
                 let mut seen = ByteSet::default();
@@ -453,7 +458,7 @@ fn check(steps: &mut [Step], follow: First) -> Option<()> {
                     }
                     seen = seen.union(&own.bytes);
                     *f = own.bytes;
-                    check(sub, after)?;
+                    check(sub, after, &then())?;
                 }
             }
             Step::End => {
@@ -794,6 +799,25 @@ mod tests {
             Some("bob")
         );
         assert!(split(p, "1.2.3.4 x - bob").is_none());
+    }
+
+    #[test]
+    fn a_nested_optional_looks_past_its_enclosing_part() {
+        // HAProxy's captures: `{req}` then `{resp}`, each optional, before ` "request"`.
+        let p = r#"^(\d+)(?: \{([^}]*)\}(?: \{([^}]*)\})?)? "([^"]*)"$"#;
+        let both = split(p, r#"7 {a} {b} "GET /""#).unwrap();
+        assert_eq!(
+            (both[2].as_deref(), both[3].as_deref()),
+            (Some("a"), Some("b"))
+        );
+        let one = split(p, r#"7 {a} "GET /""#).unwrap();
+        assert_eq!((one[2].as_deref(), one[3].as_deref()), (Some("a"), None));
+        let none = split(p, r#"7 "GET /""#).unwrap();
+        assert_eq!(
+            (none[2].as_deref(), none[4].as_deref()),
+            (None, Some("GET /"))
+        );
+        assert!(split(p, r#"7 {a} {b} {c} "GET /""#).is_none());
     }
 
     #[test]

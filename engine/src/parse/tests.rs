@@ -214,6 +214,11 @@ fn line_strategy() -> impl Strategy<Value = Vec<u8>> {
         Just(b"GET /a?b=c HTTP/1.1".to_vec()),
         Just(b"200".to_vec()),
         Just(b"0.25".to_vec()),
+        Just(b"-1".to_vec()),
+        Just(b"+30".to_vec()),
+        Just(b"bck/srv1".to_vec()),
+        Just(b"{".to_vec()),
+        Just(b"}".to_vec()),
         Just(b"\xff\xfe".to_vec()),
         "[ -~]{0,6}".prop_map(String::into_bytes),
     ];
@@ -226,8 +231,16 @@ fn line_strategy() -> impl Strategy<Value = Vec<u8>> {
         ]),
         Just(vec!["\"", "\" ", " - ", " [", "] \"", "\" ", " ", ""]),
         Just(vec!["", " ", " ", " [", "] \"", "\" ", " ", ""]),
+        // HAProxy's httplog and tcplog
+        Just(vec![
+            "", " [", "] ", " ", "/", " ", "/", "/", "/", "/", " ", " ", " ", " ", " ", " ", "/",
+            "/", "/", "/", " ", "/", " {", "} {", "} \""
+        ]),
+        Just(vec![
+            "", " [", "] ", " ", "/", " ", "/", "/", " ", " ", " ", "/", "/", "/", "/", " ", "/"
+        ]),
     ];
-    (template, proptest::collection::vec(field, 10)).prop_map(|(t, fields)| {
+    (template, proptest::collection::vec(field, 25)).prop_map(|(t, fields)| {
         let mut out = Vec::new();
         for (i, sep) in t.iter().enumerate() {
             out.extend_from_slice(sep.as_bytes());

@@ -20,6 +20,9 @@ pub enum TimeFormat {
     Epoch,
     /// Milliseconds since the epoch.
     EpochMillis,
+    /// Whatever a JSON logger wrote: epoch seconds, milliseconds, microseconds or nanoseconds
+    /// (told apart by magnitude), or an ISO 8601 / CLF string (Caddy's `time_format`, Traefik).
+    Auto,
     /// A strftime layout such as `%Y/%m/%d %H:%M:%S`.
     Strftime(Vec<TimeItem>),
 }
@@ -61,6 +64,7 @@ impl TimeFormat {
             "iso8601" | "rfc3339" => Ok(TimeFormat::Iso8601),
             "epoch" => Ok(TimeFormat::Epoch),
             "epoch_ms" => Ok(TimeFormat::EpochMillis),
+            "auto" => Ok(TimeFormat::Auto),
             layout => compile_strftime(layout).map(TimeFormat::Strftime),
         }
     }
@@ -75,8 +79,30 @@ impl TimeFormat {
                 parse_decimal_scaled(text, 3).and_then(|v| i64::try_from(v).ok())
             }
             TimeFormat::Strftime(items) => parse_strftime(items, text),
+            TimeFormat::Auto => parse_any_time(text),
         }
     }
+}
+
+/// Epoch time in any common unit (by magnitude: below 1e11 seconds, then ms, µs, ns), else ISO
+/// 8601, else CLF.
+fn parse_any_time(text: &[u8]) -> Option<i64> {
+    if text.first().is_some_and(u8::is_ascii_digit)
+        && text.iter().all(|b| b.is_ascii_digit() || *b == b'.')
+    {
+        let int_digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
+        let scale: i32 = match int_digits {
+            0..=11 => 6,
+            12..=14 => 3,
+            15..=17 => 0,
+            _ => -3,
+        };
+        if scale >= 0 {
+            return parse_decimal_scaled(text, scale as u32).and_then(|v| i64::try_from(v).ok());
+        }
+        return parse_decimal_scaled(text, 0).and_then(|v| i64::try_from(v / 1000).ok());
+    }
+    parse_iso8601(text).or_else(|| parse_clf(text))
 }
 
 fn compile_strftime(layout: &str) -> Result<Vec<TimeItem>, String> {
@@ -467,6 +493,44 @@ pub fn parse_decimal_scaled(t: &[u8], scale: u32) -> Option<u64> {
     int_v.checked_mul(10u64.pow(scale))?.checked_add(frac_v)
 }
 
+/// µs of a Go duration string (`1.5ms`, `2m3.5s`, `350µs`, `12ns`, as Caddy's `duration_format:
+/// string` and Traefik write them), or of plain decimal seconds.
+pub fn parse_go_duration_us(t: &[u8]) -> Option<u64> {
+    if t.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+        return parse_decimal_scaled(t, 6);
+    }
+    let mut total_ns: u64 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let n = rest
+            .iter()
+            .take_while(|b| b.is_ascii_digit() || **b == b'.')
+            .count();
+        if n == 0 {
+            return None;
+        }
+        let (num, tail) = rest.split_at(n);
+        let unit = tail
+            .iter()
+            .take_while(|b| !b.is_ascii_digit() && **b != b'.')
+            .count();
+        let ns_per: u64 = match &tail[..unit] {
+            b"ns" => 1,
+            b"us" | b"\xC2\xB5s" | b"\xCE\xBCs" => 1_000,
+            b"ms" => 1_000_000,
+            b"s" => 1_000_000_000,
+            b"m" => 60_000_000_000,
+            b"h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        // num * ns_per, exact to the nanosecond: scale the decimal by 9 digits, then divide.
+        let v = parse_decimal_scaled(num, 9)?.checked_mul(ns_per)? / 1_000_000_000;
+        total_ns = total_ns.checked_add(v)?;
+        rest = &tail[unit..];
+    }
+    Some(total_ns / 1_000)
+}
+
 /// Total µs of a multi-value seconds field as nginx logs upstream times (`0.012, 0.004 : 0.100`):
 /// entries separated by `,` (several servers) or `:` (internal redirects); `-` entries count as
 /// nothing, and `Some(None)` means every entry was `-`. `None` on anything else.
@@ -552,6 +616,18 @@ pub fn split_request(t: &[u8]) -> Request<'_> {
         path: Some(path),
         query,
         protocol,
+    }
+}
+
+/// The address of an `address:port` field: `1.2.3.4:80` and `[::1]:80` and HAProxy's `::1:80` lose
+/// the port; a field without one is returned unchanged.
+pub fn strip_port(t: &[u8]) -> &[u8] {
+    if let Some(inner) = t.strip_prefix(b"[") {
+        return inner.split(|b| *b == b']').next().unwrap_or(inner);
+    }
+    match memchr::memrchr(b':', t) {
+        Some(p) if p > 0 && p + 1 < t.len() && t[p + 1..].iter().all(u8::is_ascii_digit) => &t[..p],
+        _ => t,
     }
 }
 

@@ -1,17 +1,23 @@
-//! W3C extended log files (IIS): the columns are declared by a `#Fields:` header in the file.
+//! W3C extended log files (IIS, AWS CloudFront standard logs): the columns are declared by a
+//! `#Fields:` header in the file.
 //!
-//! The header is read from the start of each input and compiled into an ordinary space-separated
-//! regex with typed fields (`date time` together form the timestamp, UTC by the format's definition;
-//! `time-taken` is in milliseconds). Lines starting with `#` are directives, skipped as comments.
+//! The header is read from the start of each input and compiled into an ordinary regex with typed
+//! fields (`date time` together form the timestamp, UTC by the format's definition). IIS separates
+//! fields by spaces and logs `time-taken` in milliseconds; CloudFront separates them by tabs (a
+//! field may then be empty) and logs it in seconds, so the separator of the first data line and
+//! CloudFront's `x-edge-*` fields decide both. Lines starting with `#` are directives, skipped as
+//! comments.
 
 use std::collections::BTreeMap;
 
 use super::{FieldKind, FieldSpec};
 
-fn column_of(field: &str) -> (Option<FieldKind>, String) {
+fn column_of(field: &str, seconds: bool) -> (Option<FieldKind>, String) {
     use FieldKind::*;
     let lower = field.to_ascii_lowercase();
     match lower.as_str() {
+        "time-taken" if seconds => (Some(Seconds), "response_time_us".into()),
+        "cs-protocol-version" => (None, "protocol".into()),
         "c-ip" => (Some(Host), "client_ip".into()),
         "cs-username" => (None, "user".into()),
         "cs-method" => (None, "method".into()),
@@ -50,12 +56,32 @@ pub fn from_head(head: &[u8]) -> Result<(String, BTreeMap<String, FieldSpec>), S
             "no `#Fields:` header at the start of the file; a W3C log declares its columns there",
         )?;
     let names: Vec<&str> = line.split_whitespace().collect();
+    let tabs = text
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .is_some_and(|l| l.contains('\t'));
+    let seconds = tabs || names.iter().any(|n| n.starts_with("x-edge-"));
+    let (sep, field, ts_re, ts_format) = if tabs {
+        (
+            r"\t",
+            r"[^\t]*",
+            r"\d{4}-\d{2}-\d{2}\t\d{2}:\d{2}:\d{2}",
+            "%Y-%m-%d\t%H:%M:%S",
+        )
+    } else {
+        (
+            " ",
+            r"\S+",
+            r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?",
+            "iso8601",
+        )
+    };
     let mut regex = String::from("^");
     let mut fields = BTreeMap::new();
     let mut i = 0;
     while i < names.len() {
         if i > 0 {
-            regex.push(' ');
+            regex.push_str(sep);
         }
         let name = names[i].to_ascii_lowercase();
         if name == "date"
@@ -63,12 +89,12 @@ pub fn from_head(head: &[u8]) -> Result<(String, BTreeMap<String, FieldSpec>), S
                 .get(i + 1)
                 .is_some_and(|n| n.eq_ignore_ascii_case("time"))
         {
-            regex.push_str(r"(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?)");
+            regex.push_str(&format!("(?P<ts>{ts_re})"));
             fields.insert(
                 "ts".to_string(),
                 FieldSpec {
                     kind: FieldKind::Timestamp,
-                    format: Some("iso8601".into()),
+                    format: Some(ts_format.into()),
                     column: None,
                     raw: None,
                 },
@@ -79,9 +105,9 @@ pub fn from_head(head: &[u8]) -> Result<(String, BTreeMap<String, FieldSpec>), S
         if name == "date" || name == "time" {
             return Err("`date` and `time` must be adjacent in #Fields (date first)".into());
         }
-        let (kind, column) = column_of(names[i]);
+        let (kind, column) = column_of(names[i], seconds);
         let group = format!("f{i}");
-        regex.push_str(&format!(r"(?P<{group}>\S+)"));
+        regex.push_str(&format!(r"(?P<{group}>{field})"));
         fields.insert(
             group,
             FieldSpec::to(kind.unwrap_or(FieldKind::String), &column),
@@ -105,5 +131,16 @@ mod tests {
         assert_eq!(fields["f14"].kind, FieldKind::Millis);
         assert!(from_head(b"no header").is_err());
         assert!(from_head(b"#Fields: time date c-ip").is_err());
+    }
+
+    #[test]
+    fn cloudfront_header_with_tabs() {
+        let head = b"#Version: 1.0\n#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status time-taken cs-protocol-version\n2019-12-04\t21:02:31\tLAX1\t392\t192.0.2.100\tGET\td111111abcdef8.cloudfront.net\t/index.html\t200\t0.001\tHTTP/1.1\n";
+        let (re, fields) = from_head(head).unwrap();
+        assert!(re.contains(r"\t"), "{re}");
+        assert!(!re.contains(' '), "{re}");
+        assert_eq!(fields["f9"].kind, FieldKind::Seconds);
+        assert_eq!(fields["f10"].column.as_deref(), Some("protocol"));
+        assert_eq!(fields["ts"].format.as_deref(), Some("%Y-%m-%d\t%H:%M:%S"));
     }
 }
