@@ -372,7 +372,7 @@ mod tests {
             schema,
             Arc::from("src.log"),
             Arc::new(Enrich::builtin()),
-            0,
+            p.extras().len(),
             3,
             10,
         );

@@ -24,9 +24,9 @@ use crate::catalog::manifest::{FileRecord, Manifest, RunRecord, SourceRecord};
 use crate::catalog::{Catalog, Dataset, QUARANTINE_DIR};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::parse::sniff::{Candidate, MIN_RATE};
+use crate::parse::sniff::{Candidate, MIN_RATE, sample_lines};
 use crate::parse::value::{format_rfc3339, now_us};
-use crate::parse::{AUTO, BadReason, ChunkStats, Kind, Parser, Patterns};
+use crate::parse::{AUTO, BadReason, ChunkStats, Kind, MAX_CHAIN, Parser, Patterns};
 use crate::route::{Router, RoutesConfig};
 use crate::scan::{self, Encoding, FINGERPRINT_BYTES, Input, ScanEnd, ScanRequest, Scanner};
 use crate::schema::{arrow_schema, error_schema};
@@ -154,6 +154,10 @@ pub struct SourceSummary {
     pub lines: u64,
     /// Rows written.
     pub rows: u64,
+    /// Rows by the format that read them, when lines fell back from the detected format to
+    /// another one (a file that mixes layouts).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rows_by_format: BTreeMap<String, u64>,
     /// Bad lines.
     pub bad_lines: u64,
     /// Problem worth knowing (truncated stream, read error).
@@ -517,12 +521,18 @@ impl Ingest {
         } else {
             (Vec::new(), false)
         };
+        let mut runners_up = Vec::new();
         if name == AUTO {
             let candidates = patterns.sniff(&head, complete, max, cache);
             match candidates.first() {
                 Some(best) if best.rate >= MIN_RATE => {
                     name = best.format.clone();
                     plan.detected_rate = Some(best.rate);
+                    runners_up = candidates[1..]
+                        .iter()
+                        .filter(|c| c.matched > 0)
+                        .map(|c| c.format.clone())
+                        .collect();
                     tracing::info!(input = %plan.label, format = %name, rate = best.rate, "detected format");
                 }
                 _ if candidates.iter().all(|c| c.sampled == 0) => {
@@ -532,15 +542,12 @@ impl Ingest {
                 _ => return Err(no_format(&plan.label, &candidates)),
             }
         }
-        let parser = match cache.get(&name) {
-            Some(p) if !patterns.spec(&name)?.w3c => Arc::clone(p),
-            _ => {
-                let p = Arc::new(patterns.parser_for(&name, max, &head)?);
-                if !patterns.spec(&name)?.w3c {
-                    cache.insert(name.clone(), Arc::clone(&p));
-                }
-                p
-            }
+        let parser = self.compiled(&name, &head, cache)?;
+        let others = self.fallbacks(&parser, &runners_up, &head, complete, cache)?;
+        let parser = if others.is_empty() {
+            parser
+        } else {
+            Arc::new(parser.with_fallbacks(&others))
         };
         plan.schema = Some(match parser.kind() {
             Kind::Access => arrow_schema(parser.extras()),
@@ -548,6 +555,62 @@ impl Ingest {
         });
         plan.parser = Some(parser);
         Ok(())
+    }
+
+    /// The formats that lines of a file which mixes layouts fall back to: among auto-detection's
+    /// `runners_up` (best first), each that reads, as declared, sampled lines that neither the
+    /// detected format nor an earlier fallback reads.
+    fn fallbacks(
+        &self,
+        detected: &Parser,
+        runners_up: &[String],
+        head: &[u8],
+        complete: bool,
+        cache: &mut HashMap<String, Arc<Parser>>,
+    ) -> Result<Vec<Arc<Parser>>> {
+        let mut unread: Vec<&[u8]> = {
+            let mut scratch = detected.scratch();
+            sample_lines(head, complete)
+                .into_iter()
+                .filter(|l| !detected.reads_as_declared(&mut scratch, l))
+                .collect()
+        };
+        let mut chosen = Vec::new();
+        for name in runners_up {
+            if unread.is_empty() || chosen.len() + 1 >= MAX_CHAIN {
+                break;
+            }
+            let other = self.compiled(name, head, cache)?;
+            let mut scratch = other.scratch();
+            let before = unread.len();
+            unread.retain(|l| !other.reads_as_declared(&mut scratch, l));
+            if unread.len() < before {
+                chosen.push(other);
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// Format `name` compiled for an input starting with `head`, from `cache` unless it depends
+    /// on the input (W3C).
+    fn compiled(
+        &self,
+        name: &str,
+        head: &[u8],
+        cache: &mut HashMap<String, Arc<Parser>>,
+    ) -> Result<Arc<Parser>> {
+        let w3c = self.patterns.spec(name)?.w3c;
+        if let Some(p) = cache.get(name).filter(|_| !w3c) {
+            return Ok(Arc::clone(p));
+        }
+        let p = Arc::new(
+            self.patterns
+                .parser_for(name, self.opts.max_line_bytes, head)?,
+        );
+        if !w3c {
+            cache.insert(name.to_string(), Arc::clone(&p));
+        }
+        Ok(p)
     }
 
     fn execute(
@@ -817,6 +880,7 @@ impl Ingest {
                 ));
             }
             let rows: u64 = st.iter().map(|(_, s)| s.rows).sum();
+            let rows_by_format = rows_by_format(plan.parser.as_deref(), st);
             let bad_n: u64 = bad_counts[i].values().sum();
             summaries.push(SourceSummary {
                 path: plan.label.to_string(),
@@ -850,6 +914,7 @@ impl Ingest {
                 },
                 lines: lines_read + extra_lines,
                 rows,
+                rows_by_format,
                 bad_lines: bad_n,
                 warning,
             });
@@ -1143,6 +1208,30 @@ fn write_quarantine(
     };
     write().map_err(|e| Error::io("cannot write", &path, e))?;
     Ok(path.display().to_string())
+}
+
+/// Rows per format of `parser`'s chain over a source's chunks; empty when only the detected
+/// format read rows.
+fn rows_by_format(parser: Option<&Parser>, chunks: &[(u64, ChunkStats)]) -> BTreeMap<String, u64> {
+    let Some(parser) = parser else {
+        return BTreeMap::new();
+    };
+    let mut by = [0u64; MAX_CHAIN];
+    for (_, s) in chunks {
+        for (total, n) in by.iter_mut().zip(s.by_format) {
+            *total += n;
+        }
+    }
+    if by[1..].iter().all(|n| *n == 0) {
+        return BTreeMap::new();
+    }
+    parser
+        .chain()
+        .into_iter()
+        .zip(by)
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| (name.to_string(), n))
+        .collect()
 }
 
 fn no_format(label: &str, candidates: &[Candidate]) -> Error {

@@ -989,6 +989,14 @@ fn formats_command() {
     logcrunch(dir.path())
         .args(["formats", "test", "--format", "common", "t.log"])
         .assert()
+        .success()
+        .stdout(contains("match rate: 100.0% (2/2 lines)"))
+        .stdout(contains(
+            "2 of them with fields the format does not declare, kept in trailing_text",
+        ));
+    logcrunch(dir.path())
+        .args(["formats", "test", "--format", "caddy", "t.log"])
+        .assert()
         .code(1)
         .stdout(contains("no_match"))
         .stdout(contains("match rate: 0.0%"));

@@ -177,13 +177,18 @@ pub fn test(patterns: &Patterns, format: &str, file: &str, max_line: usize) -> a
     let error_log = parser.kind() == logcrunch::parse::Kind::Error;
     let mut scratch = parser.scratch();
     let (mut matched, mut sampled, mut shown) = (0usize, 0usize, 0usize);
+    let mut undeclared = 0usize;
+    let trailing = parser.trailing_extra();
     writeln!(out, "\n{name} on {file}:")?;
     let lines = sample_lines(&head, complete);
     for (i, line) in lines.iter().enumerate() {
         let extras = parser.extras();
-        let result = parser
-            .parse_line(&mut scratch, line, 0)
-            .map(|r| r.map(|row| describe(&row, error_log, extras)));
+        let result = parser.parse_line(&mut scratch, line, 0).map(|r| {
+            r.map(|row| {
+                undeclared += usize::from(trailing.is_some_and(|t| row.extra(t).is_some()));
+                describe(&row, error_log, extras)
+            })
+        });
         match result {
             Ok(None) => continue,
             Ok(Some(fields)) => {
@@ -217,6 +222,13 @@ pub fn test(patterns: &Patterns, format: &str, file: &str, max_line: usize) -> a
         "\nmatch rate: {:.1}% ({matched}/{sampled} lines)",
         rate * 100.0
     )?;
+    if undeclared > 0 {
+        writeln!(
+            out,
+            "{undeclared} of them with fields the format does not declare, kept in {}",
+            logcrunch::parse::TRAILING
+        )?;
+    }
     Ok(if sampled > 0 && rate >= MIN_RATE {
         0
     } else {

@@ -555,6 +555,19 @@ fn print_summary(s: &IngestSummary) -> anyhow::Result<()> {
     if !formats.is_empty() && (s.format == "auto" || formats.len() > 1) {
         writeln!(out, "  formats: {}", formats.join(", "))?;
     }
+    for src in s.sources.iter().filter(|x| !x.rows_by_format.is_empty()) {
+        let by: Vec<String> = src
+            .rows_by_format
+            .iter()
+            .map(|(f, n)| format!("{f} {}", thousands(*n)))
+            .collect();
+        writeln!(
+            out,
+            "  {}: layouts mixed, rows by format: {}",
+            src.path,
+            by.join(", ")
+        )?;
+    }
     for src in &s.sources {
         if let Some(w) = &src.warning {
             writeln!(out, "  warning: {}: {w}", src.path)?;

@@ -22,6 +22,7 @@ pub mod w3c;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use regex_automata::util::captures::Captures;
@@ -43,6 +44,11 @@ pub const DEFAULT_PATTERNS_PATH: &str = "config/patterns.yaml";
 pub const MAX_EXTRAS: usize = 48;
 /// Name that asks for auto-detection instead of a format.
 pub const AUTO: &str = "auto";
+/// Formats one input may be read with: the detected one and the runners-up its unread lines fall
+/// back to.
+pub const MAX_CHAIN: usize = 4;
+/// The extra column that keeps fields a line has beyond those its format declares.
+pub const TRAILING: &str = "trailing_text";
 
 /// The patterns file: `formats: {NAME: {...}}`, in file order (which breaks detection ties).
 #[derive(Debug, Clone, Deserialize)]
@@ -416,6 +422,8 @@ pub struct ChunkStats {
     pub bad: u64,
     /// Empty, whitespace-only and comment lines (skipped, not bad).
     pub blank: u64,
+    /// Rows read by each format of the chain (the format, then its fallbacks).
+    pub by_format: [u64; MAX_CHAIN],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -476,8 +484,28 @@ enum Matcher {
     Regex {
         regex: meta::Regex,
         splitter: Option<Splitter>,
+        /// The regex without its `$`, then blanks and any text (one more group): a line with
+        /// fields the format does not declare.
+        tolerant: Option<meta::Regex>,
     },
     Json(json::Mapping),
+}
+
+/// Which of a format's matchers to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The format as declared.
+    Strict,
+    /// The format followed by undeclared fields.
+    Tolerant,
+}
+
+/// Another format tried on the lines a format does not read (a file that mixes layouts), with
+/// the position of each of its extra columns among the chain's.
+#[derive(Debug, Clone)]
+struct Fallback {
+    parser: Arc<Parser>,
+    extras: Vec<usize>,
 }
 
 /// A compiled format, shared by all workers.
@@ -497,6 +525,8 @@ pub struct Parser {
     regex_text: Option<String>,
     prefix: Option<Prefix>,
     time_from_header: bool,
+    trailing: Option<usize>,
+    fallbacks: Vec<Fallback>,
 }
 
 /// Per-worker mutable state of a [`Parser`].
@@ -504,9 +534,13 @@ pub struct Parser {
 pub struct Scratch {
     cache: Option<meta::Cache>,
     caps: Option<Captures>,
+    tolerant: Option<(meta::Cache, Captures)>,
     spans: Vec<Option<Span>>,
+    trailing: Option<Span>,
     arena: Vec<u8>,
     extras: Vec<Option<Span>>,
+    fallbacks: Vec<Scratch>,
+    member: usize,
 }
 
 fn default_conv(column: &str) -> Conv {
@@ -636,7 +670,24 @@ impl Parser {
                     Engine::Regex
                 };
                 let start = splitter::first_bytes(&hir);
-                (Matcher::Regex { regex, splitter }, names, engine, start)
+                let tolerant = match (kind, strip_end_anchor(re)) {
+                    (Kind::Access, Some(body)) => meta::Regex::builder()
+                        .syntax(syntax_cfg)
+                        .configure(meta::Config::new().utf8_empty(false))
+                        .build(&format!("(?:{body})[ \t]+(.*)$"))
+                        .ok(),
+                    _ => None,
+                };
+                (
+                    Matcher::Regex {
+                        regex,
+                        splitter,
+                        tolerant,
+                    },
+                    names,
+                    engine,
+                    start,
+                )
             }
             (None, Some(map)) => {
                 let mapping = json::Mapping::new(map)?;
@@ -724,6 +775,12 @@ impl Parser {
                 "the format has no timestamp; name a field `ts` ((?P<ts>...) in a regex)".into(),
             );
         }
+        let trailing = match &matcher {
+            Matcher::Regex {
+                tolerant: Some(_), ..
+            } => Some(cols.extra(TRAILING, TRAILING)?),
+            _ => None,
+        };
         if cols.extras.len() > MAX_EXTRAS {
             return Err(format!(
                 "{} extra columns; at most {MAX_EXTRAS} are supported",
@@ -756,7 +813,70 @@ impl Parser {
             regex_text: spec.regex.clone(),
             prefix: None,
             time_from_header: spec.time_from_header,
+            trailing,
+            fallbacks: Vec::new(),
         })
+    }
+
+    /// This format with `others` tried, in order, on the lines it does not read (each first as
+    /// declared, then with undeclared trailing fields). Formats of another table, multi-line
+    /// formats and those that would take the chain past [`MAX_EXTRAS`] or [`MAX_CHAIN`] are left
+    /// out.
+    pub fn with_fallbacks(&self, others: &[Arc<Parser>]) -> Parser {
+        let mut chained = self.clone();
+        if self.multiline.is_some() {
+            return chained;
+        }
+        for other in others {
+            if chained.fallbacks.len() + 1 >= MAX_CHAIN
+                || other.kind != self.kind
+                || other.multiline.is_some()
+                || other.name == self.name
+            {
+                continue;
+            }
+            let mut extras = chained.extras.clone();
+            let map: Vec<usize> = other
+                .extras
+                .iter()
+                .map(|name| match extras.iter().position(|e| e == name) {
+                    Some(i) => i,
+                    None => {
+                        extras.push(name.clone());
+                        extras.len() - 1
+                    }
+                })
+                .collect();
+            if extras.len() > MAX_EXTRAS {
+                continue;
+            }
+            chained.extras = extras;
+            chained.fallbacks.push(Fallback {
+                parser: Arc::clone(other),
+                extras: map,
+            });
+        }
+        chained
+    }
+
+    /// The names of the formats that read lines, in the order they are tried: this one, then its
+    /// fallbacks (indexes of [`ChunkStats::by_format`]).
+    pub fn chain(&self) -> Vec<&str> {
+        std::iter::once(self.name.as_str())
+            .chain(self.fallbacks.iter().map(|f| f.parser.name()))
+            .collect()
+    }
+
+    /// Whether this format reads `line` as declared (no undeclared trailing fields, no
+    /// fallback), as auto-detection asks when it chooses fallbacks.
+    pub fn reads_as_declared(&self, scratch: &mut Scratch, line: &[u8]) -> bool {
+        let line = trim_cr(line);
+        line.len() <= self.max_line_bytes && self.reads(line, scratch, Mode::Strict)
+    }
+
+    /// The extra column that keeps undeclared trailing fields, if the format has one.
+    pub fn trailing_extra(&self) -> Option<usize> {
+        self.trailing
     }
 
     /// This format read through a header in front of each line; named `NAME+HEADER`.
@@ -866,26 +986,43 @@ impl Parser {
 
     /// Fresh per-worker state.
     pub fn scratch(&self) -> Scratch {
-        let (cache, caps) = match &self.matcher {
-            Matcher::Regex { regex, .. } => {
-                (Some(regex.create_cache()), Some(regex.create_captures()))
-            }
-            Matcher::Json(_) => (None, None),
+        let (cache, caps, tolerant) = match &self.matcher {
+            Matcher::Regex {
+                regex, tolerant, ..
+            } => (
+                Some(regex.create_cache()),
+                Some(regex.create_captures()),
+                tolerant
+                    .as_ref()
+                    .map(|t| (t.create_cache(), t.create_captures())),
+            ),
+            Matcher::Json(_) => (None, None, None),
         };
         Scratch {
             cache,
             caps,
+            tolerant,
             spans: vec![None; self.groups],
+            trailing: None,
             arena: Vec::new(),
             extras: vec![None; self.extras.len()],
+            fallbacks: self.fallbacks.iter().map(|f| f.parser.scratch()).collect(),
+            member: 0,
         }
     }
 
-    /// Finds the field spans of `line` into `scratch.spans`; `false` when it does not match. For
-    /// JSON formats the spans point into `scratch.arena`.
-    fn find(&self, line: &[u8], scratch: &mut Scratch) -> bool {
-        match &self.matcher {
-            Matcher::Regex { regex, splitter } => {
+    /// Finds the field spans of `line` into `scratch.spans` (and, in tolerant mode, the
+    /// undeclared rest into `scratch.trailing`); `false` when it does not match. For JSON formats
+    /// the spans point into `scratch.arena`.
+    fn find(&self, line: &[u8], scratch: &mut Scratch, mode: Mode) -> bool {
+        scratch.trailing = None;
+        match (&self.matcher, mode) {
+            (
+                Matcher::Regex {
+                    regex, splitter, ..
+                },
+                Mode::Strict,
+            ) => {
                 if let Some(sp) = splitter
                     && sp.split(line, &mut scratch.spans)
                 {
@@ -905,8 +1042,57 @@ impl Parser {
                 }
                 true
             }
-            Matcher::Json(m) => m.extract(line, &mut scratch.arena, &mut scratch.spans[1..]),
+            (
+                Matcher::Regex {
+                    tolerant: Some(tolerant),
+                    ..
+                },
+                Mode::Tolerant,
+            ) => {
+                let Some((cache, caps)) = scratch.tolerant.as_mut() else {
+                    return false;
+                };
+                let input = Input::new(line).anchored(Anchored::Yes);
+                tolerant.search_captures_with(cache, &input, caps);
+                if !caps.is_match() {
+                    return false;
+                }
+                for (g, s) in scratch.spans.iter_mut().enumerate() {
+                    *s = caps.get_group(g).map(|sp| (sp.start as u32, sp.end as u32));
+                }
+                scratch.trailing = caps
+                    .get_group(self.groups)
+                    .map(|sp| (sp.start as u32, sp.end as u32));
+                true
+            }
+            (Matcher::Json(m), Mode::Strict) => {
+                m.extract(line, &mut scratch.arena, &mut scratch.spans[1..])
+            }
+            _ => false,
         }
+    }
+
+    /// Whether this format reads `line` in `mode` (its header taken off first), leaving the
+    /// spans in `scratch`.
+    fn reads(&self, line: &[u8], scratch: &mut Scratch, mode: Mode) -> bool {
+        self.body(line)
+            .is_some_and(|(body, _)| self.find(body, scratch, mode))
+    }
+
+    /// The member of the chain that reads `line`: each format as declared, then each with
+    /// undeclared trailing fields. Its spans are left in its scratch.
+    fn pick(&self, line: &[u8], scratch: &mut Scratch) -> Option<usize> {
+        for mode in [Mode::Strict, Mode::Tolerant] {
+            if self.reads(line, scratch, mode) {
+                return Some(0);
+            }
+            for (k, f) in self.fallbacks.iter().enumerate() {
+                if f.parser.reads(line, &mut scratch.fallbacks[k], mode) {
+                    return Some(k + 1);
+                }
+            }
+        }
+        None
     }
 
     /// Parses every line of `data` (whose first byte is at `base_offset` in its source) into `sink`.
@@ -937,7 +1123,7 @@ impl Parser {
                 let starts_entry = !raw.trim_ascii().is_empty()
                     && self
                         .body(trim_cr(raw))
-                        .is_some_and(|(body, _)| self.find(body, scratch));
+                        .is_some_and(|(body, _)| self.find(body, scratch, Mode::Strict));
                 if !starts_entry
                     && self.is_continuation(raw)
                     && let Some(p) = pending.as_mut()
@@ -992,6 +1178,7 @@ impl Parser {
             Ok(Some(row)) => {
                 stats.rows += 1;
                 sink.row(&row);
+                stats.by_format[scratch.member] += 1;
             }
             Ok(None) => stats.blank += 1,
             Err(reason) => {
@@ -1033,10 +1220,38 @@ impl Parser {
         if memchr::memchr(0, line).is_some() {
             return Err(BadReason::NulByte);
         }
-        let (line, header_ts) = self.body(line).ok_or(BadReason::NoMatch)?;
-        if !self.find(line, scratch) {
-            return Err(BadReason::NoMatch);
+        let member = self.pick(line, scratch).ok_or(BadReason::NoMatch)?;
+        scratch.member = member;
+        if member == 0 {
+            return self.convert(scratch, raw, entry, line, offset).map(Some);
         }
+        // A fallback read it: its extra columns move to their places among the chain's.
+        let fallback = &self.fallbacks[member - 1];
+        let Scratch {
+            extras, fallbacks, ..
+        } = scratch;
+        let row = fallback
+            .parser
+            .convert(&mut fallbacks[member - 1], raw, entry, line, offset)?;
+        extras.iter_mut().for_each(|e| *e = None);
+        for (i, to) in fallback.extras.iter().enumerate() {
+            extras[*to] = row.extras.get(i).copied().flatten();
+        }
+        let extras: &'a [Option<Span>] = extras;
+        Ok(Some(Row { extras, ..row }))
+    }
+
+    /// Converts the fields [`Parser::pick`] found in `line` (whose header is still on) into a
+    /// row.
+    fn convert<'a>(
+        &self,
+        scratch: &'a mut Scratch,
+        raw: &'a [u8],
+        entry: &'a [u8],
+        line: &'a [u8],
+        offset: u64,
+    ) -> std::result::Result<Row<'a>, BadReason> {
+        let (line, header_ts) = self.body(line).ok_or(BadReason::NoMatch)?;
         let src: &'a [u8] = match self.matcher {
             Matcher::Json(_) => &scratch.arena,
             Matcher::Regex { .. } => match self.multiline {
@@ -1061,6 +1276,9 @@ impl Parser {
         let mut ts_us = None;
         let mut nums: [Option<u64>; 4] = [None; 4];
         scratch.extras.iter_mut().for_each(|e| *e = None);
+        if let (Some(i), Some(span)) = (self.trailing, scratch.trailing) {
+            scratch.extras[i] = Some(span);
+        }
         for slot in &self.slots {
             let Some((s, e)) = scratch.spans[slot.group] else {
                 continue;
@@ -1143,7 +1361,7 @@ impl Parser {
         if self.kind == Kind::Error {
             derive_client(src, &mut scratch.extras);
         }
-        Ok(Some(Row {
+        Ok(Row {
             offset,
             ts_us,
             status: nums[0].map(|v| v as u16),
@@ -1153,7 +1371,7 @@ impl Parser {
             src,
             strs,
             extras: &scratch.extras,
-        }))
+        })
     }
 }
 
@@ -1174,6 +1392,13 @@ fn derive_client(src: &[u8], extras: &mut [Option<Span>]) {
         let s = ms + start as u32;
         extras[client] = Some((s, s + len as u32));
     }
+}
+
+/// `re` without the `$` that ends it, when it ends with one (not an escaped `\$`).
+fn strip_end_anchor(re: &str) -> Option<&str> {
+    let body = re.strip_suffix('$')?;
+    let escapes = body.bytes().rev().take_while(|b| *b == b'\\').count();
+    (escapes % 2 == 0).then_some(body)
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {

@@ -53,6 +53,8 @@ fn score(parser: &Parser, lines: &[&[u8]]) -> (usize, usize, f64) {
     let mut scratch = parser.scratch();
     let (mut matched, mut sampled, mut filled) = (0usize, 0usize, 0usize);
     let mut in_entry = false;
+    // Undeclared trailing fields are read but prove nothing about the format.
+    let trailing = parser.trailing_extra();
     for line in lines {
         let result = parser.parse_line(&mut scratch, line, 0);
         // In a multi-line format, a line that does not start an entry continues the last one.
@@ -71,7 +73,7 @@ fn score(parser: &Parser, lines: &[&[u8]]) -> (usize, usize, f64) {
                     .filter(|c| **c != StrCol::Ident && row.str(**c).is_some())
                     .count()
                     + (0..row.extras_len())
-                        .filter(|i| row.extra(*i).is_some())
+                        .filter(|i| Some(*i) != trailing && row.extra(*i).is_some())
                         .count()
                     + [
                         row.status.is_some(),

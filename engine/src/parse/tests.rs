@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use std::sync::Arc;
 
 fn builtin() -> Patterns {
     Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap()
@@ -180,7 +181,7 @@ formats:
 "#;
     let pats = Patterns::parse(yaml, Path::new("p.yaml")).unwrap();
     let p = pats.parser("app", 1024).unwrap();
-    assert_eq!(p.extras(), ["req_id"]);
+    assert_eq!(p.extras(), ["req_id", "trailing_text"]);
     let mut sink = Collect::default();
     let stats = p.parse_chunk(
         &mut p.scratch(),
@@ -193,6 +194,50 @@ formats:
         sink.rows[0].ends_with("Some(12500)|None"),
         "{}",
         sink.rows[0]
+    );
+}
+
+#[test]
+fn undeclared_trailing_fields_are_kept_and_fallbacks_read_other_layouts() {
+    let pats = builtin();
+    let combined = Arc::new(pats.parser("combined", 1024).unwrap());
+    let traefik = Arc::new(pats.parser("traefik", 1024).unwrap());
+    let chain = combined.with_fallbacks(&[Arc::clone(&traefik)]);
+    assert_eq!(chain.chain(), ["combined", "traefik"]);
+    let trailing = chain.trailing_extra().unwrap();
+    let router = chain.extras().iter().position(|e| e == "router").unwrap();
+    let base = r#"1.2.3.4 - - [01/Mar/2024:00:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "ua""#;
+    let text = format!(
+        "{base}\n{base} 7 \"web@docker\" \"http://10.0.0.2:80\" 3ms\n{base}  tenant=7 \"a b\"\n"
+    );
+    let mut scratch = chain.scratch();
+    let lines: Vec<&str> = text.lines().collect();
+    let row = chain
+        .parse_line(&mut scratch, lines[0].as_bytes(), 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.extra(trailing), row.extra(router)), (None, None));
+    // A strict fallback goes before undeclared trailing fields of the detected format.
+    let row = chain
+        .parse_line(&mut scratch, lines[1].as_bytes(), 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.extra(router), Some(&b"web@docker"[..]));
+    assert_eq!(row.response_time_us, Some(3_000));
+    assert_eq!(row.extra(trailing), None);
+    let row = chain
+        .parse_line(&mut scratch, lines[2].as_bytes(), 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.extra(trailing), Some(&br#"tenant=7 "a b""#[..]));
+    assert_eq!(row.str(crate::schema::StrCol::UserAgent), Some(&b"ua"[..]));
+    let mut sink = Collect::default();
+    let stats = chain.parse_chunk(&mut chain.scratch(), text.as_bytes(), 0, &mut sink);
+    assert_eq!(stats.by_format[..2], [2, 1]);
+    assert!(
+        combined
+            .parse_line(&mut combined.scratch(), b"not a log line", 0)
+            .is_err()
     );
 }
 
@@ -262,7 +307,7 @@ proptest! {
                 continue;
             }
             let p = pats.parser(name, 1 << 20).unwrap();
-            let Matcher::Regex { regex, splitter: Some(sp) } = &p.matcher else {
+            let Matcher::Regex { regex, splitter: Some(sp), .. } = &p.matcher else {
                 continue;
             };
             let mut by_splitter = vec![None; p.groups];
