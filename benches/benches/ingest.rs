@@ -1,5 +1,7 @@
 //! Micro-benchmarks of the hot path: cutting input into chunks, and parsing one format with the
-//! splitter, with the regex engine, and into Arrow builders. Throughput is in input bytes.
+//! splitter, with the regex engine, and into Arrow builders. Throughput is in input bytes. Also
+//! format auto-detection over a directory's worth of small files, with the shipped catalogue and
+//! one four times as large.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -131,7 +133,7 @@ fn parsing(c: &mut Criterion) {
                 Arc::clone(&schema),
                 Arc::from("bench.log"),
                 Arc::clone(&enrich),
-                0,
+                splitter.extras().len(),
                 0,
                 100,
             );
@@ -156,7 +158,7 @@ fn recording(c: &mut Criterion) {
         Arc::clone(&schema),
         Arc::from("bench.log"),
         enrich,
-        0,
+        parser.extras().len(),
         0,
         100,
     );
@@ -191,9 +193,68 @@ fn recording(c: &mut Criterion) {
     g.finish();
 }
 
+/// Auto-detection of 1,000 small inputs (20 lines each, cycling through the documented samples
+/// of every shipped format), with the compiled-format cache shared across inputs as ingest does;
+/// then the same with every format present four times (a catalogue of ~140 formats).
+fn detection(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/formats");
+    let mut samples: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| {
+            let text = std::fs::read(p).unwrap();
+            let lines: Vec<&[u8]> = text
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            let (header, body): (Vec<&[u8]>, Vec<&[u8]>) =
+                lines.into_iter().partition(|l| l.starts_with(b"#"));
+            let mut out = Vec::new();
+            for l in header.iter().chain(body.iter().cycle().take(20)) {
+                out.extend_from_slice(l);
+                out.push(b'\n');
+            }
+            out
+        })
+        .collect();
+    samples.sort();
+    let inputs: Vec<&[u8]> = samples
+        .iter()
+        .map(Vec::as_slice)
+        .cycle()
+        .take(1_000)
+        .collect();
+    let shipped = Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap();
+    let mut large = shipped.clone();
+    for copy in 1..4 {
+        for (name, spec) in &shipped.formats {
+            large
+                .formats
+                .insert(format!("x{copy}_{name}"), spec.clone());
+        }
+    }
+    let mut g = c.benchmark_group("detect_1000_files");
+    g.sample_size(10);
+    for (name, pats) in [("shipped_catalogue", &shipped), ("catalogue_x4", &large)] {
+        g.bench_function(format!("{name}_{}_formats", pats.formats.len()), |b| {
+            b.iter(|| {
+                let mut cache = logcrunch::parse::sniff::FormatCache::default();
+                let mut found = 0;
+                for head in &inputs {
+                    let best = pats.sniff(head, true, 64 << 10, &mut cache);
+                    found += usize::from(best.first().is_some_and(|c| c.rate >= 0.9));
+                }
+                black_box(found)
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = chunking, parsing, recording
+    targets = chunking, parsing, recording, detection
 }
 criterion_main!(benches);

@@ -24,7 +24,7 @@ use crate::catalog::manifest::{FileRecord, Manifest, RunRecord, SourceRecord};
 use crate::catalog::{Catalog, Dataset, QUARANTINE_DIR};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::parse::sniff::{Candidate, MIN_RATE, sample_lines};
+use crate::parse::sniff::{Candidate, FormatCache, MIN_RATE, sample_lines};
 use crate::parse::value::{format_rfc3339, now_us};
 use crate::parse::{AUTO, BadReason, ChunkStats, Kind, MAX_CHAIN, Parser, Patterns};
 use crate::route::{Router, RoutesConfig};
@@ -336,7 +336,7 @@ impl Ingest {
         let started_at = format_rfc3339(now_us());
         let dataset = Dataset::open_for_write(&self.opts.dataset)?;
         let mut manifest = Manifest::load(dataset.dir())?;
-        let mut cache = HashMap::new();
+        let mut cache = FormatCache::default();
         let plans = self.plan(inputs, &manifest, &mut cache)?;
         let total: u64 = plans
             .iter()
@@ -378,7 +378,7 @@ impl Ingest {
         &self,
         inputs: &[Input],
         manifest: &Manifest,
-        cache: &mut HashMap<String, Arc<Parser>>,
+        cache: &mut FormatCache,
     ) -> Result<Vec<Plan>> {
         let mut plans = Vec::with_capacity(inputs.len());
         let mut seen_fp: HashMap<(u64, u64), String> = HashMap::new();
@@ -401,7 +401,7 @@ impl Ingest {
         &self,
         plan: &mut Plan,
         manifest: &Manifest,
-        cache: &mut HashMap<String, Arc<Parser>>,
+        cache: &mut FormatCache,
         seen_fp: &mut HashMap<(u64, u64), String>,
     ) -> Result<()> {
         let input = &plan.input.clone();
@@ -504,7 +504,7 @@ impl Ingest {
         &self,
         plan: &mut Plan,
         previous: Option<&str>,
-        cache: &mut HashMap<String, Arc<Parser>>,
+        cache: &mut FormatCache,
     ) -> Result<()> {
         let patterns = &self.patterns;
         let max = self.opts.max_line_bytes;
@@ -562,28 +562,29 @@ impl Ingest {
     /// detected format nor an earlier fallback reads.
     fn fallbacks(
         &self,
-        detected: &Parser,
+        detected: &Arc<Parser>,
         runners_up: &[String],
         head: &[u8],
         complete: bool,
-        cache: &mut HashMap<String, Arc<Parser>>,
+        cache: &mut FormatCache,
     ) -> Result<Vec<Arc<Parser>>> {
-        let mut unread: Vec<&[u8]> = {
-            let mut scratch = detected.scratch();
-            sample_lines(head, complete)
-                .into_iter()
-                .filter(|l| !detected.reads_as_declared(&mut scratch, l))
-                .collect()
-        };
+        let mut unread: Vec<&[u8]> = sample_lines(head, complete);
+        cache.with_scratch(detected, |scratch| {
+            unread.retain(|l| !detected.reads_as_declared(scratch, l));
+        });
+        if unread.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut chosen = Vec::new();
         for name in runners_up {
             if unread.is_empty() || chosen.len() + 1 >= MAX_CHAIN {
                 break;
             }
             let other = self.compiled(name, head, cache)?;
-            let mut scratch = other.scratch();
             let before = unread.len();
-            unread.retain(|l| !other.reads_as_declared(&mut scratch, l));
+            cache.with_scratch(&other, |scratch| {
+                unread.retain(|l| !other.reads_as_declared(scratch, l));
+            });
             if unread.len() < before {
                 chosen.push(other);
             }
@@ -593,12 +594,7 @@ impl Ingest {
 
     /// Format `name` compiled for an input starting with `head`, from `cache` unless it depends
     /// on the input (W3C).
-    fn compiled(
-        &self,
-        name: &str,
-        head: &[u8],
-        cache: &mut HashMap<String, Arc<Parser>>,
-    ) -> Result<Arc<Parser>> {
+    fn compiled(&self, name: &str, head: &[u8], cache: &mut FormatCache) -> Result<Arc<Parser>> {
         let w3c = self.patterns.spec(name)?.w3c;
         if let Some(p) = cache.get(name).filter(|_| !w3c) {
             return Ok(Arc::clone(p));

@@ -34,7 +34,7 @@ fn num(v: &Value, k: &str) -> Option<u64> {
 
 /// The format auto-detection picks for `text` (whole input).
 fn detect(patterns: &Patterns, text: &str) -> Option<String> {
-    let mut cache = HashMap::new();
+    let mut cache = logcrunch::parse::sniff::FormatCache::default();
     let c = patterns.sniff(text.as_bytes(), true, 1 << 16, &mut cache);
     c.first()
         .filter(|c| c.rate >= 0.9)

@@ -272,7 +272,11 @@ fn reports_match_an_independent_computation_on_real_apache_logs() {
     let src = realdata.join("elastic_examples/apache_logs");
     ingest_json(d, &["--dataset", "ds", src.to_str().unwrap()], 0);
     let reqs = rows(d, "ds");
-    assert_eq!(reqs.len(), 10_000, "line 8,899, cut inside its user agent, is read too");
+    assert_eq!(
+        reqs.len(),
+        10_000,
+        "line 8,899, cut inside its user agent, is read too"
+    );
     let rep = report(d, "ds", "all", &["--bucket", "day"]);
     check_performance(&rep, &reqs);
     check_errors(&rep, &reqs);

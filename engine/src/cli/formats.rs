@@ -1,11 +1,10 @@
 //! `logcrunch formats list | show NAME | test [--format NAME] FILE`: inspect the formats and debug
 //! a custom one against real lines.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use logcrunch::Error;
-use logcrunch::parse::sniff::{MIN_RATE, sample_lines};
+use logcrunch::parse::sniff::{FormatCache, MIN_RATE, sample_lines};
 use logcrunch::parse::value::format_rfc3339;
 use logcrunch::parse::{AUTO, Patterns, Row};
 use logcrunch::scan;
@@ -150,7 +149,7 @@ pub fn test(patterns: &Patterns, format: &str, file: &str, max_line: usize) -> a
     let (head, complete) = scan::head(&input, 1 << 20)?;
     let mut out = std::io::stdout().lock();
     let name = if format == AUTO {
-        let mut cache = HashMap::new();
+        let mut cache = FormatCache::default();
         let candidates = patterns.sniff(&head, complete, max_line, &mut cache);
         writeln!(out, "format detection on the first lines of {file}:")?;
         for c in candidates.iter().take(5) {

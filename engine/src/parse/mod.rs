@@ -871,7 +871,30 @@ impl Parser {
     /// fallback), as auto-detection asks when it chooses fallbacks.
     pub fn reads_as_declared(&self, scratch: &mut Scratch, line: &[u8]) -> bool {
         let line = trim_cr(line);
+        if self.comment.is_some_and(|c| line.first() == Some(&c)) {
+            return true;
+        }
         line.len() <= self.max_line_bytes && self.reads(line, scratch, Mode::Strict)
+    }
+
+    /// A cheap first look for auto-detection: whether `line` reads as declared, trusting the
+    /// splitter's refusal (the regex is not asked again). Blank and comment lines say nothing.
+    pub fn may_read(&self, scratch: &mut Scratch, line: &[u8]) -> bool {
+        let line = trim_cr(line);
+        if line.len() > self.max_line_bytes
+            || self.comment.is_some_and(|c| line.first() == Some(&c))
+        {
+            return false;
+        }
+        let Some((body, _)) = self.body(line) else {
+            return false;
+        };
+        match &self.matcher {
+            Matcher::Regex {
+                splitter: Some(sp), ..
+            } => sp.split(body, &mut scratch.spans),
+            _ => self.find(body, scratch, Mode::Strict),
+        }
     }
 
     /// The extra column that keeps undeclared trailing fields, if the format has one.

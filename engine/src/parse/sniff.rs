@@ -11,13 +11,15 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::prefix::Prefix;
-use super::{Parser, Patterns};
+use super::{Parser, Patterns, Scratch};
 use crate::schema::StrCol;
 
 /// Lines sampled per input.
 pub const SAMPLE_LINES: usize = 200;
 /// Lowest match rate accepted.
 pub const MIN_RATE: f64 = 0.9;
+/// Lines every format is tried on before the whole sample is.
+pub const QUICK_LINES: usize = 10;
 
 /// How well one format matches a sample.
 #[derive(Debug, Clone, Serialize)]
@@ -49,14 +51,61 @@ pub fn sample_lines(head: &[u8], complete: bool) -> Vec<&[u8]> {
         .collect()
 }
 
-fn score(parser: &Parser, lines: &[&[u8]]) -> (usize, usize, f64) {
-    let mut scratch = parser.scratch();
+/// Compiled formats and their matching state, kept across the inputs of a run: compiling a
+/// format and warming its regex caches cost more than trying it on a small file.
+#[derive(Debug, Default)]
+pub struct FormatCache {
+    parsers: HashMap<String, Arc<Parser>>,
+    scratches: HashMap<String, Scratch>,
+}
+
+impl FormatCache {
+    /// The compiled format `name`, if it was cached.
+    pub fn get(&self, name: &str) -> Option<&Arc<Parser>> {
+        self.parsers.get(name)
+    }
+
+    /// Caches `parser` as format `name` (not for formats compiled per input, such as W3C).
+    pub fn insert(&mut self, name: String, parser: Arc<Parser>) {
+        self.scratches.remove(&name);
+        self.parsers.insert(name, parser);
+    }
+
+    /// Runs `f` with matching state for `parser`: the cached one when `parser` is the cached
+    /// format of its name, else a fresh one.
+    pub fn with_scratch<R>(
+        &mut self,
+        parser: &Arc<Parser>,
+        f: impl FnOnce(&mut Scratch) -> R,
+    ) -> R {
+        let cached = self
+            .parsers
+            .get(parser.name())
+            .is_some_and(|p| Arc::ptr_eq(p, parser));
+        if !cached {
+            return f(&mut parser.scratch());
+        }
+        let scratch = self
+            .scratches
+            .entry(parser.name().to_string())
+            .or_insert_with(|| parser.scratch());
+        f(scratch)
+    }
+}
+
+/// (lines read, lines tried, average columns filled) of `parser` on `lines`, with the matching
+/// state kept in `cache` (fresh for a format compiled for this input alone).
+fn score(parser: &Arc<Parser>, cache: &mut FormatCache, lines: &[&[u8]]) -> (usize, usize, f64) {
+    cache.with_scratch(parser, |scratch| score_with(parser, scratch, lines))
+}
+
+fn score_with(parser: &Parser, scratch: &mut Scratch, lines: &[&[u8]]) -> (usize, usize, f64) {
     let (mut matched, mut sampled, mut filled) = (0usize, 0usize, 0usize);
     let mut in_entry = false;
     // Undeclared trailing fields are read but prove nothing about the format.
     let trailing = parser.trailing_extra();
     for line in lines {
-        let result = parser.parse_line(&mut scratch, line, 0);
+        let result = parser.parse_line(scratch, line, 0);
         // In a multi-line format, a line that does not start an entry continues the last one.
         if result.is_err() && in_entry && parser.is_continuation(line) {
             continue;
@@ -107,50 +156,35 @@ impl Patterns {
         head: &[u8],
         complete: bool,
         max_line_bytes: usize,
-        cache: &mut HashMap<String, Arc<Parser>>,
+        cache: &mut FormatCache,
     ) -> Vec<Candidate> {
         let lines = sample_lines(head, complete);
-        let prefixes = Prefix::detect(&lines);
-        let mut out = Vec::new();
-        for (name, spec) in &self.formats {
-            let Some(base) = compiled(self, name, spec.w3c, head, max_line_bytes, cache) else {
-                continue;
-            };
-            let plain = (!spec.time_from_header).then(|| Arc::clone(&base));
-            let headed = prefixes.iter().map(|p| {
-                let full = format!("{name}+{}", p.name());
-                match cache.get(&full) {
-                    Some(hit) => Arc::clone(hit),
-                    None => {
-                        let parser = Arc::new(base.with_prefix(*p));
-                        if !spec.w3c {
-                            cache.insert(full, Arc::clone(&parser));
-                        }
-                        parser
-                    }
-                }
-            });
-            for parser in plain.into_iter().chain(headed) {
-                let (matched, sampled, mut filled) = score(&parser, &lines);
-                // The header is read too: its time counts as a field filled, so that a format
-                // read through the header the lines carry beats one that swallows the header
-                // as a field of its own (a timestamp taken for a virtual host).
-                if parser.prefix().is_some() {
-                    filled += 1.0;
-                }
-                out.push(Candidate {
-                    format: parser.name().to_string(),
-                    matched,
-                    sampled,
-                    rate: if sampled == 0 {
-                        0.0
-                    } else {
-                        matched as f64 / sampled as f64
-                    },
-                    filled,
+        let variants = self.variants(&lines, head, max_line_bytes, cache);
+        // Stage one: a quick look (as declared, the splitter trusted) of every variant at the
+        // first lines. Stage two: those that read any of them, scored on the whole sample; the
+        // others only when none of those reaches MIN_RATE (a file that opens with lines of
+        // another kind, or whose lines all carry undeclared fields), so that detection time
+        // grows with the formats that fit more than with the catalogue.
+        let first = &lines[..lines.len().min(QUICK_LINES)];
+        let quick: Vec<bool> = variants
+            .iter()
+            .map(|v| cache.with_scratch(v, |scratch| first.iter().any(|l| v.may_read(scratch, l))))
+            .collect();
+        let mut out: Vec<Option<Candidate>> = vec![None; variants.len()];
+        for (k, v) in variants.iter().enumerate().filter(|(k, _)| quick[*k]) {
+            out[k] = Some(candidate(v, score(v, cache, &lines)));
+        }
+        let found = out.iter().flatten().any(|c| c.rate >= MIN_RATE);
+        for (k, v) in variants.iter().enumerate() {
+            if out[k].is_none() {
+                out[k] = Some(if found {
+                    candidate(v, (0, first.len(), 0.0))
+                } else {
+                    candidate(v, score(v, cache, &lines))
                 });
             }
         }
+        let mut out: Vec<Candidate> = out.into_iter().flatten().collect();
         // Stable sort: equal scores keep file order, and a format read whole before the same
         // format read through a header.
         out.sort_by(|a, b| {
@@ -159,6 +193,62 @@ impl Patterns {
                 .then(b.filled.total_cmp(&a.filled))
         });
         out
+    }
+
+    /// Every format compiled for this input, each also through the header most sample lines
+    /// carry (see [`Prefix::detect`]), in file order.
+    fn variants(
+        &self,
+        lines: &[&[u8]],
+        head: &[u8],
+        max_line_bytes: usize,
+        cache: &mut FormatCache,
+    ) -> Vec<Arc<Parser>> {
+        let prefixes = Prefix::detect(lines);
+        let mut out = Vec::new();
+        for (name, spec) in &self.formats {
+            let Some(base) = compiled(self, name, spec.w3c, head, max_line_bytes, cache) else {
+                continue;
+            };
+            if !spec.time_from_header {
+                out.push(Arc::clone(&base));
+            }
+            for p in &prefixes {
+                let full = format!("{name}+{}", p.name());
+                out.push(match cache.get(&full) {
+                    Some(hit) => Arc::clone(hit),
+                    None => {
+                        let parser = Arc::new(base.with_prefix(*p));
+                        if !spec.w3c {
+                            cache.insert(full, Arc::clone(&parser));
+                        }
+                        parser
+                    }
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The candidate a variant makes with its (matched, sampled, filled) score.
+fn candidate(parser: &Parser, (matched, sampled, mut filled): (usize, usize, f64)) -> Candidate {
+    // The header is read too: its time counts as a field filled, so that a format read through
+    // the header the lines carry beats one that swallows the header as a field of its own (a
+    // timestamp taken for a virtual host).
+    if parser.prefix().is_some() {
+        filled += 1.0;
+    }
+    Candidate {
+        format: parser.name().to_string(),
+        matched,
+        sampled,
+        rate: if sampled == 0 {
+            0.0
+        } else {
+            matched as f64 / sampled as f64
+        },
+        filled,
     }
 }
 
@@ -169,7 +259,7 @@ fn compiled(
     w3c: bool,
     head: &[u8],
     max_line_bytes: usize,
-    cache: &mut HashMap<String, Arc<Parser>>,
+    cache: &mut FormatCache,
 ) -> Option<Arc<Parser>> {
     if let Some(p) = cache.get(name) {
         return Some(Arc::clone(p));
