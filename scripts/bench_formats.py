@@ -6,7 +6,7 @@ sample, writes an input of about SIZE_MB by repeating the sample's lines (a W3C 
 header once), then times `logcrunch ingest --format NAME --threads THREADS` on it, interleaved
 round by round, and prints the median MB/s of each format and its ratio to combined. Every format
 is timed the same way (repeated lines: few distinct values), so the ratios compare the formats'
-parsing, not the data.
+parsing, not the data; lines/s is given too, as formats with short lines read fewer MB per line.
 
     scripts/bench_formats.py [LOGCRUNCH_BIN] [SIZE_MB] [RUNS] [THREADS]
 
@@ -88,6 +88,7 @@ def main():
         if not path.exists() or path.stat().st_size < size:
             build(text, path, size)
     times = {name: [] for name in inputs}
+    rows = {}
     for r in range(runs):
         for name, (path, _) in inputs.items():
             fmt = name.split(" ")[0]
@@ -103,13 +104,17 @@ def main():
             if summary["bad_lines"]:
                 sys.exit(f"{fmt} on {path}: {summary['bad_lines']} bad lines")
             times[name].append(elapsed)
+            rows[name] = summary["rows"]
         print(f"  round {r + 1}/{runs} done", file=sys.stderr, flush=True)
     shutil.rmtree(work / "ds", ignore_errors=True)
-    speed = {name: inputs[name][0].stat().st_size / 1e6 / statistics.median(ts) for name, ts in times.items()}
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    mb = {name: inputs[name][0].stat().st_size / 1e6 / med[name] for name in times}
+    lines = {name: rows[name] / med[name] for name in times}
     print(f"inputs of about {size / 1e6:.0f} MB (repeated documented lines), {threads} threads, median of {runs}")
-    print(f"{'format (sample)':44s} {'MB/s':>7s} {'vs combined':>12s}")
-    for name, mb_s in speed.items():
-        print(f"{name:44s} {mb_s:7.1f} {mb_s / speed['combined']:11.2f}x")
+    print(f"{'format (sample)':44s} {'MB/s':>7s} {'vs combined':>12s} {'lines/s':>10s} {'vs combined':>12s}")
+    for name in times:
+        print(f"{name:44s} {mb[name]:7.1f} {mb[name] / mb['combined']:11.2f}x "
+              f"{lines[name]:10,.0f} {lines[name] / lines['combined']:11.2f}x")
 
 
 if __name__ == "__main__":
