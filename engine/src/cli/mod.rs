@@ -264,6 +264,14 @@ pub fn main() -> i32 {
 
 /// `err` with its causes, each said once: library errors already include the error they wrap in
 /// their message, so a cause whose text is there is not repeated.
+/// `name 1,234, other 56` from a map of counts.
+fn counts(by: &std::collections::BTreeMap<String, u64>) -> String {
+    by.iter()
+        .map(|(name, n)| format!("{name} {}", thousands(*n)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -503,11 +511,7 @@ fn print_summary(s: &IngestSummary) -> anyhow::Result<()> {
         count(SourceStatus::Unchanged),
         count(SourceStatus::Duplicate)
     )?;
-    let reasons: Vec<String> = s
-        .bad_by_reason
-        .iter()
-        .map(|(r, n)| format!("{r} {}", thousands(*n)))
-        .collect();
+    let reasons = counts(&s.bad_by_reason);
     writeln!(
         out,
         "  lines {}  rows {}  bad {}{}  blank {}  parquet files {}",
@@ -517,7 +521,7 @@ fn print_summary(s: &IngestSummary) -> anyhow::Result<()> {
         if reasons.is_empty() {
             String::new()
         } else {
-            format!(" ({})", reasons.join(", "))
+            format!(" ({reasons})")
         },
         thousands(s.blank_lines),
         s.parquet_files
@@ -556,16 +560,11 @@ fn print_summary(s: &IngestSummary) -> anyhow::Result<()> {
         writeln!(out, "  formats: {}", formats.join(", "))?;
     }
     for src in s.sources.iter().filter(|x| !x.rows_by_format.is_empty()) {
-        let by: Vec<String> = src
-            .rows_by_format
-            .iter()
-            .map(|(f, n)| format!("{f} {}", thousands(*n)))
-            .collect();
         writeln!(
             out,
             "  {}: layouts mixed, rows by format: {}",
             src.path,
-            by.join(", ")
+            counts(&src.rows_by_format)
         )?;
     }
     for src in &s.sources {

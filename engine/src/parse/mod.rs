@@ -1055,15 +1055,7 @@ impl Parser {
                 else {
                     return false;
                 };
-                let input = Input::new(line).anchored(Anchored::Yes);
-                regex.search_captures_with(cache, &input, caps);
-                if !caps.is_match() {
-                    return false;
-                }
-                for (g, s) in scratch.spans.iter_mut().enumerate() {
-                    *s = caps.get_group(g).map(|sp| (sp.start as u32, sp.end as u32));
-                }
-                true
+                capture(regex, cache, caps, line, &mut scratch.spans)
             }
             (
                 Matcher::Regex {
@@ -1075,13 +1067,8 @@ impl Parser {
                 let Some((cache, caps)) = scratch.tolerant.as_mut() else {
                     return false;
                 };
-                let input = Input::new(line).anchored(Anchored::Yes);
-                tolerant.search_captures_with(cache, &input, caps);
-                if !caps.is_match() {
+                if !capture(tolerant, cache, caps, line, &mut scratch.spans) {
                     return false;
-                }
-                for (g, s) in scratch.spans.iter_mut().enumerate() {
-                    *s = caps.get_group(g).map(|sp| (sp.start as u32, sp.end as u32));
                 }
                 scratch.trailing = caps
                     .get_group(self.groups)
@@ -1415,6 +1402,25 @@ fn derive_client(src: &[u8], extras: &mut [Option<Span>]) {
         let s = ms + start as u32;
         extras[client] = Some((s, s + len as u32));
     }
+}
+
+/// Runs `regex` anchored on `line` and copies its groups into `spans` (as many as `spans` has);
+/// `false` when it does not match.
+fn capture(
+    regex: &meta::Regex,
+    cache: &mut meta::Cache,
+    caps: &mut Captures,
+    line: &[u8],
+    spans: &mut [Option<Span>],
+) -> bool {
+    regex.search_captures_with(cache, &Input::new(line).anchored(Anchored::Yes), caps);
+    if !caps.is_match() {
+        return false;
+    }
+    for (g, s) in spans.iter_mut().enumerate() {
+        *s = caps.get_group(g).map(|sp| (sp.start as u32, sp.end as u32));
+    }
+    true
 }
 
 /// `re` without the `$` that ends it, when it ends with one (not an escaped `\$`).
