@@ -32,6 +32,8 @@ pub fn list(patterns: &Patterns, max_line: usize, json: bool) -> anyhow::Result<
             "nginx"
         } else if spec.apache.is_some() {
             "apache"
+        } else if spec.haproxy.is_some() {
+            "haproxy"
         } else if spec.w3c {
             "w3c"
         } else if spec.json.is_some() {
@@ -76,6 +78,7 @@ pub fn show(patterns: &Patterns, name: &str, max_line: usize) -> anyhow::Result<
     for (what, d) in [
         ("nginx log_format", &spec.nginx),
         ("apache LogFormat", &spec.apache),
+        ("haproxy log-format", &spec.haproxy),
     ] {
         if let Some(d) = d {
             writeln!(out, "  {what}: {}", d.trim())?;

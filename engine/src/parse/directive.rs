@@ -43,7 +43,7 @@ const STATUS_LIST: &str = r"(?:\d{3}|-)(?:(?:, | : )(?:\d{3}|-))*";
 const CLF_TIME: &str = r"\d{1,2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2}(?:\.\d+)? [+-]\d{4}";
 const ISO_TIME: &str = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})";
 
-fn snake(name: &str) -> String {
+pub(crate) fn snake(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {
@@ -283,7 +283,7 @@ enum Quoting {
 }
 
 /// `[^X\n]*`: anything up to byte `b`.
-fn class_until(b: u8) -> String {
+pub(crate) fn class_until(b: u8) -> String {
     match b {
         b'\\' | b']' | b'^' | b'-' | b'[' => format!(r"[^\{}\n]*", b as char),
         0x20..=0x7e => format!(r"[^{}\n]*", b as char),

@@ -12,6 +12,7 @@
 //! that do not start an entry are appended to the previous entry's message.
 
 pub mod directive;
+pub mod haproxy;
 pub mod json;
 pub mod prefix;
 pub mod sniff;
@@ -102,6 +103,9 @@ pub struct FormatSpec {
     /// An Apache `LogFormat` string.
     #[serde(default)]
     pub apache: Option<String>,
+    /// A HAProxy `log-format` string.
+    #[serde(default)]
+    pub haproxy: Option<String>,
     /// W3C extended log (IIS): the columns come from each file's `#Fields:` header.
     #[serde(default)]
     pub w3c: bool,
@@ -205,11 +209,12 @@ impl FormatSpec {
             self.regex.is_some(),
             self.nginx.is_some(),
             self.apache.is_some(),
+            self.haproxy.is_some(),
             self.w3c,
             self.json.is_some(),
         ];
         if given.iter().filter(|g| **g).count() != 1 {
-            return Err("give exactly one of regex, nginx, apache, w3c, json".into());
+            return Err("give exactly one of regex, nginx, apache, haproxy, w3c, json".into());
         }
         let (regex, json, mut fields, comment) = if let Some(r) = &self.regex {
             (Some(r.clone()), None, BTreeMap::new(), None)
@@ -218,6 +223,9 @@ impl FormatSpec {
             (r, j, f, None)
         } else if let Some(d) = &self.apache {
             let (r, j, f) = directive::apache(d)?;
+            (r, j, f, None)
+        } else if let Some(d) = &self.haproxy {
+            let (r, j, f) = haproxy::haproxy(d)?;
             (r, j, f, None)
         } else if self.w3c {
             let (r, f) = w3c::from_head(head)?;
