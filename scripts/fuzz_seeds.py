@@ -76,6 +76,17 @@ def main():
     for server, text in directives(patterns):
         sample = head_lines(ROOT / "testdata/sample/access.log", 1)[0]
         seeds.add("directive", (b"\x00" if server == "nginx" else b"\x01") + text.encode() + b"\x00" + sample)
+    # The HAProxy manual's log-formats of `option httplog`, `option tcplog` and `option httplog clf`.
+    for text, file in [
+        ("%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs %{+Q}r",
+         "haproxy_http.log"),
+        ("%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq", "haproxy_tcp.log"),
+        ('%{+Q}o %{-Q}ci - - [%trg] %r %ST %B \\"\\" \\"\\" %cp %ms %ft %b %s %TR %Tw %Tc %Tr %Ta %tsc %ac %fc '
+         '%bc %sc %rc %sq %bq %CC %CS %hrl %hsl', "haproxy_clf.log"),
+    ]:
+        sample = head_lines(ROOT / "testdata/formats" / file, 1)[0]
+        body = sample.split(b"]: ", 1)[-1] if sample[:1].isalpha() else sample
+        seeds.add("directive", b"\x02" + text.encode() + b"\x00" + body)
 
     requests = []
     for f in files:

@@ -1,12 +1,12 @@
-//! The nginx `log_format` and Apache `LogFormat` compilers on arbitrary directives. The input's
-//! first byte picks the server, the text up to the first NUL is the directive, the rest is a log
-//! line; a directive that compiles becomes a format that compiles or is refused with an error, and
-//! parses the line.
+//! The nginx `log_format`, Apache `LogFormat` and HAProxy `log-format` compilers on arbitrary
+//! directives. The input's first byte picks the server, the text up to the first NUL is the
+//! directive, the rest is a log line; a directive that compiles becomes a format that compiles or
+//! is refused with an error, and parses the line.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use logcrunch::parse::directive;
 use logcrunch::parse::{BadReason, FormatSpec, Patterns, Row, RowSink};
+use logcrunch::parse::{directive, haproxy};
 
 struct Count(usize);
 
@@ -28,10 +28,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(text) else {
         return;
     };
-    let (key, compiled) = if server % 2 == 0 {
-        ("nginx", directive::nginx(text))
-    } else {
-        ("apache", directive::apache(text))
+    let (key, compiled) = match server % 3 {
+        0 => ("nginx", directive::nginx(text)),
+        1 => ("apache", directive::apache(text)),
+        _ => ("haproxy", haproxy::haproxy(text)),
     };
     if compiled.is_err() {
         return;
@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let spec = FormatSpec {
         nginx: (key == "nginx").then(|| text.to_string()),
         apache: (key == "apache").then(|| text.to_string()),
+        haproxy: (key == "haproxy").then(|| text.to_string()),
         ..FormatSpec::default()
     };
     let pats = Patterns {
