@@ -499,6 +499,10 @@ enum Matcher {
     Json(json::Mapping),
 }
 
+/// The member of a chain that reads a line, the part of the line it reads, and the header's
+/// time.
+type Picked<'a> = (usize, &'a [u8], Option<HeaderTime<'a>>);
+
 /// Which of a format's matchers to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -882,7 +886,7 @@ impl Parser {
         if self.comment.is_some_and(|c| line.first() == Some(&c)) {
             return true;
         }
-        line.len() <= self.max_line_bytes && self.reads(line, scratch, Mode::Strict)
+        line.len() <= self.max_line_bytes && self.reads(line, scratch, Mode::Strict).is_some()
     }
 
     /// A cheap first look for auto-detection: whether `line` reads as declared, trusting the
@@ -1090,23 +1094,29 @@ impl Parser {
         }
     }
 
-    /// Whether this format reads `line` in `mode` (its header taken off first), leaving the
-    /// spans in `scratch`.
-    fn reads(&self, line: &[u8], scratch: &mut Scratch, mode: Mode) -> bool {
+    /// The part of `line` this format reads and its header's time, when the format reads it in
+    /// `mode` (the spans are left in `scratch`).
+    fn reads<'a>(
+        &self,
+        line: &'a [u8],
+        scratch: &mut Scratch,
+        mode: Mode,
+    ) -> Option<(&'a [u8], Option<HeaderTime<'a>>)> {
         self.body(line)
-            .is_some_and(|(body, _)| self.find(body, scratch, mode))
+            .filter(|(body, _)| self.find(body, scratch, mode))
     }
 
-    /// The member of the chain that reads `line`: each format as declared, then each with
-    /// undeclared trailing fields. Its spans are left in its scratch.
-    fn pick(&self, line: &[u8], scratch: &mut Scratch) -> Option<usize> {
+    /// The member of the chain that reads `line` (each format as declared, then each with
+    /// undeclared trailing fields), with what [`Parser::reads`] gives. Its spans are left in
+    /// its scratch.
+    fn pick<'a>(&self, line: &'a [u8], scratch: &mut Scratch) -> Option<Picked<'a>> {
         for mode in [Mode::Strict, Mode::Tolerant] {
-            if self.reads(line, scratch, mode) {
-                return Some(0);
+            if let Some((body, time)) = self.reads(line, scratch, mode) {
+                return Some((0, body, time));
             }
             for (k, f) in self.fallbacks.iter().enumerate() {
-                if f.parser.reads(line, &mut scratch.fallbacks[k], mode) {
-                    return Some(k + 1);
+                if let Some((body, time)) = f.parser.reads(line, &mut scratch.fallbacks[k], mode) {
+                    return Some((k + 1, body, time));
                 }
             }
         }
@@ -1238,19 +1248,26 @@ impl Parser {
         if memchr::memchr(0, line).is_some() {
             return Err(BadReason::NulByte);
         }
-        let member = self.pick(line, scratch).ok_or(BadReason::NoMatch)?;
+        let (member, body, header_ts) = self.pick(line, scratch).ok_or(BadReason::NoMatch)?;
         scratch.member = member;
         if member == 0 {
-            return self.convert(scratch, raw, entry, line, offset).map(Some);
+            return self
+                .convert(scratch, raw, entry, body, header_ts, offset)
+                .map(Some);
         }
         // A fallback read it: its extra columns move to their places among the chain's.
         let fallback = &self.fallbacks[member - 1];
         let Scratch {
             extras, fallbacks, ..
         } = scratch;
-        let row = fallback
-            .parser
-            .convert(&mut fallbacks[member - 1], raw, entry, line, offset)?;
+        let row = fallback.parser.convert(
+            &mut fallbacks[member - 1],
+            raw,
+            entry,
+            body,
+            header_ts,
+            offset,
+        )?;
         extras.iter_mut().for_each(|e| *e = None);
         for (i, to) in fallback.extras.iter().enumerate() {
             extras[*to] = row.extras.get(i).copied().flatten();
@@ -1259,17 +1276,17 @@ impl Parser {
         Ok(Some(Row { extras, ..row }))
     }
 
-    /// Converts the fields [`Parser::pick`] found in `line` (whose header is still on) into a
-    /// row.
+    /// Converts the fields [`Parser::pick`] found in `line` (the part after the header, whose
+    /// time is `header_ts`) into a row.
     fn convert<'a>(
         &self,
         scratch: &'a mut Scratch,
         raw: &'a [u8],
         entry: &'a [u8],
         line: &'a [u8],
+        header_ts: Option<HeaderTime<'a>>,
         offset: u64,
     ) -> std::result::Result<Row<'a>, BadReason> {
-        let (line, header_ts) = self.body(line).ok_or(BadReason::NoMatch)?;
         let src: &'a [u8] = match self.matcher {
             Matcher::Json(_) => &scratch.arena,
             Matcher::Regex { .. } => match self.multiline {

@@ -31,14 +31,7 @@ fn parse_via_scanner(input: &Input, chunk_size: usize) -> (Collect, ScanEnd) {
     };
     let progress = Arc::new(AtomicU64::new(0));
     let mut seqs = Vec::new();
-    let req = ScanRequest {
-        source: 0,
-        input,
-        start: 0,
-        skip_partial: false,
-        cut_before: None,
-        expect_head: None,
-    };
+    let req = plain_request(input);
     let end = scanner
         .scan(&req, &progress, &mut |c: Chunk| {
             seqs.push(c.seq);
