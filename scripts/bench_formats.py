@@ -11,7 +11,8 @@ parsing, not the data; lines/s is given too, as formats with short lines read fe
     scripts/bench_formats.py [LOGCRUNCH_BIN] [SIZE_MB] [RUNS] [THREADS]
 
 Defaults: the release binary under CARGO_TARGET_DIR (or ~/.cache/logcrunch-target), 100 MB, 5
-runs, 2 threads. Scratch files go to $WORK (default /tmp/logcrunch-bench/formats).
+runs, 2 threads. Scratch files go to $WORK (default /tmp/logcrunch-bench/formats). ONLY=a.log,b.log
+times those samples (and combined) alone.
 """
 import json
 import os
@@ -49,6 +50,9 @@ SAMPLES = {
     "caddy.log": "caddy",
     "nginx_json.log": "nginx_json",
     "upstream.log": "nginx_upstream",
+    "python_http.log": "python_http",
+    # No built-in format reads it: `auto` infers one from its lines.
+    "chi.log": "auto",
 }
 COMBINED = (
     '203.0.113.9 - - [01/Mar/2024:00:00:01 +0000] "GET /products/42?ref=home HTTP/1.1" 200 5123 '
@@ -82,7 +86,10 @@ def main():
     work = pathlib.Path(os.environ.get("WORK", "/tmp/logcrunch-bench")) / "formats"
     work.mkdir(parents=True, exist_ok=True)
     inputs = {"combined": (work / "combined.log", COMBINED)}
+    only = [f for f in os.environ.get("ONLY", "").split(",") if f]
     for file, fmt in SAMPLES.items():
+        if only and file not in only:
+            continue
         inputs[f"{fmt} ({file})"] = (work / file, (REPO / "testdata/formats" / file).read_text())
     for name, (path, text) in inputs.items():
         if not path.exists() or path.stat().st_size < size:

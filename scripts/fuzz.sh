@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets of engine/fuzz (line parsers, splitter vs regex, directive compiler,
-# security normaliser and tagger, config/signatures and patterns loaders, `detect --series` CSV
-# reader, manifest loader), each for SECONDS (default 600), JOBS at a time, seeded from testdata/
+# format inference, security normaliser and tagger, config/signatures and patterns loaders,
+# `detect --series` CSV reader, manifest loader), each for SECONDS (default 600), JOBS at a time, seeded from testdata/
 # and, when LOGCRUNCH_REALDATA points at it, the real-data corpus. Prints the executions, the
 # corpus size and the crashes of each target; exits 1 when any target crashed, hung or ran out of
 # memory (the reproducers stay in $FUZZ_DIR/artifacts/TARGET/; replay one with

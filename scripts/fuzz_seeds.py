@@ -68,6 +68,7 @@ def main():
     for f in files:
         lines = head_lines(f)
         chunk = b"".join(lines)
+        seeds.add("infer", chunk)
         for name in formats:
             seeds.add("parse_line", name.encode() + b"\n" + chunk)
         for line in lines[:5]:
@@ -87,6 +88,17 @@ def main():
         sample = head_lines(ROOT / "testdata/formats" / file, 1)[0]
         body = sample.split(b"]: ", 1)[-1] if sample[:1].isalpha() else sample
         seeds.add("directive", b"\x02" + text.encode() + b"\x00" + body)
+
+    # Tomcat's documented aliases and a Spring Boot pattern; Jetty's NCSA formats and a custom one.
+    sample = head_lines(ROOT / "testdata/sample/access.log", 1)[0]
+    for server, text in [
+        (b"\x03", "combined"),
+        (b"\x03", '<Valve pattern="%h %l %u %t &quot;%r&quot; %s %b %D %S %I" />'),
+        (b"\x03", "%t %a %r %s (%D microseconds)"),
+        (b"\x04", "EXTENDED_NCSA_FORMAT"),
+        (b"\x04", '%{client}a %{yyyy-MM-dd HH:mm:ss.SSS|UTC}t "%r" %s %O %{ms}T'),
+    ]:
+        seeds.add("directive", server + text.encode() + b"\x00" + sample)
 
     requests = []
     for f in files:

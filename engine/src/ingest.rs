@@ -24,6 +24,7 @@ use crate::catalog::manifest::{FileRecord, Manifest, RunRecord, SourceRecord};
 use crate::catalog::{Catalog, Dataset, QUARANTINE_DIR};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::parse::infer::{self, INFERRED, MIN_INFERRED_RATE};
 use crate::parse::sniff::{Candidate, FormatCache, MIN_RATE, sample_lines};
 use crate::parse::value::{format_rfc3339, now_us};
 use crate::parse::{AUTO, BadReason, ChunkStats, Kind, MAX_CHAIN, Parser, Patterns};
@@ -144,6 +145,10 @@ pub struct SourceSummary {
     /// Auto-detection's match rate on the sampled lines, when the format was detected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detected_rate: Option<f64>,
+    /// When no known format read it: the format inferred from its lines (a `patterns.yaml`
+    /// entry), which read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inferred_format: Option<String>,
     /// The table its rows went to (`logs` or `errors`).
     pub table: String,
     /// Content offset reading started at.
@@ -237,6 +242,8 @@ struct Plan {
     schema: Option<SchemaRef>,
     /// Auto-detection's match rate, when the format was detected.
     detected_rate: Option<f64>,
+    /// The inferred format (as a `patterns.yaml` entry), when no known format read the input.
+    inferred: Option<String>,
     status: SourceStatus,
     /// Index into `manifest.sources` of the record it continues or replaces.
     record: Option<usize>,
@@ -262,6 +269,7 @@ impl Plan {
             parser: None,
             schema: None,
             detected_rate: None,
+            inferred: None,
             status: SourceStatus::New,
             record: None,
             expect_head: None,
@@ -492,28 +500,34 @@ impl Ingest {
             }
         }
         if plan.status.is_read() {
-            let previous = found.map(|(i, _)| manifest.sources[i].format.as_str());
+            let previous = found.map(|(i, _)| &manifest.sources[i]);
             self.choose_format(plan, previous, cache)?;
         }
         Ok(())
     }
 
     /// Picks the format of an input that will be read: the one asked for, the one a grown source
-    /// was read with before, or the best match of auto-detection.
+    /// was read with before, the best match of auto-detection, or, when no format reads it, one
+    /// inferred from its lines (only if that reads [`MIN_INFERRED_RATE`] of them).
     fn choose_format(
         &self,
         plan: &mut Plan,
-        previous: Option<&str>,
+        previous: Option<&SourceRecord>,
         cache: &mut FormatCache,
     ) -> Result<()> {
-        let patterns = &self.patterns;
         let max = self.opts.max_line_bytes;
         let mut name = self.opts.format.clone();
-        if name == AUTO
-            && let Some(prev) = previous.filter(|p| patterns.spec(p).is_ok())
-            && plan.status == SourceStatus::Grown
-        {
-            name = prev.to_string();
+        // A grown source goes on with the format it was read with, an inferred one included.
+        let grown = previous.filter(|_| name == AUTO && plan.status == SourceStatus::Grown);
+        let kept = grown
+            .and_then(|r| r.inferred_format.as_deref())
+            .and_then(|yaml| {
+                Patterns::parse(&format!("formats:\n{yaml}"), Path::new("<inferred>")).ok()
+            });
+        let patterns = kept.as_ref().unwrap_or(&self.patterns);
+        if let Some(prev) = grown.filter(|r| patterns.spec(&r.format).is_ok()) {
+            name = prev.format.clone();
+            plan.inferred = prev.inferred_format.clone();
         }
         let needs_head = name == AUTO || patterns.spec(&name)?.w3c;
         let (head, complete) = if needs_head {
@@ -522,6 +536,7 @@ impl Ingest {
             (Vec::new(), false)
         };
         let mut runners_up = Vec::new();
+        let mut inferred = None;
         if name == AUTO {
             let candidates = patterns.sniff(&head, complete, max, cache);
             match candidates.first() {
@@ -535,14 +550,32 @@ impl Ingest {
                         .collect();
                     tracing::info!(input = %plan.label, format = %name, rate = best.rate, "detected format");
                 }
-                _ if candidates.iter().all(|c| c.sampled == 0) => {
+                Some(_) if candidates.iter().all(|c| c.sampled == 0) => {
                     // Nothing to judge by (an empty file): any format reads it as nothing.
                     name = patterns.formats.keys().next().cloned().unwrap_or_default();
                 }
-                _ => return Err(no_format(&plan.label, &candidates)),
+                _ => {
+                    let lines = sample_lines(&head, complete);
+                    let Some(found) = infer::suggest(INFERRED, &lines, max)
+                        .filter(|s| s.rate() >= MIN_INFERRED_RATE)
+                    else {
+                        return Err(no_format(&plan.label, &candidates));
+                    };
+                    tracing::info!(input = %plan.label, rate = found.rate(), regex = %found.regex, "inferred a format");
+                    plan.detected_rate = Some(found.rate());
+                    plan.inferred = Some(found.yaml(&format!(
+                        "inferred from {} (no known format read it)",
+                        plan.label
+                    )));
+                    inferred = Some(Arc::new(found.parser(max)?));
+                }
             }
         }
-        let parser = self.compiled(&name, &head, cache)?;
+        let parser = match (inferred, &kept) {
+            (Some(p), _) => p,
+            (None, Some(k)) => Arc::new(k.parser_for(&name, max, &head)?),
+            (None, None) => self.compiled(&name, &head, cache)?,
+        };
         let others = self.fallbacks(&parser, &runners_up, &head, complete, cache)?;
         let parser = if others.is_empty() {
             parser
@@ -897,6 +930,7 @@ impl Ingest {
                     .as_ref()
                     .map_or_else(String::new, |p| p.name().to_string()),
                 detected_rate: plan.detected_rate,
+                inferred_format: plan.inferred.clone(),
                 table: plan
                     .parser
                     .as_ref()
@@ -1024,6 +1058,7 @@ impl Ingest {
                             bad_lines: 0,
                             bad_by_reason: BTreeMap::new(),
                             format: String::new(),
+                            inferred_format: None,
                             last_run: String::new(),
                         });
                         manifest.sources.len() - 1
@@ -1054,6 +1089,7 @@ impl Ingest {
                     .parser
                     .as_ref()
                     .map_or_else(String::new, |p| p.name().to_string());
+                rec.inferred_format = plan.inferred.clone();
                 rec.last_run = run_id.to_string();
                 id_of[i] = Some(rec.id);
             }

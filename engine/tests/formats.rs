@@ -345,6 +345,96 @@ fn haproxy_log_format_directives_match_the_built_in_formats() {
     assert_eq!(get(&clf, "captured_response_headers"), None);
 }
 
+#[test]
+fn tomcat_valve_patterns_and_jetty_request_logs() {
+    // Lines as the servers' documentation describes them for each pattern.
+    let yaml = r#"formats:
+  spring:
+    tomcat: '%t %a %r %s (%D microseconds)'
+  valve9:
+    tomcat: |
+      <Valve className="org.apache.catalina.valves.AccessLogValve" directory="logs"
+             prefix="localhost_access_log" suffix=".txt"
+             pattern="%h %l %u %t &quot;%r&quot; %s %b %D %S %I" />
+    tomcat_version: 9
+  valve7:
+    tomcat: '%a %{yyyy-MM-dd HH:mm:ss.SSS Z}t "%r" %s %B %T "%{User-Agent}i" %{JSESSIONID}c'
+  jetty_ext:
+    jetty: EXTENDED_NCSA_FORMAT
+  jetty_custom:
+    jetty: '%{client}a %{yyyy-MM-dd HH:mm:ss.SSS|UTC}t "%r" %s %O %{ms}T "%{User-Agent}i"'
+"#;
+    let pats = Patterns::parse(yaml, Path::new("servlet.yaml")).unwrap();
+    let row = |format: &str, line: &str| {
+        parse_with(&pats, format, line, b"").unwrap_or_else(|r| panic!("{format}: {r:?}: {line}"))
+    };
+
+    let r = row(
+        "spring",
+        "[06/Dec/2026:10:00:01 +0100] 10.0.0.1 GET /api/items?page=2 HTTP/1.1 200 (1532 microseconds)",
+    );
+    assert_eq!(get(&r, "ts"), Some("2026-12-06T09:00:01Z"));
+    assert_eq!(get(&r, "path"), Some("/api/items"));
+    assert_eq!(get(&r, "query"), Some("page=2"));
+    assert_eq!(num(&r, "response_time_us"), Some(1532));
+
+    let r = row(
+        "valve9",
+        r#"192.168.1.20 - alice [06/Dec/2026:10:00:02 +0000] "POST /login HTTP/1.1" 302 - 47 9F2C1A0B3D4E5F60718293A4B5C6D7E8 http-nio-8080-exec-7"#,
+    );
+    assert_eq!(get(&r, "user"), Some("alice"));
+    assert_eq!(num(&r, "status"), Some(302));
+    assert_eq!(get(&r, "bytes"), None);
+    assert_eq!(num(&r, "response_time_us"), Some(47_000));
+    assert_eq!(
+        get(&r, "session_id"),
+        Some("9F2C1A0B3D4E5F60718293A4B5C6D7E8")
+    );
+    assert_eq!(get(&r, "thread"), Some("http-nio-8080-exec-7"));
+
+    let r = row(
+        "valve7",
+        r#"2001:db8::7 2026-12-06 10:00:03.250 +0000 "GET /static/app.js HTTP/1.1" 200 5120 0.004 "Mozilla/5.0 (X11; Linux x86_64) \"quoted\"" 6A1B"#,
+    );
+    assert_eq!(get(&r, "ts"), Some("2026-12-06T10:00:03.250000Z"));
+    assert_eq!(get(&r, "client_ip"), Some("2001:db8::7"));
+    assert_eq!(num(&r, "response_time_us"), Some(4_000));
+    assert_eq!(get(&r, "cookie_jsessionid"), Some("6A1B"));
+    assert!(get(&r, "user_agent").unwrap().ends_with(r#"\"quoted\""#));
+
+    let r = row(
+        "jetty_ext",
+        r#"123.4.5.6 - - [27/Aug/2004:10:16:17 +0000] "GET /jetty/tut/XmlConfiguration.html HTTP/1.1" 200 76793 "http://localhost:8080/jetty/tut/logging.html" "Mozilla/5.0 (X11; U; Linux i686; en-US; rv:1.6) Gecko/20040614 Firefox/0.8""#,
+    );
+    assert_eq!(num(&r, "bytes"), Some(76793));
+    assert_eq!(
+        get(&r, "referer"),
+        Some("http://localhost:8080/jetty/tut/logging.html")
+    );
+
+    let r = row(
+        "jetty_custom",
+        r#"10.1.2.3 [2026-12-06 10:00:04.007] "GET /health HTTP/2.0" 200 2 12 "kube-probe/1.29""#,
+    );
+    assert_eq!(get(&r, "ts"), Some("2026-12-06T10:00:04.007000Z"));
+    assert_eq!(num(&r, "response_time_us"), Some(12_000));
+    assert_eq!(get(&r, "user_agent"), Some("kube-probe/1.29"));
+
+    for (bad, why) in [
+        (
+            "formats:\n  x:\n    tomcat: common\n    jetty: NCSA_FORMAT\n",
+            "two definitions",
+        ),
+        (
+            "formats:\n  x:\n    jetty: NCSA_FORMAT\n    tomcat_version: 9\n",
+            "tomcat_version without tomcat",
+        ),
+    ] {
+        let p = Patterns::parse(bad, Path::new("bad.yaml")).unwrap();
+        assert!(p.parser("x", 1 << 16).is_err(), "{why} must be refused");
+    }
+}
+
 fn text_line(file: &str, n: usize) -> String {
     std::fs::read_to_string(testdata(file))
         .unwrap()
@@ -811,7 +901,7 @@ fn crowdsec_parser_vectors_with_auto_detection() {
     )
     .unwrap();
     let pats = builtin();
-    let (mut passed, mut total) = (0, 0);
+    let (mut passed, mut total, mut inferred) = (0, 0, 0);
     let mut deviations: Vec<String> = Vec::new();
     for line in text.lines() {
         let rec: Value = serde_json::from_str(line).unwrap();
@@ -821,6 +911,19 @@ fn crowdsec_parser_vectors_with_auto_detection() {
         total += 1;
         let log = rec["line"].as_str().unwrap();
         let Some(format) = detect(&pats, &format!("{log}\n")) else {
+            // A whole line of a layout no format knows is read by an inferred format, as
+            // `ingest --format auto` reads it.
+            if let Some(s) = logcrunch::parse::infer::suggest("x", &[log.as_bytes()], 1 << 16)
+                && s.rate() == 1.0
+            {
+                let row = parse_with(&s.patterns(), &s.name, log, b"").unwrap();
+                let client = rec["expected"]["remote_addr"]
+                    .as_str()
+                    .or(rec["expected"]["clientip"].as_str());
+                assert_eq!(get(&row, "client_ip"), client, "{log}");
+                inferred += 1;
+                continue;
+            }
             // CrowdSec's vectors hold what reaches each parser of its chain.
             let reason = if log.starts_with('[') {
                 "a site's own layout (time first, then `_`), not a standard format"
@@ -910,14 +1013,18 @@ fn crowdsec_parser_vectors_with_auto_detection() {
         passed += 1;
     }
     println!(
-        "CrowdSec parser vectors: {passed}/{total} parsed and matched; deviations ({}):",
+        "CrowdSec parser vectors: {passed}/{total} parsed and matched, {inferred} read by an inferred format; deviations ({}):",
         deviations.len()
     );
     for d in &deviations {
         println!("  {d}");
     }
     assert!(passed >= 40, "{passed}/{total}");
-    assert!(deviations.len() <= 12, "{deviations:#?}");
+    assert!(
+        inferred >= 1,
+        "an access line of its own layout is inferred"
+    );
+    assert!(deviations.len() <= 10, "{deviations:#?}");
 }
 
 #[test]
@@ -1017,6 +1124,94 @@ fn detection_refuses_what_nothing_matches_and_names_the_candidates() {
         .stderr(contains("cannot tell the log format of app.log"))
         .stderr(contains("combined 2% (1/51)"))
         .stderr(contains("--format NAME"));
+}
+
+#[test]
+fn python_http_server_log() {
+    let rows = parse_file("python_http", "python_http.log");
+    assert_eq!(rows.len(), 5);
+    assert_eq!(get(&rows[0], "ts"), Some("2026-12-06T10:00:01Z"));
+    assert_eq!(get(&rows[2], "path"), Some("/api/upload"));
+    assert_eq!(num(&rows[2], "status"), Some(201));
+    assert_eq!(get(&rows[2], "bytes"), None);
+    assert_eq!(get(&rows[3], "client_ip"), Some("::1"));
+    assert_eq!(num(&rows[4], "bytes"), Some(48213));
+    assert_eq!(
+        detect(
+            &builtin(),
+            &std::fs::read_to_string(testdata("python_http.log")).unwrap()
+        )
+        .as_deref(),
+        Some("python_http")
+    );
+}
+
+/// A layout no built-in format reads (go-chi's request logger): `formats suggest` prints a
+/// pattern for it, and `ingest --format auto` reads it with that pattern, saying so.
+#[test]
+fn a_format_is_inferred_for_a_layout_nothing_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(testdata("chi.log"), dir.path().join("chi.log")).unwrap();
+    logcrunch(dir.path())
+        .args(["formats", "suggest", "chi.log"])
+        .assert()
+        .success()
+        .stdout(contains("the pattern reads 6 of them (100.0%)"))
+        .stdout(contains(
+            r#""(?P<request>(?:[^"\\]|\\.)*)" from (?P<client_ip>\S+)"#,
+        ))
+        .stdout(contains("response_time_us: {type: duration}"));
+    let out = logcrunch(dir.path())
+        .args(["formats", "suggest", "--json", "--name", "chi", "chi.log"])
+        .output()
+        .unwrap();
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["known_format"], Value::Null);
+    assert_eq!(j["suggestion"]["name"], "chi");
+    assert_eq!(j["suggestion"]["rate"], 1.0);
+    // The printed entry is a working patterns file.
+    let yaml = format!("formats:\n{}", j["suggestion"]["yaml"].as_str().unwrap());
+    let pats = Patterns::parse(&yaml, Path::new("chi.yaml")).unwrap();
+    let row = parse_with(&pats, "chi", &text_line("chi.log", 1), b"").unwrap();
+    assert_eq!(get(&row, "client_ip"), Some("127.0.0.1"));
+    assert_eq!(num(&row, "response_time_us"), Some(1208));
+
+    let summary = ingest_json(dir.path(), &["--dataset", "ds", "chi.log"], 0);
+    let src = &summary["sources"][0];
+    assert_eq!(src["format"], "inferred");
+    assert_eq!(src["rows"], 6);
+    assert!(
+        src["inferred_format"]
+            .as_str()
+            .unwrap()
+            .contains("regex: '^(?P<ts>")
+    );
+    let rows = query_json(
+        dir.path(),
+        "ds",
+        "SELECT status, method, response_time_us FROM logs ORDER BY ts, response_time_us",
+    );
+    assert_eq!(rows[0]["status"], 200);
+    assert_eq!(rows[0]["response_time_us"], 34);
+    assert_eq!(rows.last().unwrap()["status"], 500);
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("ds/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["sources"][0]["inferred_format"],
+        src["inferred_format"]
+    );
+    logcrunch(dir.path())
+        .args(["ingest", "--dataset", "ds2", "chi.log"])
+        .assert()
+        .success()
+        .stdout(contains("formats: inferred (from the lines, reads 100%)"))
+        .stdout(contains("no known format reads it"));
+    logcrunch(dir.path())
+        .args(["formats", "suggest", "--json", "missing.log"])
+        .assert()
+        .code(predicates::ord::ne(0));
 }
 
 #[test]

@@ -375,3 +375,82 @@ fn wild_files_are_read_without_configuration() {
     }
     assert!(below.is_empty(), "read below target: {below:#?}");
 }
+
+/// The real Tomcat logs of `wild/` are read by Tomcat's `common` pattern compiled from a pasted
+/// `<Valve>` element exactly as by the built-in `common` format.
+#[test]
+fn tomcat_valve_pattern_reads_the_wild_tomcat_logs() {
+    let Some(realdata) = common::realdata() else {
+        return;
+    };
+    let mine = Patterns::parse(
+        "formats:\n  valve:\n    tomcat: '<Valve className=\"org.apache.catalina.valves.AccessLogValve\" pattern=\"common\" />'\n",
+        Path::new("valve.yaml"),
+    )
+    .unwrap();
+    let pats = builtin();
+    let wild = realdata.join("wild");
+    let manifest = std::fs::read_to_string(wild.join("manifest.jsonl")).unwrap();
+    let mut files = 0;
+    for line in manifest.lines() {
+        let rec: Value = serde_json::from_str(line).unwrap();
+        if !rec["notes"].as_str().unwrap_or_default().contains("Tomcat") {
+            continue;
+        }
+        files += 1;
+        let path = wild.join("files").join(rec["file"].as_str().unwrap());
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        let (mut read, mut total) = (0, 0);
+        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+            total += 1;
+            let got = parse("valve", l, &mine).ok();
+            let want = parse("common", l, &pats).ok();
+            assert_eq!(got, want, "{}: {l}", path.display());
+            read += usize::from(got.is_some());
+        }
+        assert!(read * 100 >= total * 99, "{read} of {total} lines");
+    }
+    assert!(files > 0, "wild/ has no Tomcat log");
+}
+
+/// Format inference on the real access logs of `wild/` (the text ones; JSON lines are left to the
+/// built-in JSON formats): without looking at any format, each gets a pattern that reads 95% of
+/// its sampled lines or more and finds its time and its status.
+#[test]
+fn formats_are_inferred_for_the_wild_access_logs() {
+    let Some(realdata) = common::realdata() else {
+        return;
+    };
+    let wild = realdata.join("wild");
+    let manifest = std::fs::read_to_string(wild.join("manifest.jsonl")).unwrap();
+    let mut failures = Vec::new();
+    let mut tried = 0;
+    for line in manifest.lines() {
+        let rec: Value = serde_json::from_str(line).unwrap();
+        if rec["kind"] != "access" {
+            continue;
+        }
+        let file = rec["file"].as_str().unwrap();
+        let raw = std::fs::read(wild.join("files").join(file)).unwrap();
+        let lines: Vec<&[u8]> = raw
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.trim_ascii().is_empty())
+            .take(1000)
+            .collect();
+        if lines[0].trim_ascii().starts_with(b"{") {
+            continue;
+        }
+        tried += 1;
+        let Some(s) = logcrunch::parse::infer::suggest("x", &lines, 1 << 16) else {
+            failures.push(format!("{file}: nothing inferred"));
+            continue;
+        };
+        let named = |c: &str| s.columns.iter().any(|col| col.column == c);
+        eprintln!("{file:58} {:5.1}%", s.rate() * 100.0);
+        if s.rate() < 0.95 || !(named("ts") || s.time_from_header) || !named("status") {
+            failures.push(format!("{file}: {:.1}% {:?}", s.rate() * 100.0, s.columns));
+        }
+    }
+    assert!(tried >= 15, "{tried} text access logs");
+    assert!(failures.is_empty(), "{failures:#?}");
+}

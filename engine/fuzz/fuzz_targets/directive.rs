@@ -1,12 +1,12 @@
-//! The nginx `log_format`, Apache `LogFormat` and HAProxy `log-format` compilers on arbitrary
-//! directives. The input's first byte picks the server, the text up to the first NUL is the
+//! The nginx `log_format`, Apache `LogFormat`, HAProxy `log-format`, Tomcat `AccessLogValve` and
+//! Jetty `CustomRequestLog` compilers on arbitrary directives. The input's first byte picks the server, the text up to the first NUL is the
 //! directive, the rest is a log line; a directive that compiles becomes a format that compiles or
 //! is refused with an error, and parses the line.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use logcrunch::parse::{BadReason, FormatSpec, Patterns, Row, RowSink};
-use logcrunch::parse::{directive, haproxy};
+use logcrunch::parse::{directive, haproxy, servlet};
 
 struct Count(usize);
 
@@ -28,10 +28,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(text) else {
         return;
     };
-    let (key, compiled) = match server % 3 {
+    let (key, compiled) = match server % 5 {
         0 => ("nginx", directive::nginx(text)),
         1 => ("apache", directive::apache(text)),
-        _ => ("haproxy", haproxy::haproxy(text)),
+        2 => ("haproxy", haproxy::haproxy(text)),
+        3 => ("tomcat", servlet::tomcat(text, None)),
+        _ => ("jetty", servlet::jetty(text)),
     };
     if compiled.is_err() {
         return;
@@ -41,6 +43,8 @@ fuzz_target!(|data: &[u8]| {
         nginx: (key == "nginx").then(|| text.to_string()),
         apache: (key == "apache").then(|| text.to_string()),
         haproxy: (key == "haproxy").then(|| text.to_string()),
+        tomcat: (key == "tomcat").then(|| text.to_string()),
+        jetty: (key == "jetty").then(|| text.to_string()),
         ..FormatSpec::default()
     };
     let pats = Patterns {

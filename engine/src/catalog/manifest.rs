@@ -133,6 +133,9 @@ pub struct SourceRecord {
     pub bad_by_reason: BTreeMap<String, u64>,
     /// Log format used.
     pub format: String,
+    /// The format inferred from its lines (a `patterns.yaml` entry), when no known one read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred_format: Option<String>,
     /// Run that last read it.
     pub last_run: String,
 }

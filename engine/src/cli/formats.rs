@@ -1,9 +1,10 @@
-//! `logcrunch formats list | show NAME | test [--format NAME] FILE`: inspect the formats and debug
-//! a custom one against real lines.
+//! `logcrunch formats list | show NAME | test [--format NAME] FILE | suggest FILE`: inspect the
+//! formats, debug a custom one against real lines, and infer one for a log no format reads.
 
 use std::io::Write;
 
 use logcrunch::Error;
+use logcrunch::parse::infer::{self, MIN_INFERRED_RATE};
 use logcrunch::parse::sniff::{FormatCache, MIN_RATE, sample_lines};
 use logcrunch::parse::value::format_rfc3339;
 use logcrunch::parse::{AUTO, Patterns, Row};
@@ -34,6 +35,10 @@ pub fn list(patterns: &Patterns, max_line: usize, json: bool) -> anyhow::Result<
             "apache"
         } else if spec.haproxy.is_some() {
             "haproxy"
+        } else if spec.tomcat.is_some() {
+            "tomcat"
+        } else if spec.jetty.is_some() {
+            "jetty"
         } else if spec.w3c {
             "w3c"
         } else if spec.json.is_some() {
@@ -79,6 +84,8 @@ pub fn show(patterns: &Patterns, name: &str, max_line: usize) -> anyhow::Result<
         ("nginx log_format", &spec.nginx),
         ("apache LogFormat", &spec.apache),
         ("haproxy log-format", &spec.haproxy),
+        ("tomcat pattern", &spec.tomcat),
+        ("jetty format", &spec.jetty),
     ] {
         if let Some(d) = d {
             writeln!(out, "  {what}: {}", d.trim())?;
@@ -236,4 +243,124 @@ pub fn test(patterns: &Patterns, format: &str, file: &str, max_line: usize) -> a
     } else {
         1
     })
+}
+
+/// Lines `formats suggest` infers from.
+const SUGGEST_LINES: usize = 1000;
+
+/// `formats suggest [--name NAME] FILE`: exit 0 when the inferred format reads 95% of the sampled
+/// lines, 1 otherwise.
+pub fn suggest(
+    patterns: &Patterns,
+    name: &str,
+    file: &str,
+    json: bool,
+    max_line: usize,
+) -> anyhow::Result<i32> {
+    let input = scan::resolve(&[file.to_string()])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::NoLogFiles(file.into()))?;
+    let (head, complete) = scan::head(&input, 1 << 20)?;
+    let mut lines: Vec<&[u8]> = head.split(|b| *b == b'\n').collect();
+    if !complete || head.ends_with(b"\n") {
+        lines.pop();
+    }
+    lines.retain(|l| !l.trim_ascii().is_empty());
+    lines.truncate(SUGGEST_LINES);
+    let known = patterns
+        .sniff(&head, complete, max_line, &mut FormatCache::default())
+        .into_iter()
+        .next()
+        .filter(|c| c.rate >= MIN_RATE);
+    let suggestion = infer::suggest(name, &lines, max_line);
+    let ok = suggestion
+        .as_ref()
+        .is_some_and(|s| s.rate() >= MIN_INFERRED_RATE);
+    let mut out = std::io::stdout().lock();
+    if json {
+        let value = serde_json::json!({
+            "file": file,
+            "lines": lines.len(),
+            "known_format": known.as_ref().map(|c| serde_json::json!({"name": c.format, "rate": c.rate})),
+            "suggestion": suggestion.as_ref().map(|s| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                v["rate"] = serde_json::json!(s.rate());
+                v["yaml"] = serde_json::json!(s.yaml(&description(file)));
+                v
+            }),
+        });
+        serde_json::to_writer_pretty(&mut out, &value)?;
+        writeln!(out)?;
+        return Ok(if ok { 0 } else { 1 });
+    }
+    if let Some(c) = &known {
+        writeln!(
+            out,
+            "note: the format `{}` already reads {:.1}% of these lines (`logcrunch formats test {file}`)\n",
+            c.format,
+            c.rate * 100.0
+        )?;
+    }
+    let Some(s) = suggestion else {
+        writeln!(
+            out,
+            "no layout is shared by {:.0}% of the {} sampled lines of {file}, or none has a time: \
+             write a regex format (see `logcrunch formats show combined` for one)",
+            MIN_INFERRED_RATE * 100.0,
+            lines.len()
+        )?;
+        return Ok(1);
+    };
+    writeln!(
+        out,
+        "inferred from {} lines of {file}: the pattern reads {} of them ({:.1}%)\n",
+        lines.len(),
+        s.matched,
+        s.rate() * 100.0
+    )?;
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["field", "column", "looks like", "example"]);
+    for c in &s.columns {
+        let column = if c.optional {
+            format!("{} (optional)", c.column)
+        } else {
+            c.column.clone()
+        };
+        let example: String = c.example.chars().take(48).collect();
+        table.add_row([c.field.clone(), column, c.looks_like.clone(), example]);
+    }
+    writeln!(out, "{table}\n")?;
+    writeln!(out, "for patterns.yaml (under `formats:`):\n")?;
+    write!(out, "{}", s.yaml(&description(file)))?;
+    if s.name != s.base_name() {
+        writeln!(
+            out,
+            "\n(the lines carry a syslog header: the format reads them as `{}`)",
+            s.name
+        )?;
+    }
+    if let Some(d) = &s.nginx {
+        writeln!(out, "\nthe same layout as an nginx log_format:\n  {d}")?;
+    }
+    if let Some(d) = &s.apache {
+        writeln!(out, "\nthe same layout as an Apache LogFormat:\n  {d}")?;
+    }
+    if !ok {
+        writeln!(
+            out,
+            "\nit reads fewer than {:.0}% of the lines: check the columns before you use it",
+            MIN_INFERRED_RATE * 100.0
+        )?;
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn description(file: &str) -> String {
+    let base = std::path::Path::new(file)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.to_string());
+    format!("inferred from {base} by logcrunch formats suggest")
 }

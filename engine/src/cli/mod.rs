@@ -153,6 +153,19 @@ enum FormatsCommand {
         /// The log file.
         file: String,
     },
+    /// Infer a format from the lines of FILE (for a log no format reads) and print it for
+    /// patterns.yaml, with the nginx/Apache directive that writes it when there is one and its
+    /// match rate; exit 0 when it reads at least 95% of the sampled lines, 1 otherwise.
+    Suggest {
+        /// Name of the suggested format.
+        #[arg(long, value_name = "NAME", default_value = "suggested")]
+        name: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        /// The log file.
+        file: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -365,6 +378,9 @@ fn dispatch(cli: Cli, config: Config) -> anyhow::Result<i32> {
                 FormatsCommand::Test { format, file } => {
                     formats::test(&patterns, &format, &file, max_line)
                 }
+                FormatsCommand::Suggest { name, json, file } => {
+                    formats::suggest(&patterns, &name, &file, json, max_line)
+                }
             }
         }
     }
@@ -540,6 +556,9 @@ fn print_summary(s: &IngestSummary) -> anyhow::Result<()> {
     let mut formats: Vec<String> = Vec::new();
     for src in s.sources.iter().filter(|x| !x.format.is_empty()) {
         let f = match src.detected_rate {
+            Some(r) if src.inferred_format.is_some() => {
+                format!("{} (from the lines, reads {:.0}%)", src.format, r * 100.0)
+            }
             Some(r) => format!(
                 "{} ({} {:.0}%)",
                 src.format,
@@ -558,6 +577,14 @@ fn print_summary(s: &IngestSummary) -> anyhow::Result<()> {
     }
     if !formats.is_empty() && (s.format == "auto" || formats.len() > 1) {
         writeln!(out, "  formats: {}", formats.join(", "))?;
+    }
+    for src in s.sources.iter().filter(|x| x.inferred_format.is_some()) {
+        writeln!(
+            out,
+            "  {}: no known format reads it; read with a format inferred from its lines \
+             (`logcrunch formats suggest {}` prints it for patterns.yaml)",
+            src.path, src.path
+        )?;
     }
     for src in s.sources.iter().filter(|x| !x.rows_by_format.is_empty()) {
         writeln!(

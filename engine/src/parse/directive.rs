@@ -23,17 +23,29 @@ pub type Compiled = (
 
 /// An element of a directive.
 #[derive(Debug, Clone, PartialEq)]
-enum Token {
+pub(crate) enum Token {
     Literal(String),
     /// A variable: its name and, for Apache, the `{argument}`.
     Var(String, Option<String>),
 }
 
-/// What a variable becomes: its regex, and the field it fills.
-struct Field {
-    regex: String,
-    spec: Option<FieldSpec>,
-    column: String,
+/// What a variable becomes: its regex (empty: "up to the next literal byte"), and the field it
+/// fills.
+pub(crate) struct Field {
+    pub(crate) regex: String,
+    pub(crate) spec: Option<FieldSpec>,
+    pub(crate) column: String,
+}
+
+impl Field {
+    /// A field of `regex` filling `column`, typed when `kind` is given.
+    pub(crate) fn new(regex: &str, kind: Option<FieldKind>, column: &str) -> Field {
+        Field {
+            regex: regex.to_string(),
+            spec: kind.map(|k| FieldSpec::to(k, column)),
+            column: column.to_string(),
+        }
+    }
 }
 
 const REMOTE_LIST: &str = r#"[^ ,"]+(?:(?:, | )[0-9A-Fa-f:.][^ ,"]*)*"#;
@@ -41,6 +53,7 @@ const UPSTREAM_TIMES: &str = r"(?:[0-9.]+|-)(?:(?:, | : )(?:[0-9.]+|-))*";
 const UPSTREAM_LIST: &str = r"[^ ,]+(?:(?:, | : )[^ ,]+)*";
 const STATUS_LIST: &str = r"(?:\d{3}|-)(?:(?:, | : )(?:\d{3}|-))*";
 const CLF_TIME: &str = r"\d{1,2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2}(?:\.\d+)? [+-]\d{4}";
+const UNQUOTED_REQUEST: &str = r"[A-Za-z]+ \S+(?: HTTP/[0-9.]+)?";
 const ISO_TIME: &str = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})";
 
 pub(crate) fn snake(name: &str) -> String {
@@ -58,10 +71,6 @@ pub(crate) fn snake(name: &str) -> String {
     } else {
         out
     }
-}
-
-fn typed(kind: FieldKind, column: &str) -> Option<FieldSpec> {
-    Some(FieldSpec::to(kind, column))
 }
 
 /// Strips `log_format NAME [escape=...]` and joins the quoted parts, as nginx reads them.
@@ -144,11 +153,7 @@ fn nginx_tokens(body: &str) -> Vec<Token> {
 }
 
 fn nginx_field(name: &str) -> Field {
-    let f = |regex: &str, kind: Option<FieldKind>, column: &str| Field {
-        regex: regex.to_string(),
-        spec: kind.and_then(|k| typed(k, column)),
-        column: column.to_string(),
-    };
+    let f = Field::new;
     use FieldKind::*;
     match name {
         "remote_addr" | "realip_remote_addr" | "binary_remote_addr" => {
@@ -275,7 +280,7 @@ fn nginx_json(body: &str) -> Result<Compiled, String> {
 
 /// How quoted text is escaped by the server.
 #[derive(Clone, Copy, PartialEq)]
-enum Quoting {
+pub(crate) enum Quoting {
     /// `"` is written as `\x22`.
     Nginx,
     /// `"` is written as `\"`, `\` as `\\`.
@@ -291,7 +296,7 @@ pub(crate) fn class_until(b: u8) -> String {
     }
 }
 
-fn compile(
+pub(crate) fn compile(
     tokens: &[Token],
     field_of: impl Fn(&str, Option<&str>) -> Field,
     quoting: Quoting,
@@ -322,6 +327,9 @@ fn compile(
                     field.regex.clone()
                 } else if quoted && quoting == Quoting::Apache {
                     r#"(?:[^"\\]|\\.)*"#.to_string()
+                } else if !quoted && field.column == "request" {
+                    // An unquoted request line has its own spaces (`%t %a %r %s`).
+                    UNQUOTED_REQUEST.to_string()
                 } else {
                     match next {
                         Some(b) => class_until(b),
@@ -392,7 +400,7 @@ fn apache_body(text: &str) -> String {
     inner.replace("\\\"", "\"").replace("\\t", "\t")
 }
 
-fn apache_tokens(body: &str) -> Result<Vec<Token>, String> {
+pub(crate) fn apache_tokens(body: &str) -> Result<Vec<Token>, String> {
     let mut out = Vec::new();
     let mut lit = String::new();
     let mut chars = body.chars().peekable();
@@ -463,12 +471,8 @@ fn strftime_regex(layout: &str) -> Option<String> {
     Some(out)
 }
 
-fn apache_field(letter: &str, arg: Option<&str>) -> Field {
-    let f = |regex: &str, kind: Option<FieldKind>, column: &str| Field {
-        regex: regex.to_string(),
-        spec: kind.and_then(|k| typed(k, column)),
-        column: column.to_string(),
-    };
+pub(crate) fn apache_field(letter: &str, arg: Option<&str>) -> Field {
+    let f = Field::new;
     use FieldKind::*;
     let header = arg.map(|a| a.to_ascii_lowercase());
     match (letter, header.as_deref()) {
@@ -552,7 +556,16 @@ fn apache_field(letter: &str, arg: Option<&str>) -> Field {
 pub fn apache(text: &str) -> Result<Compiled, String> {
     let body = apache_body(text);
     let tokens = apache_tokens(&body)?;
-    let (regex, json, mut fields) = compile(&tokens, apache_field, Quoting::Apache)?;
+    apache_like(&tokens, apache_field)
+}
+
+/// Compiles the tokens of an Apache-style directive (Apache, Tomcat, Jetty) whose `%t` includes
+/// its brackets and whose `%q` includes its `?`.
+pub(crate) fn apache_like(
+    tokens: &[Token],
+    field_of: impl Fn(&str, Option<&str>) -> Field,
+) -> Result<Compiled, String> {
+    let (regex, json, mut fields) = compile(tokens, field_of, Quoting::Apache)?;
     let mut regex = regex.expect("a regex directive");
     // %t includes its brackets: capture inside them.
     regex = regex.replace(r"(?P<ts>\[[^\]]*\])", r"\[(?P<ts>[^\]]*)\]");

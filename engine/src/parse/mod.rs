@@ -1,8 +1,10 @@
 //! Turns chunks of log text into typed rows.
 //!
 //! A format comes from `config/patterns.yaml` as a regex with named groups, an nginx `log_format` or
-//! Apache `LogFormat` directive (compiled to such a regex by [`directive`]), a W3C `#Fields:` header
-//! ([`w3c`], resolved per file), or a JSON field mapping ([`json`]); each named field has a type. A
+//! Apache `LogFormat` directive (compiled to such a regex by [`directive`]; HAProxy's by
+//! [`haproxy`], Tomcat's and Jetty's by [`servlet`]), a W3C `#Fields:` header ([`w3c`], resolved
+//! per file), or a JSON field mapping ([`json`]), or is inferred from a file's lines ([`infer`]);
+//! each named field has a type. A
 //! regex compiles once into an anchored regex-automata matcher (byte mode, so invalid UTF-8 never
 //! stops a match) and, when the pattern is a byte-deterministic sequence of delimited fields, into a
 //! [`splitter::Splitter`] that finds the same match with `memchr` jumps at a fraction of the cost;
@@ -13,8 +15,10 @@
 
 pub mod directive;
 pub mod haproxy;
+pub mod infer;
 pub mod json;
 pub mod prefix;
+pub mod servlet;
 pub mod sniff;
 pub mod splitter;
 pub mod value;
@@ -83,8 +87,8 @@ impl Kind {
     }
 }
 
-/// One format as written in the patterns file: exactly one of `regex`, `nginx`, `apache`, `w3c`,
-/// `json`, plus field types.
+/// One format as written in the patterns file: exactly one of `regex`, `nginx`, `apache`,
+/// `haproxy`, `tomcat`, `jetty`, `w3c`, `json`, plus field types.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormatSpec {
@@ -106,6 +110,15 @@ pub struct FormatSpec {
     /// A HAProxy `log-format` string.
     #[serde(default)]
     pub haproxy: Option<String>,
+    /// A Tomcat `AccessLogValve` pattern (or the whole `<Valve .../>` element).
+    #[serde(default)]
+    pub tomcat: Option<String>,
+    /// Tomcat's major version, for `%D` (milliseconds before 10, microseconds since).
+    #[serde(default)]
+    pub tomcat_version: Option<u32>,
+    /// A Jetty `CustomRequestLog` format string.
+    #[serde(default)]
+    pub jetty: Option<String>,
     /// W3C extended log (IIS): the columns come from each file's `#Fields:` header.
     #[serde(default)]
     pub w3c: bool,
@@ -210,11 +223,19 @@ impl FormatSpec {
             self.nginx.is_some(),
             self.apache.is_some(),
             self.haproxy.is_some(),
+            self.tomcat.is_some(),
+            self.jetty.is_some(),
             self.w3c,
             self.json.is_some(),
         ];
         if given.iter().filter(|g| **g).count() != 1 {
-            return Err("give exactly one of regex, nginx, apache, haproxy, w3c, json".into());
+            return Err(
+                "give exactly one of regex, nginx, apache, haproxy, tomcat, jetty, w3c, json"
+                    .into(),
+            );
+        }
+        if self.tomcat_version.is_some() && self.tomcat.is_none() {
+            return Err("tomcat_version is only for a `tomcat:` pattern".into());
         }
         let (regex, json, mut fields, comment) = if let Some(r) = &self.regex {
             (Some(r.clone()), None, BTreeMap::new(), None)
@@ -226,6 +247,12 @@ impl FormatSpec {
             (r, j, f, None)
         } else if let Some(d) = &self.haproxy {
             let (r, j, f) = haproxy::haproxy(d)?;
+            (r, j, f, None)
+        } else if let Some(d) = &self.tomcat {
+            let (r, j, f) = servlet::tomcat(d, self.tomcat_version)?;
+            (r, j, f, None)
+        } else if let Some(d) = &self.jetty {
+            let (r, j, f) = servlet::jetty(d)?;
             (r, j, f, None)
         } else if self.w3c {
             let (r, f) = w3c::from_head(head)?;

@@ -46,7 +46,7 @@ pub enum TimeItem {
     Minute,
     /// `%S`
     Second,
-    /// `%f`: an optional fraction of a second, `.` and any number of digits.
+    /// `%f`: an optional fraction of a second, `.` or `,` and any number of digits.
     Fraction,
     /// `%z`: `+hhmm`, `+hh:mm` or `Z`.
     Offset,
@@ -410,8 +410,8 @@ fn parse_strftime(items: &[TimeItem], t: &[u8]) -> Option<i64> {
             TimeItem::Minute => mi = num(t, &mut i, 2)?,
             TimeItem::Second => s = num(t, &mut i, 2)?,
             TimeItem::Fraction => {
-                // Optional: `.123456` or nothing.
-                if t.get(i) == Some(&b'.') {
+                // Optional: `.123456` (`,123` in Java and Python layouts) or nothing.
+                if matches!(t.get(i), Some(b'.' | b',')) {
                     let (us, n) = fraction(t.get(i + 1..)?);
                     frac = us;
                     i += 1 + n;
