@@ -561,7 +561,7 @@ impl Ingest {
                     else {
                         return Err(no_format(&plan.label, &candidates));
                     };
-                    tracing::info!(input = %plan.label, rate = found.rate(), regex = %found.regex, "inferred a format");
+                    tracing::info!(input = %plan.label, rate = found.rate(), format = %found.name, "inferred a format");
                     plan.detected_rate = Some(found.rate());
                     plan.inferred = Some(found.yaml(&format!(
                         "inferred from {} (no known format read it)",

@@ -10,7 +10,8 @@
 //! seconds, or with a unit), a URL (the referer), a product token (the user agent), a host name.
 //! Nothing is tied to a server, only to the grammar of the values. The result is an ordinary
 //! regex format, so it runs on the splitter like a hand-written one, and, where every column has
-//! one, the equivalent nginx `log_format` and Apache `LogFormat`.
+//! one, the equivalent nginx `log_format` and Apache `LogFormat`. JSON lines get a JSON mapping
+//! the same way ([`json`]), their keys' names breaking the ties their values leave.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -24,6 +25,8 @@ use serde::Serialize;
 use super::directive::snake;
 use super::prefix::Prefix;
 use super::{FieldKind, FieldSpec, FormatSpec, Parser, Patterns};
+
+mod json;
 
 /// Share of the sampled lines the inferred layout must cover (and that `ingest --format auto`
 /// requires before it uses an inferred format on its own).
@@ -409,8 +412,12 @@ pub struct SuggestedColumn {
 pub struct Suggestion {
     /// Format name (`NAME` or `NAME+syslog`).
     pub name: String,
-    /// The pattern.
-    pub regex: String,
+    /// The pattern (text lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Field name -> path in each line's object (JSON lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<IndexMap<String, String>>,
     /// Field types.
     #[serde(skip)]
     pub fields: BTreeMap<String, FieldSpec>,
@@ -461,11 +468,16 @@ impl Suggestion {
     /// The format as a `patterns.yaml` entry (under `formats:`).
     pub fn yaml(&self, description: &str) -> String {
         let base = self.base_name();
-        let mut out = format!(
-            "  {base}:\n    description: {}\n    regex: '{}'\n",
-            yaml_quote(description),
-            self.regex.replace('\'', "''")
-        );
+        let mut out = format!("  {base}:\n    description: {}\n", yaml_quote(description));
+        if let Some(regex) = &self.regex {
+            out.push_str(&format!("    regex: {}\n", yaml_quote(regex)));
+        }
+        if let Some(map) = &self.json {
+            out.push_str("    json:\n");
+            for (field, path) in map {
+                out.push_str(&format!("      {field}: {}\n", yaml_quote(path)));
+            }
+        }
         if self.time_from_header {
             out.push_str("    time_from_header: true\n");
         }
@@ -494,7 +506,8 @@ impl Suggestion {
     pub fn patterns(&self) -> Patterns {
         let spec = FormatSpec {
             description: "inferred by logcrunch".into(),
-            regex: Some(self.regex.clone()),
+            regex: self.regex.clone(),
+            json: self.json.clone(),
             fields: self.fields.clone(),
             time_from_header: self.time_from_header,
             ..FormatSpec::default()
@@ -543,6 +556,11 @@ fn kind_name(k: FieldKind) -> &'static str {
 /// Infers a format named `name` from `lines` (a file's sampled lines); `None` when the lines
 /// share no layout that 95% of them follow, or it has no time.
 pub fn suggest(name: &str, lines: &[&[u8]], max_line_bytes: usize) -> Option<Suggestion> {
+    if json::is_json(lines) {
+        let mut s = json::suggest(name, lines)?;
+        (s.matched, s.sampled) = measure(&s.parser(max_line_bytes).ok()?, lines);
+        return Some(s);
+    }
     let (bodies, header) = take_headers(lines);
     let tokens: Vec<Vec<Token>> = bodies.iter().map(|l| lex(l)).collect();
     let (layout, required) = choose_layout(&tokens)?;
@@ -558,7 +576,8 @@ pub fn suggest(name: &str, lines: &[&[u8]], max_line_bytes: usize) -> Option<Sug
     };
     let mut s = Suggestion {
         name: full_name,
-        regex,
+        regex: Some(regex),
+        json: None,
         fields,
         time_from_header: !has_time,
         columns: cols
@@ -1070,19 +1089,14 @@ mod tests {
 <134>Mar  1 10:00:01 web app[7]: 10.0.0.2:5001 took 1.5s status=500 path=/b
 <134>Mar  1 10:00:02 web app[7]: 10.0.0.3:5002 took 800us status=200 path=/c extra=2";
         let s = suggest("x", &lines(text), 1 << 16).unwrap();
+        let regex = s.regex.as_deref().unwrap();
         assert_eq!(s.name, "x+syslog");
         assert!(s.time_from_header);
         assert!(
-            s.regex
-                .starts_with(r"^(?P<client_ip>\S+) took (?P<response_time_us>\S+) status="),
-            "{}",
-            s.regex
+            regex.starts_with(r"^(?P<client_ip>\S+) took (?P<response_time_us>\S+) status="),
+            "{regex}"
         );
-        assert!(
-            s.regex.ends_with(r"(?: extra=(?P<extra>\S+))?$"),
-            "{}",
-            s.regex
-        );
+        assert!(regex.ends_with(r"(?: extra=(?P<extra>\S+))?$"), "{regex}");
         assert_eq!(s.fields["response_time_us"].kind, FieldKind::Duration);
         assert_eq!((s.matched, s.sampled), (3, 3));
     }
