@@ -111,12 +111,14 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port nothing listens on and the OS does not hand out to `bind(0)` (below Linux's ephemeral
+/// range), so that a server another test starts meanwhile cannot take it.
+fn closed_port() -> u16 {
+    let start = 20_000 + (std::process::id() % 5_000) as u16;
+    (start..30_000)
+        .chain(20_000..start)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// Writes a generated `nginx_timed` log with the `inject`ed incidents to `out` (relative to `d`).
@@ -265,7 +267,7 @@ fn run_sends_one_digest_per_recipient_with_evidence_and_respects_the_cooldown() 
 fn a_server_that_is_down_loses_nothing_and_gets_each_message_once_when_back() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let port = free_port();
+    let port = closed_port();
     project(d, port, "");
     let (out, stderr) = run(d, &[]);
     assert_eq!(out["alerts"]["alerts"], 1);
@@ -443,7 +445,7 @@ fn starttls_with_a_private_ca_login_and_clear_errors() {
 fn an_unreachable_host_and_a_missing_password_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    project(d, free_port(), "");
+    project(d, closed_port(), "");
     let out = logcrunch(d)
         .args(["--config", "cfg.yaml", "alert", "test"])
         .output()
