@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# End-to-end ingest benchmark: logcrunch vs DuckDB and chDB (PyPI) on the same generated
-# nginx_timed log (parse every field, write zstd Parquet), same thread count, medians and ratios.
-# Then the cost of threat tagging (tagging off vs paranoia 1 and 2, 0.2% attacks), and the peak RSS
-# of logcrunch on an input of 4 GB or more.
+# End-to-end ingest benchmark: logcrunch vs DuckDB and chDB (PyPI) on the same input (parse every
+# field, write zstd Parquet), same thread count, medians, MB/s, lines/s, peak RSS, ratios and the
+# Parquet files per date partition, on four corpora:
+#   generated   `generate --profile shop`: two dozen routes, a dozen user agents (nginx_timed);
+#   realistic   `generate --profile realistic` over 30 days, calibrated on ../shared/realdata (the
+#               calibration is printed first);
+#   real        the real combined lines of ../shared/realdata repeated, timestamps rising over 30 days;
+#   real-own    the same lines with their own dates: many servers and years cycling through the file.
+# The real corpora need REALDATA (default ../shared/realdata beside the repository); without it they
+# are skipped. Then the cost of threat tagging (tagging off vs paranoia 1 and 2, 0.2% attacks), and
+# the peak RSS of logcrunch on an input of 4 GB or more.
 #
 #   scripts/bench-ingest.sh              # 2,000,000 lines, 2 threads, 5 runs, plus the 4 GB RSS run
 #   LINES=500000 RUNS=3 BIG=0 scripts/bench-ingest.sh
 #
-# Environment: LINES, THREADS (default: cores), RUNS, BIG (1: run the >=4 GB memory test),
+# Environment: LINES, THREADS (default: cores), RUNS, CORPORA (default: generated realistic real
+# real-own), REALDATA, BIG (1: run the >=4 GB memory test),
 # BIG_LINES, WORK (scratch directory), CARGO_TARGET_DIR, VENV (Python venv for the peers),
 # BASELINE_BIN (another logcrunch binary, e.g. the parent commit's, timed in the same rounds) and
 # BASELINE_ARGS (its global options, e.g. --patterns with the patterns file of its commit).
@@ -22,7 +30,32 @@ source scripts/bench-env.sh
 venv_with duckdb chdb
 "$VENV/bin/python" -c 'import duckdb, chdb; print("peers: duckdb", duckdb.__version__, "/ chdb", chdb.__version__)'
 
-"$VENV/bin/python" scripts/bench_ingest.py "$BIN" "$LOG" "$LINES" "$THREADS" "$RUNS" "$WORK/out"
+REALDATA=${REALDATA:-$(cd .. && pwd)/shared/realdata}
+CORPORA=${CORPORA:-generated realistic real real-own}
+for corpus in $CORPORA; do
+  format=nginx_timed
+  case $corpus in
+    generated) input=$LOG ;;
+    realistic)
+      input="$WORK/realistic-$LINES.log"
+      if [ -d "$REALDATA" ]; then
+        echo "calibration of the realistic profile against $REALDATA:"
+        python3 scripts/calibrate.py "$BIN" "$REALDATA" "$LINES"
+      fi
+      [ -s "$input" ] || "$BIN" generate --profile realistic --format nginx_timed --lines "$LINES" \
+        --seed 1 --rps "$(python3 -c "print($LINES / (30 * 86400))")" -o "$input" ;;
+    real|real-own)
+      if [ ! -d "$REALDATA" ]; then echo "no $REALDATA: corpus $corpus skipped"; continue; fi
+      mode=$([ "$corpus" = real ] && echo rising || echo own)
+      input="$WORK/real-$mode-$LINES.log"
+      [ -s "$input" ] || python3 scripts/real_corpus.py "$REALDATA" "$LINES" "$mode" "$input"
+      format=combined ;;
+    *) echo "unknown corpus $corpus" >&2; exit 2 ;;
+  esac
+  echo
+  echo "== corpus $corpus =="
+  "$VENV/bin/python" scripts/bench_ingest.py "$BIN" "$input" "$LINES" "$THREADS" "$RUNS" "$WORK/out" "$format"
+done
 
 echo
 echo "threat tagging: the same traffic with 0.2% attacks, tagging off vs on"

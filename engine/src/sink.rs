@@ -1,7 +1,12 @@
 //! Writes record batches as Hive-partitioned, zstd-compressed Parquet files, atomically.
 //!
-//! Each worker owns a [`Sink`] with one open writer per (source, day) it has seen; writers are closed
-//! least-recently-used beyond a small bound so memory stays bounded however many days a log spans.
+//! Each worker owns a [`Sink`] with one writer per (source, day) it has seen, kept for the whole run,
+//! so an archive whose dates interleave (many old logs in one run, a log that cycles through days)
+//! still makes one file per partition per worker and source, not one per visit. Memory stays
+//! bounded however many days a run spans: when the unfinished row groups of a worker's writers add
+//! up to [`WRITER_MEMORY`], the largest is flushed as a row group of its file (the file stays
+//! open), and at most [`MAX_OPEN_FILES`] file descriptors are held per worker (a writer whose file
+//! is parked reopens it for appending when it next flushes).
 //! A file is written under a hidden temporary name in its `date=YYYY-MM-DD` directory, flushed and
 //! fsynced; [`publish`] renames finished files to their final `part-<run>-<worker>-<n>.parquet` names
 //! only after every worker has finished, and the manifest commit that follows is what makes them
@@ -22,10 +27,10 @@ use parquet::schema::types::ColumnPath;
 use crate::error::{Error, Result};
 use crate::parse::value::civil_from_days;
 
-/// Writers kept open per worker before the least recently used is closed.
-pub const MAX_OPEN_WRITERS: usize = 8;
-/// Memory the open writers of one worker may hold in unfinished row groups before the least
-/// recently used is closed (the one being written is never closed for this).
+/// File descriptors a worker's writers hold at once; beyond it the least recently used is parked.
+pub const MAX_OPEN_FILES: usize = 16;
+/// Memory the writers of one worker may hold in unfinished row groups before the largest is
+/// flushed.
 pub const WRITER_MEMORY: usize = 64 << 20;
 
 /// A Parquet writer that encodes and compresses the columns of each row group in parallel (for
@@ -167,10 +172,58 @@ pub struct WrittenFile {
     pub bytes: u64,
 }
 
+/// A file opened for appending only while something is written to it, so that a writer can keep
+/// its file for the whole run without holding a descriptor.
+struct ParkableFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl ParkableFile {
+    fn create(path: PathBuf) -> std::io::Result<ParkableFile> {
+        let file = File::create(&path)?;
+        Ok(ParkableFile {
+            path,
+            file: Some(file),
+        })
+    }
+
+    fn file(&mut self) -> std::io::Result<&mut File> {
+        match &mut self.file {
+            Some(f) => Ok(f),
+            none => {
+                let f = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+                Ok(none.insert(f))
+            }
+        }
+    }
+
+    /// Closes the descriptor; the next write reopens the file at its end.
+    fn park(&mut self) {
+        self.file = None;
+    }
+
+    fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+}
+
+impl std::io::Write for ParkableFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file()?.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
 struct OpenFile {
     table: &'static str,
-    writer: ArrowWriter<File>,
-    sync: File,
+    writer: ArrowWriter<ParkableFile>,
     tmp: PathBuf,
     rel_path: String,
     rows: u64,
@@ -184,6 +237,7 @@ pub struct Sink {
     worker: usize,
     props: WriterProperties,
     open: HashMap<(usize, i32), OpenFile>,
+    memory_limit: usize,
     done: Vec<WrittenFile>,
     next_file: usize,
     tick: u64,
@@ -198,13 +252,14 @@ impl Sink {
             worker,
             props,
             open: HashMap::new(),
+            memory_limit: WRITER_MEMORY,
             done: Vec::new(),
             next_file: 0,
             tick: 0,
         }
     }
 
-    /// Appends `batch` (rows of source `source` on day `day`) to that partition's open file.
+    /// Appends `batch` (rows of source `source` on day `day`) to that partition's file.
     pub fn write(
         &mut self,
         source: usize,
@@ -215,9 +270,6 @@ impl Sink {
     ) -> Result<()> {
         self.tick += 1;
         if !self.open.contains_key(&(source, day)) {
-            if self.open.len() >= MAX_OPEN_WRITERS {
-                self.close_least_recent()?;
-            }
             let f = self.create(schema, day, table)?;
             self.open.insert((source, day), f);
         }
@@ -231,28 +283,43 @@ impl Sink {
             path: f.tmp.clone(),
             source,
         })?;
-        // Unfinished row groups are held in memory: close idle files when they add up.
-        while self.open.len() > 1
-            && self
+        self.bound_memory()?;
+        self.park_idle_files();
+        Ok(())
+    }
+
+    /// Unfinished row groups are held in memory: when they add up, the largest becomes a row group
+    /// of its file.
+    fn bound_memory(&mut self) -> Result<()> {
+        let mut held: usize = self.open.values().map(|f| f.writer.memory_size()).sum();
+        while held > self.memory_limit {
+            let largest = self
                 .open
-                .values()
-                .map(|f| f.writer.memory_size())
-                .sum::<usize>()
-                > WRITER_MEMORY
-        {
-            self.close_least_recent()?;
+                .values_mut()
+                .max_by_key(|f| f.writer.memory_size())
+                .expect("writers hold the memory");
+            let before = largest.writer.memory_size();
+            largest.writer.flush().map_err(|source| Error::Parquet {
+                path: largest.tmp.clone(),
+                source,
+            })?;
+            held = held - before + largest.writer.memory_size();
         }
         Ok(())
     }
 
-    fn close_least_recent(&mut self) -> Result<()> {
-        let oldest = *self
+    fn park_idle_files(&mut self) {
+        let mut open: Vec<_> = self
             .open
-            .iter()
-            .min_by_key(|(_, f)| f.last_used)
-            .map(|(k, _)| k)
-            .expect("writers are open");
-        self.close(oldest)
+            .values_mut()
+            .filter(|f| f.writer.inner().is_open())
+            .collect();
+        if open.len() > MAX_OPEN_FILES {
+            open.sort_unstable_by_key(|f| std::cmp::Reverse(f.last_used));
+            for f in &mut open[MAX_OPEN_FILES..] {
+                f.writer.inner_mut().park();
+            }
+        }
     }
 
     fn create(&mut self, schema: &SchemaRef, day: i32, table: &'static str) -> Result<OpenFile> {
@@ -265,10 +332,8 @@ impl Sink {
         self.next_file += 1;
         let tmp = dir.join(format!(".tmp-{name}"));
         let rel_path = format!("{table}/{}/{name}", partition_name(day));
-        let file = File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
-        let sync = file
-            .try_clone()
-            .map_err(|e| Error::io("cannot open", &tmp, e))?;
+        let file =
+            ParkableFile::create(tmp.clone()).map_err(|e| Error::io("cannot create", &tmp, e))?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(self.props.clone())).map_err(
             |source| Error::Parquet {
                 path: tmp.clone(),
@@ -278,7 +343,6 @@ impl Sink {
         Ok(OpenFile {
             table,
             writer,
-            sync,
             tmp,
             rel_path,
             rows: 0,
@@ -291,20 +355,18 @@ impl Sink {
         let tmp = f.tmp.clone();
         let closed = f
             .writer
-            .close()
+            .into_inner()
             .map_err(|source| Error::Parquet {
                 path: f.tmp.clone(),
                 source,
             })
-            .and_then(|_| {
-                f.sync
-                    .sync_all()
+            .and_then(|mut inner| {
+                let file = inner
+                    .file()
+                    .map_err(|e| Error::io("cannot open", &f.tmp, e))?;
+                file.sync_all()
+                    .and_then(|_| file.metadata())
                     .map_err(|e| Error::io("cannot sync", &f.tmp, e))
-            })
-            .and_then(|_| {
-                f.sync
-                    .metadata()
-                    .map_err(|e| Error::io("cannot read", &f.tmp, e))
             });
         let bytes = match closed {
             Ok(meta) => meta.len(),
@@ -381,5 +443,76 @@ mod tests {
         assert_eq!(partition_name(0), "date=1970-01-01");
         assert_eq!(partition_name(19_723), "date=2024-01-01");
         assert_eq!(partition_name(-1), "date=1969-12-31");
+    }
+
+    /// Days revisited in turn, over more days than files are kept open and with every row group
+    /// flushed at once for memory: one readable file per day holding all its rows, in order.
+    #[test]
+    fn revisited_days_append_to_one_file_under_memory_pressure() {
+        use arrow::array::{Array, Int64Array, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let dir = tempfile::tempdir().unwrap();
+        let schema: SchemaRef = std::sync::Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let props = writer_properties(1, 1000).unwrap();
+        let mut sink = Sink::new(dir.path(), "r", 0, props);
+        sink.memory_limit = 1;
+        let days = MAX_OPEN_FILES as i32 * 2;
+        for round in 0..5i64 {
+            for day in 0..days {
+                let n: Vec<i64> = (0..10).map(|i| round * 10 + i).collect();
+                let s: Vec<String> = n.iter().map(|v| format!("day {day} row {v}")).collect();
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        std::sync::Arc::new(Int64Array::from(n)),
+                        std::sync::Arc::new(StringArray::from(s)),
+                    ],
+                )
+                .unwrap();
+                sink.write(0, day, "logs", &schema, &batch).unwrap();
+                assert!(
+                    sink.open
+                        .values()
+                        .filter(|f| f.writer.inner().is_open())
+                        .count()
+                        <= MAX_OPEN_FILES
+                );
+            }
+        }
+        let files = sink.finish().unwrap();
+        assert_eq!(files.len(), days as usize);
+        for f in files {
+            assert_eq!(f.rows, 50);
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                File::open(&f.tmp).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                reader.metadata().num_row_groups(),
+                5,
+                "one row group per visit"
+            );
+            let values: Vec<String> = reader
+                .build()
+                .unwrap()
+                .flat_map(|b| {
+                    let b = b.unwrap();
+                    let s = b
+                        .column(1)
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .unwrap()
+                        .clone();
+                    (0..s.len())
+                        .map(move |i| s.value(i).to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let want: Vec<String> = (0..50).map(|v| format!("day {} row {v}", f.day)).collect();
+            assert_eq!(values, want);
+        }
     }
 }

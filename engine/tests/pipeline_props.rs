@@ -10,11 +10,10 @@ use logcrunch::report::to_json_rows;
 use logcrunch::scan;
 use proptest::prelude::*;
 
-fn ingest(dir: &Path, file: &Path, threads: usize, chunk_size: usize) -> serde_json::Value {
-    let patterns = Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap();
-    let dataset = dir.join(format!("ds-{threads}-{chunk_size}"));
-    let opts = IngestOptions {
-        dataset: dataset.clone(),
+/// Options of a combined-log ingest into `dataset` with small row groups.
+fn options(dataset: &Path, threads: usize, chunk_size: usize) -> IngestOptions {
+    IngestOptions {
+        dataset: dataset.to_path_buf(),
         format: "combined".into(),
         threads,
         chunk_size,
@@ -26,7 +25,13 @@ fn ingest(dir: &Path, file: &Path, threads: usize, chunk_size: usize) -> serde_j
         routes: Default::default(),
         security: Default::default(),
         stats: Default::default(),
-    };
+    }
+}
+
+fn ingest(dir: &Path, file: &Path, threads: usize, chunk_size: usize) -> serde_json::Value {
+    let patterns = Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap();
+    let dataset = dir.join(format!("ds-{threads}-{chunk_size}"));
+    let opts = options(&dataset, threads, chunk_size);
     let inputs = scan::resolve(&[file.display().to_string()]).unwrap();
     let summary = Ingest::new(opts, &patterns)
         .unwrap()
@@ -94,5 +99,90 @@ proptest! {
         let reference = ingest(dir.path(), &file, 1, text.len().max(1));
         let got = ingest(dir.path(), &file, threads, chunk);
         prop_assert_eq!(got, reference, "threads {} chunk {}", threads, chunk);
+    }
+}
+
+fn dated_line(day: u32, n: u32) -> String {
+    format!(
+        "10.1.{}.{} - - [{:02}/Nov/2023:{:02}:{:02}:{:02} +0000] \"GET /item/{n}?v={} HTTP/1.1\" {} {n} \"-\" \"agent {}\"\n",
+        n % 13,
+        n % 250,
+        1 + day,
+        n / 3600 % 24,
+        n / 60 % 60,
+        n % 60,
+        n % 97,
+        [200, 301, 404, 503][n as usize % 4],
+        n % 31
+    )
+}
+
+/// Parquet files per date partition under `dataset/logs`.
+fn files_per_date(dataset: &Path) -> std::collections::BTreeMap<String, usize> {
+    std::fs::read_dir(dataset.join("logs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let files = std::fs::read_dir(e.path())
+                .unwrap()
+                .flatten()
+                .filter(|f| f.path().extension().is_some_and(|x| x == "parquet"))
+                .count();
+            (e.file_name().to_string_lossy().into_owned(), files)
+        })
+        .collect()
+}
+
+/// A log whose dates cycle (day 1, 2, 3, ..., 1, 2, 3, ...) across many chunks, over more days than
+/// a worker keeps files open for, gives one file per date and worker and the rows of the same
+/// lines in chronological order.
+#[test]
+fn interleaved_dates_make_one_file_per_date_and_worker() {
+    const DAYS: u32 = 28;
+    const ROUNDS: u32 = 30;
+    const PER_VISIT: u32 = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let visit = |round: u32, day: u32| {
+        (0..PER_VISIT)
+            .map(|i| dated_line(day, round * PER_VISIT + i))
+            .collect::<String>()
+    };
+    let cycling: String = (0..ROUNDS)
+        .flat_map(|r| (0..DAYS).map(move |d| (r, d)))
+        .map(|(r, d)| visit(r, d))
+        .collect();
+    let chronological: String = (0..DAYS)
+        .flat_map(|d| (0..ROUNDS).map(move |r| (r, d)))
+        .map(|(r, d)| visit(r, d))
+        .collect();
+    let threads = 2;
+    let rows = |name: &str, text: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let dataset = dir.path().join(format!("ds-{name}"));
+        let patterns = Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap();
+        let opts = options(&dataset, threads, 4096);
+        let inputs = scan::resolve(&[file.display().to_string()]).unwrap();
+        Ingest::new(opts, &patterns)
+            .unwrap()
+            .run(&inputs, &Progress::default())
+            .unwrap();
+        let got = Catalog::open(&dataset)
+            .unwrap()
+            .query("SELECT ts, client_ip, path, query, status, bytes, user_agent, date FROM logs ORDER BY ALL")
+            .unwrap();
+        (to_json_rows(&got).unwrap(), files_per_date(&dataset))
+    };
+    let (cycled, cycled_files) = rows("cycling.log", &cycling);
+    let (ordered, _) = rows("chronological.log", &chronological);
+    assert_eq!(cycled.len(), (DAYS * ROUNDS * PER_VISIT) as usize);
+    assert_eq!(cycled, ordered);
+    assert_eq!(cycled_files.len(), DAYS as usize);
+    for (date, files) in &cycled_files {
+        assert!(
+            (1..=threads).contains(files),
+            "{date} has {files} files for {threads} workers"
+        );
     }
 }

@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use logcrunch::catalog::RunEntry;
 use logcrunch::config::{Config, LoggingConfig};
 use logcrunch::error::{EXIT_BAD_RATIO, EXIT_FAILURE};
-use logcrunch::generate::{GenerateOptions, Generator};
+use logcrunch::generate::{GenerateOptions, Generator, Profile};
 use logcrunch::ingest::{Ingest, IngestOptions, IngestSummary, SourceStatus};
 use logcrunch::parse::Patterns;
 use logcrunch::parse::value::{format_rfc3339, now_us};
@@ -207,11 +207,21 @@ struct QueryArgs {
     format: OutputFormat,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ProfileArg {
+    Shop,
+    Realistic,
+}
+
 #[derive(Args, Debug)]
 struct GenerateArgs {
     /// Log format to write.
     #[arg(long, value_name = "NAME", default_value = "combined")]
     format: String,
+    /// Traffic: `shop` (two dozen routes, for tests) or `realistic` (the cardinalities of real
+    /// logs: long tails of pages, query strings, clients, user agents and referers; a daily cycle).
+    #[arg(long, value_enum, default_value_t = ProfileArg::Shop)]
+    profile: ProfileArg,
     /// Number of lines.
     #[arg(long, value_name = "N")]
     lines: u64,
@@ -641,6 +651,10 @@ fn generate(a: GenerateArgs) -> anyhow::Result<i32> {
     }
     let g = Generator::new(GenerateOptions {
         format: a.format,
+        profile: match a.profile {
+            ProfileArg::Shop => Profile::Shop,
+            ProfileArg::Realistic => Profile::Realistic,
+        },
         lines: a.lines,
         seed: a.seed,
         start_us,

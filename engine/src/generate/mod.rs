@@ -5,6 +5,12 @@
 //! depends on the route (304s on static files, 401/403 on login, a trickle of 404s and 5xx), user
 //! agents are real browser strings with ~12% bots. The same seed, format and line count always
 //! produce the same bytes, so tests can compare against known totals and benchmarks are repeatable.
+//!
+//! That `shop` profile has a few dozen routes and user agents: right for tests that count them, too
+//! kind to a benchmark. The `realistic` profile ([`realistic`]) follows the cardinalities of real
+//! logs instead: sessions of page views and their assets over a long tail of pages, query strings,
+//! clients, user agents and referers, with a daily cycle; `scripts/calibrate.py` prints it beside
+//! the real logs it was fitted on.
 
 use std::io::Write;
 
@@ -15,14 +21,28 @@ use rand_distr::{Distribution, LogNormal, Zipf};
 use crate::error::{Error, Result};
 use crate::parse::value::{US_PER_SEC, civil_from_days};
 
+pub mod realistic;
+
 /// Formats `generate` can write.
 pub const FORMATS: [&str; 5] = ["common", "combined", "combined_us", "nginx", "nginx_timed"];
+
+/// What traffic looks like.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// A small shop: two dozen routes, a dozen user agents, Zipf clients.
+    #[default]
+    Shop,
+    /// Real-world cardinalities; see [`realistic`].
+    Realistic,
+}
 
 /// Settings of a generated log.
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
     /// One of [`FORMATS`].
     pub format: String,
+    /// The traffic.
+    pub profile: Profile,
     /// Lines to write.
     pub lines: u64,
     /// RNG seed.
@@ -108,6 +128,7 @@ impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
             format: "combined".into(),
+            profile: Profile::Shop,
             lines: 1000,
             seed: 1,
             start_us: 1_704_067_200 * US_PER_SEC,
@@ -305,6 +326,13 @@ impl Generator {
 
     /// Writes the lines to `out`.
     pub fn write(&self, out: &mut dyn Write) -> std::io::Result<GenerateTotals> {
+        match self.opts.profile {
+            Profile::Shop => self.write_shop(out),
+            Profile::Realistic => self.write_realistic(out),
+        }
+    }
+
+    fn write_shop(&self, out: &mut dyn Write) -> std::io::Result<GenerateTotals> {
         let o = &self.opts;
         let mut rng = StdRng::seed_from_u64(o.seed);
         let route_dist = Zipf::new(ENDPOINTS.len() as f64, 1.05).expect("valid Zipf");
@@ -317,25 +345,11 @@ impl Generator {
             .iter()
             .map(|e| LogNormal::new(e.size.ln(), 0.3).expect("valid lognormal"))
             .collect();
-        let apache_style = matches!(o.format.as_str(), "common" | "combined" | "combined_us");
-        let with_agent = o.format != "common";
-        let mean_gap_us = US_PER_SEC as f64 / o.rps;
+        let mut lines = LineWriter::new(o, out);
         let mut ts = o.start_us;
-        let mut totals = GenerateTotals::default();
-        let mut line = String::with_capacity(512);
-        let mut stamp_cache = (i64::MIN, String::new());
+        let mut target = String::new();
         for _ in 0..o.lines {
-            let active = |kind, at: i64| {
-                o.injections
-                    .iter()
-                    .any(|i| i.kind == kind && (i.start_us..i.end_us).contains(&at))
-            };
-            let surge = if active(InjectKind::TrafficSurge, ts) {
-                4.0
-            } else {
-                1.0
-            };
-            ts += (mean_gap_us / surge * -(1.0 - rng.random::<f64>()).ln()) as i64;
+            ts += self.gap(&mut rng, ts, 1.0);
             let e_idx = route_dist.sample(&mut rng) as usize - 1;
             let e = &ENDPOINTS[e_idx];
             let client = client_dist.sample(&mut rng) as u32;
@@ -345,85 +359,221 @@ impl Generator {
             } else {
                 BROWSERS[(client as usize * 7 + 3) % BROWSERS.len()]
             };
-            let mut status = pick_status(&mut rng, e.kind, e.method);
-            // Drawn only inside a burst, so that other logs keep their bytes.
-            if active(InjectKind::ErrorBurst, ts) && rng.random::<f64>() < 1.0 / 3.0 {
-                status = [500, 502, 503][rng.random_range(0..3)];
-            }
-            let mut rt_us = latency[e_idx].sample(&mut rng).max(50.0) as u64;
-            if active(InjectKind::LatencySpike, ts) {
-                rt_us = rt_us.saturating_mul(5);
-            }
-            if status >= 500 {
-                rt_us = rt_us.saturating_mul(3);
-            }
+            let picked = pick_status(&mut rng, e.kind, e.method);
+            let status = self.burst(&mut rng, ts, picked);
+            let rt_us = self.slowed(ts, status, latency[e_idx].sample(&mut rng));
             let bytes = match status {
                 304 => 0,
                 s if s >= 300 => 150 + rng.random_range(0..200),
                 _ => sizes[e_idx].sample(&mut rng) as u64,
             };
-            let secs = ts.div_euclid(US_PER_SEC);
-            if stamp_cache.0 != secs {
-                stamp_cache = (secs, clf(secs));
+            let attack = self.attack(&mut rng);
+            target.clear();
+            if let Some((path, _)) = attack {
+                target.push_str(path);
+            } else {
+                expand(&mut target, e.template, &mut rng);
+                if e.template == "/api/v1/search" {
+                    use std::fmt::Write as _;
+                    let _ = write!(
+                        target,
+                        "?q=item{}&page={}",
+                        rng.random_range(0..500),
+                        rng.random_range(1..5)
+                    );
+                }
             }
-            line.clear();
-            use std::fmt::Write as _;
-            let ip = client_ip(client);
+            let referer = if !lines.with_agent {
+                "-"
+            } else if e.kind == Kind::Static || rng.random::<f64>() < 0.3 {
+                REFERERS[(client as usize) % REFERERS.len()]
+            } else {
+                "-"
+            };
             let user = if e.kind == Kind::Login && status == 200 {
                 "alice"
             } else {
                 "-"
             };
-            let _ = write!(line, "{ip} - {user} [{}] \"{} ", stamp_cache.1, e.method);
-            // Drawn only when attacks are asked for, so that other logs keep their bytes.
-            let attack = (o.attack_rate > 0.0 && rng.random::<f64>() < o.attack_rate)
-                .then(|| ATTACKS[rng.random_range(0..ATTACKS.len())]);
-            let agent = attack.and_then(|a| a.1).unwrap_or(agent);
-            if let Some((target, _)) = attack {
-                line.push_str(target);
-            } else {
-                expand(&mut line, e.template, &mut rng);
+            lines.write(&Request {
+                ts,
+                ip: &client_ip(client),
+                user,
+                method: e.method,
+                target: &target,
+                status,
+                bytes,
+                referer,
+                agent: attack.and_then(|a| a.1).unwrap_or(agent),
+                rt_us,
+            })?;
+        }
+        lines.finish()
+    }
+
+    fn write_realistic(&self, out: &mut dyn Write) -> std::io::Result<GenerateTotals> {
+        let o = &self.opts;
+        let mut rng = StdRng::seed_from_u64(o.seed);
+        let mut site = realistic::Site::new();
+        let mut lines = LineWriter::new(o, out);
+        let mut ts = o.start_us;
+        let mut req = realistic::Drawn::default();
+        for _ in 0..o.lines {
+            ts += self.gap(&mut rng, ts, realistic::diurnal(ts));
+            site.next(&mut rng, &mut req);
+            let status = self.burst(&mut rng, ts, req.status);
+            let rt_us = self.slowed(ts, status, req.rt_us as f64);
+            let attack = self.attack(&mut rng);
+            lines.write(&Request {
+                ts,
+                ip: &req.ip,
+                user: &req.user,
+                method: req.method,
+                target: attack.map_or(req.target.as_str(), |a| a.0),
+                status,
+                bytes: if status >= 500 { 0 } else { req.bytes },
+                referer: &req.referer,
+                agent: attack.and_then(|a| a.1).unwrap_or(&req.agent),
+                rt_us,
+            })?;
+        }
+        lines.finish()
+    }
+
+    /// Time to the next request: exponential around the mean rate, scaled by `rate` and by a
+    /// traffic surge.
+    fn gap(&self, rng: &mut StdRng, ts: i64, rate: f64) -> i64 {
+        let surge = if self.active(InjectKind::TrafficSurge, ts) {
+            4.0
+        } else {
+            1.0
+        };
+        let mean_gap_us = US_PER_SEC as f64 / self.opts.rps;
+        (mean_gap_us / (surge * rate) * -(1.0 - rng.random::<f64>()).ln()) as i64
+    }
+
+    fn active(&self, kind: InjectKind, at: i64) -> bool {
+        self.opts
+            .injections
+            .iter()
+            .any(|i| i.kind == kind && (i.start_us..i.end_us).contains(&at))
+    }
+
+    /// `status`, or a 5xx for a third of the requests inside an error burst (drawn only inside
+    /// one, so that other logs keep their bytes).
+    fn burst(&self, rng: &mut StdRng, ts: i64, status: u16) -> u16 {
+        if self.active(InjectKind::ErrorBurst, ts) && rng.random::<f64>() < 1.0 / 3.0 {
+            [500, 502, 503][rng.random_range(0..3)]
+        } else {
+            status
+        }
+    }
+
+    /// The response time, five times longer in a latency spike and three times on a 5xx.
+    fn slowed(&self, ts: i64, status: u16, drawn_us: f64) -> u64 {
+        let mut rt_us = drawn_us.max(50.0) as u64;
+        if self.active(InjectKind::LatencySpike, ts) {
+            rt_us = rt_us.saturating_mul(5);
+        }
+        if status >= 500 {
+            rt_us = rt_us.saturating_mul(3);
+        }
+        rt_us
+    }
+
+    /// An attack request in place of this one, at `attack_rate` (drawn only when attacks are
+    /// asked for, so that other logs keep their bytes).
+    fn attack(&self, rng: &mut StdRng) -> Option<(&'static str, Option<&'static str>)> {
+        (self.opts.attack_rate > 0.0 && rng.random::<f64>() < self.opts.attack_rate)
+            .then(|| ATTACKS[rng.random_range(0..ATTACKS.len())])
+    }
+}
+
+/// One request, as a line shows it.
+struct Request<'a> {
+    ts: i64,
+    ip: &'a str,
+    user: &'a str,
+    method: &'a str,
+    target: &'a str,
+    status: u16,
+    bytes: u64,
+    referer: &'a str,
+    agent: &'a str,
+    rt_us: u64,
+}
+
+/// Renders requests in the asked format and keeps the totals.
+struct LineWriter<'w> {
+    out: &'w mut dyn Write,
+    format: &'w str,
+    apache_style: bool,
+    with_agent: bool,
+    line: String,
+    stamp: (i64, String),
+    totals: GenerateTotals,
+}
+
+impl<'w> LineWriter<'w> {
+    fn new(opts: &'w GenerateOptions, out: &'w mut dyn Write) -> LineWriter<'w> {
+        LineWriter {
+            out,
+            format: &opts.format,
+            apache_style: matches!(opts.format.as_str(), "common" | "combined" | "combined_us"),
+            with_agent: opts.format != "common",
+            line: String::with_capacity(512),
+            stamp: (i64::MIN, String::new()),
+            totals: GenerateTotals::default(),
+        }
+    }
+
+    fn write(&mut self, r: &Request) -> std::io::Result<()> {
+        use std::fmt::Write as _;
+        let secs = r.ts.div_euclid(US_PER_SEC);
+        if self.stamp.0 != secs {
+            self.stamp = (secs, clf(secs));
+        }
+        let line = &mut self.line;
+        line.clear();
+        let _ = write!(
+            line,
+            "{} - {} [{}] \"{} {} HTTP/1.1\" {} ",
+            r.ip, r.user, self.stamp.1, r.method, r.target, r.status
+        );
+        if r.bytes == 0 && self.apache_style {
+            line.push('-');
+        } else {
+            let _ = write!(line, "{}", r.bytes);
+        }
+        if self.with_agent {
+            let _ = write!(line, " \"{}\" \"{}\"", r.referer, r.agent);
+        }
+        match self.format {
+            "combined_us" => {
+                let _ = write!(line, " {}", r.rt_us);
             }
-            if attack.is_none() && e.template == "/api/v1/search" {
+            "nginx_timed" => {
                 let _ = write!(
                     line,
-                    "?q=item{}&page={}",
-                    rng.random_range(0..500),
-                    rng.random_range(1..5)
+                    " {}.{:03}",
+                    r.rt_us / 1_000_000,
+                    r.rt_us / 1000 % 1000
                 );
             }
-            let _ = write!(line, " HTTP/1.1\" {status} ");
-            if bytes == 0 && apache_style {
-                line.push('-');
-            } else {
-                let _ = write!(line, "{bytes}");
-            }
-            if with_agent {
-                let referer = if e.kind == Kind::Static || rng.random::<f64>() < 0.3 {
-                    REFERERS[(client as usize) % REFERERS.len()]
-                } else {
-                    "-"
-                };
-                let _ = write!(line, " \"{referer}\" \"{agent}\"");
-            }
-            match o.format.as_str() {
-                "combined_us" => {
-                    let _ = write!(line, " {rt_us}");
-                }
-                "nginx_timed" => {
-                    let _ = write!(line, " {}.{:03}", rt_us / 1_000_000, rt_us / 1000 % 1000);
-                }
-                _ => {}
-            }
-            line.push('\n');
-            out.write_all(line.as_bytes())?;
-            totals.lines += 1;
-            totals.bytes_written += line.len() as u64;
-            totals.status_sum += status as u64;
-            totals.bytes_sum += bytes;
+            _ => {}
         }
-        out.flush()?;
-        Ok(totals)
+        line.push('\n');
+        self.out.write_all(line.as_bytes())?;
+        self.totals.lines += 1;
+        self.totals.bytes_written += line.len() as u64;
+        self.totals.status_sum += r.status as u64;
+        self.totals.bytes_sum += r.bytes;
+        Ok(())
+    }
+
+    fn finish(self) -> std::io::Result<GenerateTotals> {
+        self.out.flush()?;
+        Ok(self.totals)
     }
 }
 
