@@ -768,6 +768,10 @@ impl Ingest {
         })
     }
 
+    /// Commits a run: the workers' output is gathered, each source summarised, the files and
+    /// statistics of the sources that were read whole are published, the manifest records them
+    /// and is saved, and the catalog is refreshed. Until the manifest is saved nothing is part of
+    /// the dataset (`saved` tells the caller whether it was).
     #[allow(clippy::too_many_arguments)]
     fn commit(
         &self,
@@ -782,52 +786,90 @@ impl Ingest {
         progress: &Progress,
         saved: &mut bool,
     ) -> Result<IngestSummary> {
-        let mut files = Vec::new();
-        let mut chunks: Vec<Vec<(u64, ChunkStats)>> = vec![Vec::new(); plans.len()];
-        let mut bad: Vec<Vec<BadLine>> = vec![Vec::new(); plans.len()];
-        let mut bad_counts: Vec<BTreeMap<BadReason, u64>> = vec![BTreeMap::new(); plans.len()];
-        let mut worker_error = None;
-        let mut parts = Vec::new();
-        for out in outs {
-            files.extend(out.files);
-            parts.extend(out.stats);
-            for (s, seq, st) in out.chunks {
-                chunks[s].push((seq, st));
-            }
-            for (s, b) in out.bad {
-                bad[s].push(b);
-            }
-            for ((s, r), n) in out.bad_counts {
-                *bad_counts[s].entry(r).or_default() += n;
-            }
-            if let Some(e) = out.error {
-                worker_error.get_or_insert(e);
-            }
+        let mut gathered = Gathered::from_workers(outs, plans.len())?;
+        let sources = self.summarise_sources(plans, ends, &mut gathered, manifest);
+        let read_any = plans.iter().enumerate().any(|(i, p)| {
+            !sources.dropped[i] && (p.status.is_read() || p.status == SourceStatus::Truncated)
+        });
+        let quarantine_file = if sources.quarantine.is_empty() || !read_any {
+            None
+        } else {
+            Some(write_quarantine(
+                dataset.dir(),
+                run_id,
+                &sources.quarantine,
+            )?)
+        };
+        let (keep, groups) =
+            self.write_files(dataset, manifest, run_id, &mut gathered, &sources)?;
+        let superseded = if read_any {
+            record_sources(
+                manifest,
+                plans,
+                &sources,
+                &gathered.bad_counts,
+                &keep,
+                run_id,
+            )?
+        } else {
+            Vec::new()
+        };
+        let summary = self.summary(
+            dataset,
+            manifest,
+            plans,
+            &gathered,
+            sources.summaries,
+            (run_id, read_any, keep.len(), quarantine_file),
+            started,
+            progress,
+        );
+        if read_any {
+            manifest.route_groups = groups;
+            manifest.runs.push(RunRecord {
+                id: run_id.to_string(),
+                started: started_at.to_string(),
+                elapsed_s: summary.elapsed_s,
+                sources: summary.files_read as u64,
+                lines: summary.lines,
+                rows: summary.rows,
+                bad_lines: summary.bad_lines,
+            });
+            save_and_refresh(dataset, manifest, &keep, catalog, &self.enrich, saved)?;
+            remove_superseded(dataset, superseded);
         }
-        if let Some(e) = worker_error {
-            for f in &files {
-                let _ = std::fs::remove_file(&f.tmp);
-            }
-            return Err(e);
-        }
-        let mut summaries = Vec::with_capacity(plans.len());
-        let mut quarantine: Vec<(String, u64, BadLine)> = Vec::new();
-        let mut failed = vec![false; plans.len()];
-        // Failed or changed while read: nothing of the source is committed.
-        let mut dropped = vec![false; plans.len()];
-        let mut scan_ends: Vec<ScanEnd> = Vec::with_capacity(plans.len());
+        Ok(summary)
+    }
+
+    /// Summarises each source (status, offsets, lines, rows, bad lines by reason, warning) and
+    /// collects the quarantine samples with their line numbers. A source that failed or changed
+    /// while it was read is dropped whole: nothing of it is committed.
+    fn summarise_sources(
+        &self,
+        plans: &[Plan],
+        ends: Vec<Result<ScanEnd>>,
+        g: &mut Gathered,
+        manifest: &Manifest,
+    ) -> SourceOutcomes {
+        let mut out = SourceOutcomes {
+            summaries: Vec::with_capacity(plans.len()),
+            quarantine: Vec::new(),
+            dropped: vec![false; plans.len()],
+            scan_ends: Vec::with_capacity(plans.len()),
+        };
         for (i, (plan, end)) in plans.iter().zip(ends).enumerate() {
             let end = match &plan.error {
                 Some(e) => Err(e.clone()),
                 None => end.map_err(|e| e.to_string()),
             };
+            let mut failed = false;
             let (end, warning) = match end {
                 Ok(e) => match changed_while_read(plan, &e) {
                     Some(how) => {
-                        dropped[i] = true;
-                        chunks[i].clear();
-                        bad[i].clear();
-                        bad_counts[i].clear();
+                        out.dropped[i] = true;
+                        g.chunks[i].clear();
+                        g.bad[i].clear();
+                        g.bad_counts[i].clear();
                         let w = format!(
                             "{how}; nothing of it was committed, the next run reads it again"
                         );
@@ -835,91 +877,41 @@ impl Ingest {
                         (ScanEnd::default(), Some(w))
                     }
                     None => {
-                        let w = e.truncated.as_ref().map(|(msg, at, _)| {
-                            format!("input ends early at content offset {at} ({msg}); the rows before it were kept")
-                        }).or_else(|| (plan.status == SourceStatus::Truncated).then(|| {
-                            let read = plan.record.map_or(0, |r| match plan.input.encoding {
-                                Encoding::Plain => manifest.sources[r].offset,
-                                _ => manifest.sources[r].size,
-                            });
-                            format!("it is shorter than when it was read ({read} -> {} bytes): it was truncated in place; the rows read before are kept and reading resumes at its new end", plan.input.size)
-                        }));
+                        let w = read_warning(plan, &e, manifest);
                         (e, w)
                     }
                 },
                 Err(e) => {
-                    failed[i] = true;
-                    dropped[i] = true;
+                    failed = true;
+                    out.dropped[i] = true;
                     (ScanEnd::default(), Some(e))
                 }
             };
-            let st = &mut chunks[i];
+            let st = &mut g.chunks[i];
             st.sort_by_key(|(seq, _)| *seq);
             let prior_lines = match (plan.status, plan.record) {
                 (SourceStatus::Grown, Some(r)) => manifest.sources[r].lines,
                 _ => 0,
             };
-            // Line numbers: lines before this chunk in the source, plus the index in the chunk.
-            let mut before = HashMap::with_capacity(st.len());
-            let mut acc = prior_lines;
-            for (seq, s) in st.iter() {
-                before.insert(*seq, acc);
-                acc += s.lines;
-            }
-            let lines_read = acc - prior_lines;
-            let mut samples = std::mem::take(&mut bad[i]);
-            samples.sort_by_key(|b| (b.seq, b.line_index));
-            samples.truncate(self.opts.quarantine_samples);
-            for b in samples {
-                let line_no = before.get(&b.seq).copied().unwrap_or(prior_lines) + b.line_index + 1;
-                quarantine.push((plan.label.to_string(), line_no, b));
-            }
-            let mut extra_lines = 0;
-            if let Some((at, len)) = end.skipped_partial {
-                *bad_counts[i]
-                    .entry(BadReason::PartialLineContinued)
-                    .or_default() += 1;
-                quarantine.push((
-                    plan.label.to_string(),
-                    prior_lines,
-                    BadLine {
-                        seq: 0,
-                        line_index: 0,
-                        offset: at,
-                        reason: BadReason::PartialLineContinued,
-                        sample: format!("({len} bytes)").into_bytes(),
-                    },
-                ));
-            }
-            if let Some((_, at, line)) = &end.truncated
-                && !line.is_empty()
-            {
-                *bad_counts[i].entry(BadReason::TruncatedInput).or_default() += 1;
-                extra_lines += 1;
-                quarantine.push((
-                    plan.label.to_string(),
-                    acc + 1,
-                    BadLine {
-                        seq: u64::MAX,
-                        line_index: 0,
-                        offset: *at,
-                        reason: BadReason::TruncatedInput,
-                        sample: line[..line.len().min(SAMPLE_BYTES)].to_vec(),
-                    },
-                ));
-            }
-            let rows: u64 = st.iter().map(|(_, s)| s.rows).sum();
-            let rows_by_format = rows_by_format(plan.parser.as_deref(), st);
-            let bad_n: u64 = bad_counts[i].values().sum();
-            summaries.push(SourceSummary {
+            let (lines_read, extra_lines) = self.quarantine_source(
+                plan,
+                &end,
+                prior_lines,
+                st,
+                std::mem::take(&mut g.bad[i]),
+                &mut g.bad_counts[i],
+                &mut out.quarantine,
+            );
+            let status = if failed {
+                SourceStatus::Failed
+            } else if out.dropped[i] {
+                SourceStatus::Changed
+            } else {
+                plan.status
+            };
+            out.summaries.push(SourceSummary {
                 path: plan.label.to_string(),
-                status: if failed[i] {
-                    SourceStatus::Failed
-                } else if dropped[i] {
-                    SourceStatus::Changed
-                } else {
-                    plan.status
-                },
+                status,
                 source: plan
                     .duplicate_of
                     .clone()
@@ -943,27 +935,98 @@ impl Ingest {
                     end.end
                 },
                 lines: lines_read + extra_lines,
-                rows,
-                rows_by_format,
-                bad_lines: bad_n,
+                rows: st.iter().map(|(_, s)| s.rows).sum(),
+                rows_by_format: rows_by_format(plan.parser.as_deref(), st),
+                bad_lines: g.bad_counts[i].values().sum(),
                 warning,
             });
-            scan_ends.push(end);
+            out.scan_ends.push(end);
         }
+        out
+    }
 
-        // Files of failed or changed sources are dropped; the rest are published.
-        let (keep, drop): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| !dropped[f.source]);
+    /// Adds a source's bad-line samples to `quarantine` with their line numbers (lines before
+    /// their chunk plus their index in it), and the partial first line and truncated last line
+    /// the scanner reported; returns the lines read and the extra (truncated) line.
+    #[allow(clippy::too_many_arguments)]
+    fn quarantine_source(
+        &self,
+        plan: &Plan,
+        end: &ScanEnd,
+        prior_lines: u64,
+        chunks: &[(u64, ChunkStats)],
+        mut samples: Vec<BadLine>,
+        bad_counts: &mut BTreeMap<BadReason, u64>,
+        quarantine: &mut Vec<(String, u64, BadLine)>,
+    ) -> (u64, u64) {
+        let mut before = HashMap::with_capacity(chunks.len());
+        let mut acc = prior_lines;
+        for (seq, s) in chunks {
+            before.insert(*seq, acc);
+            acc += s.lines;
+        }
+        samples.sort_by_key(|b| (b.seq, b.line_index));
+        samples.truncate(self.opts.quarantine_samples);
+        for b in samples {
+            let line_no = before.get(&b.seq).copied().unwrap_or(prior_lines) + b.line_index + 1;
+            quarantine.push((plan.label.to_string(), line_no, b));
+        }
+        let mut extra_lines = 0;
+        if let Some((at, len)) = end.skipped_partial {
+            *bad_counts
+                .entry(BadReason::PartialLineContinued)
+                .or_default() += 1;
+            quarantine.push((
+                plan.label.to_string(),
+                prior_lines,
+                BadLine {
+                    seq: 0,
+                    line_index: 0,
+                    offset: at,
+                    reason: BadReason::PartialLineContinued,
+                    sample: format!("({len} bytes)").into_bytes(),
+                },
+            ));
+        }
+        if let Some((_, at, line)) = &end.truncated
+            && !line.is_empty()
+        {
+            *bad_counts.entry(BadReason::TruncatedInput).or_default() += 1;
+            extra_lines += 1;
+            quarantine.push((
+                plan.label.to_string(),
+                acc + 1,
+                BadLine {
+                    seq: u64::MAX,
+                    line_index: 0,
+                    offset: *at,
+                    reason: BadReason::TruncatedInput,
+                    sample: line[..line.len().min(SAMPLE_BYTES)].to_vec(),
+                },
+            ));
+        }
+        (acc - prior_lines, extra_lines)
+    }
+
+    /// Removes the files of dropped sources, folds the statistics into the dataset's route
+    /// groups and writes them, and publishes every file that is kept (still outside the dataset
+    /// until the manifest names them). Returns the kept files and the route groups.
+    fn write_files(
+        &self,
+        dataset: &Dataset,
+        manifest: &Manifest,
+        run_id: &str,
+        g: &mut Gathered,
+        sources: &SourceOutcomes,
+    ) -> Result<(Vec<WrittenFile>, Vec<String>)> {
+        let dropped = &sources.dropped;
+        let (mut keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut g.files)
+            .into_iter()
+            .partition(|f| !dropped[f.source]);
         for f in &drop {
             let _ = std::fs::remove_file(&f.tmp);
         }
-        let read_any = plans.iter().enumerate().any(|(i, p)| {
-            !dropped[i] && (p.status.is_read() || p.status == SourceStatus::Truncated)
-        });
-        let quarantine_file = if quarantine.is_empty() || !read_any {
-            None
-        } else {
-            Some(write_quarantine(dataset.dir(), run_id, &quarantine)?)
-        };
+        let mut parts = std::mem::take(&mut g.parts);
         for worker in &mut parts {
             worker.drop_sources(|s| dropped[s]);
         }
@@ -978,9 +1041,7 @@ impl Ingest {
         let folded = stats::fold(&parts, &group_set, self.opts.stats.significant_digits)?;
         std::mem::drop(parts);
         let write_started = Instant::now();
-
         let props = sink::writer_properties(self.opts.zstd_level, self.opts.row_group_rows)?;
-        let mut keep = keep;
         keep.extend(stats::write(dataset.dir(), run_id, &folded, &props)?);
         tracing::debug!(
             recorded,
@@ -990,136 +1051,33 @@ impl Ingest {
             "stats folded and written"
         );
         sink::publish(dataset.dir(), &keep)?;
+        Ok((keep, groups))
+    }
 
-        let mut superseded = Vec::new();
-        if read_any {
-            let mut id_of = vec![None; plans.len()];
-            for (i, plan) in plans.iter().enumerate() {
-                if let (SourceStatus::Truncated, Some(r)) = (plan.status, plan.record) {
-                    let rec = &mut manifest.sources[r];
-                    rec.size = plan.input.size;
-                    if plan.input.encoding == Encoding::Plain {
-                        // Reading resumes at the new end; its head is what is left of the old one.
-                        let end = scan::end_of(&plan.input)?;
-                        let (fp, fp_len) = end.fingerprint.unwrap_or_default();
-                        rec.offset = end.end;
-                        rec.ends_with_newline = end.ends_with_newline;
-                        rec.fingerprint = fp;
-                        rec.fingerprint_len = fp_len;
-                        rec.prefixes = end.prefixes;
-                    }
-                    continue;
-                }
-                if dropped[i] || !plan.status.is_read() {
-                    continue;
-                }
-                let end = &scan_ends[i];
-                let s = &summaries[i];
-                let reasons: BTreeMap<String, u64> = bad_counts[i]
-                    .iter()
-                    .map(|(r, n)| (r.key().into_owned(), *n))
-                    .collect();
-                let (fp, fp_len) = end.fingerprint.unwrap_or((0, 0));
-                let idx = match plan.record {
-                    Some(r) => {
-                        let rec = &mut manifest.sources[r];
-                        if plan.status == SourceStatus::Replaced {
-                            let id = rec.id;
-                            superseded.extend(
-                                manifest
-                                    .files
-                                    .iter()
-                                    .filter(|f| f.source == id)
-                                    .map(|f| f.path.clone()),
-                            );
-                            manifest.files.retain(|f| f.source != id);
-                            let rec = &mut manifest.sources[r];
-                            rec.lines = 0;
-                            rec.rows = 0;
-                            rec.bad_lines = 0;
-                            rec.bad_by_reason.clear();
-                        }
-                        r
-                    }
-                    None => {
-                        manifest.sources.push(SourceRecord {
-                            id: manifest.next_source_id(),
-                            path: plan.label.to_string(),
-                            aliases: Vec::new(),
-                            encoding: plan.input.encoding,
-                            size: 0,
-                            fingerprint: 0,
-                            fingerprint_len: 0,
-                            prefixes: Vec::new(),
-                            offset: 0,
-                            ends_with_newline: true,
-                            lines: 0,
-                            rows: 0,
-                            bad_lines: 0,
-                            bad_by_reason: BTreeMap::new(),
-                            format: String::new(),
-                            inferred_format: None,
-                            last_run: String::new(),
-                        });
-                        manifest.sources.len() - 1
-                    }
-                };
-                let rec = &mut manifest.sources[idx];
-                if rec.path != *plan.label && !rec.aliases.iter().any(|a| *a == *plan.label) {
-                    rec.aliases.push(plan.label.to_string());
-                }
-                rec.encoding = plan.input.encoding;
-                rec.size = plan.input.size;
-                if fp_len >= rec.fingerprint_len {
-                    rec.fingerprint = fp;
-                    rec.fingerprint_len = fp_len;
-                    rec.prefixes = end.prefixes.clone();
-                }
-                if end.chunks > 0 || end.truncated.is_some() || end.skipped_partial.is_some() {
-                    rec.offset = end.end;
-                    rec.ends_with_newline = end.ends_with_newline;
-                }
-                rec.lines += s.lines;
-                rec.rows += s.rows;
-                rec.bad_lines += s.bad_lines;
-                for (r, n) in reasons {
-                    *rec.bad_by_reason.entry(r).or_default() += n;
-                }
-                rec.format = plan
-                    .parser
-                    .as_ref()
-                    .map_or_else(String::new, |p| p.name().to_string());
-                rec.inferred_format = plan.inferred.clone();
-                rec.last_run = run_id.to_string();
-                id_of[i] = Some(rec.id);
-            }
-            for f in &keep {
-                let Some(id) = id_of[f.source] else { continue };
-                manifest.files.push(FileRecord {
-                    table: f.table.to_string(),
-                    path: f.rel_path.clone(),
-                    source: id,
-                    run: run_id.to_string(),
-                    date: sink::partition_name(f.day)
-                        .trim_start_matches("date=")
-                        .to_string(),
-                    rows: f.rows,
-                    bytes: f.bytes,
-                    compacted: false,
-                });
-            }
-        }
-
+    /// The run's summary.
+    #[allow(clippy::too_many_arguments)]
+    fn summary(
+        &self,
+        dataset: &Dataset,
+        manifest: &Manifest,
+        plans: &[Plan],
+        g: &Gathered,
+        summaries: Vec<SourceSummary>,
+        (run_id, read_any, parquet_files, quarantine_file): (&str, bool, usize, Option<String>),
+        started: Instant,
+        progress: &Progress,
+    ) -> IngestSummary {
         let elapsed = started.elapsed().as_secs_f64();
         let bytes = progress.bytes.load(Ordering::Relaxed);
         let lines: u64 = summaries.iter().map(|s| s.lines).sum();
         let mut all_reasons = BTreeMap::new();
-        for counts in &bad_counts {
+        for counts in &g.bad_counts {
             for (r, n) in counts {
                 *all_reasons.entry(r.key().into_owned()).or_default() += *n;
             }
         }
-        let summary = IngestSummary {
+        let per_s = |n: f64| if elapsed > 0.0 { n / elapsed } else { 0.0 };
+        IngestSummary {
             run_id: if read_any {
                 run_id.to_string()
             } else {
@@ -1134,19 +1092,11 @@ impl Ingest {
             rows: summaries.iter().map(|s| s.rows).sum(),
             bad_lines: summaries.iter().map(|s| s.bad_lines).sum(),
             bad_by_reason: all_reasons,
-            blank_lines: chunks.iter().flatten().map(|(_, s)| s.blank).sum(),
-            parquet_files: keep.len(),
+            blank_lines: g.chunks.iter().flatten().map(|(_, s)| s.blank).sum(),
+            parquet_files,
             elapsed_s: elapsed,
-            mb_per_s: if elapsed > 0.0 {
-                bytes as f64 / 1e6 / elapsed
-            } else {
-                0.0
-            },
-            lines_per_s: if elapsed > 0.0 {
-                lines as f64 / elapsed
-            } else {
-                0.0
-            },
+            mb_per_s: per_s(bytes as f64 / 1e6),
+            lines_per_s: per_s(lines as f64),
             quarantine_file,
             days: manifest
                 .files
@@ -1157,42 +1107,264 @@ impl Ingest {
                 .into_iter()
                 .collect(),
             sources: summaries,
+        }
+    }
+}
+
+/// The workers' output, per source.
+struct Gathered {
+    files: Vec<WrittenFile>,
+    parts: Vec<stats::Recorded>,
+    chunks: Vec<Vec<(u64, ChunkStats)>>,
+    bad: Vec<Vec<BadLine>>,
+    bad_counts: Vec<BTreeMap<BadReason, u64>>,
+}
+
+impl Gathered {
+    /// Merges the workers' output; on a worker's error, removes every file the run wrote and
+    /// returns the error.
+    fn from_workers(outs: Vec<WorkerOut>, sources: usize) -> Result<Gathered> {
+        let mut g = Gathered {
+            files: Vec::new(),
+            parts: Vec::new(),
+            chunks: vec![Vec::new(); sources],
+            bad: vec![Vec::new(); sources],
+            bad_counts: vec![BTreeMap::new(); sources],
         };
-        if read_any {
-            manifest.route_groups = groups;
-            manifest.runs.push(RunRecord {
-                id: run_id.to_string(),
-                started: started_at.to_string(),
-                elapsed_s: elapsed,
-                sources: summary.files_read as u64,
-                lines: summary.lines,
-                rows: summary.rows,
-                bad_lines: summary.bad_lines,
-            });
-            if let Err(e) = manifest.save(dataset.dir()) {
-                for f in &keep {
-                    let _ = std::fs::remove_file(dataset.dir().join(&f.rel_path));
-                }
-                return Err(e);
+        let mut worker_error = None;
+        for out in outs {
+            g.files.extend(out.files);
+            g.parts.extend(out.stats);
+            for (s, seq, st) in out.chunks {
+                g.chunks[s].push((seq, st));
             }
-            *saved = true;
-            let catalog = match catalog {
-                Some(opening) => opening
-                    .join()
-                    .expect("opening the catalog does not panic")?,
-                None => Catalog::connect(dataset)?,
-            };
-            catalog
-                .refresh(dataset, manifest)?
-                .set_threat_categories(self.enrich.tagger.categories())?;
-            for p in superseded {
-                let path = dataset.dir().join(&p);
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), error = %e, "could not remove a replaced file; the next ingest will");
-                }
+            for (s, b) in out.bad {
+                g.bad[s].push(b);
+            }
+            for ((s, r), n) in out.bad_counts {
+                *g.bad_counts[s].entry(r).or_default() += n;
+            }
+            if let Some(e) = out.error {
+                worker_error.get_or_insert(e);
             }
         }
-        Ok(summary)
+        match worker_error {
+            Some(e) => {
+                for f in &g.files {
+                    let _ = std::fs::remove_file(&f.tmp);
+                }
+                Err(e)
+            }
+            None => Ok(g),
+        }
+    }
+}
+
+/// What became of each source at the commit.
+struct SourceOutcomes {
+    summaries: Vec<SourceSummary>,
+    quarantine: Vec<(String, u64, BadLine)>,
+    /// Failed or changed while read: nothing of the source is committed.
+    dropped: Vec<bool>,
+    scan_ends: Vec<ScanEnd>,
+}
+
+/// The warning of a source read whole: its input ended early, or it was truncated in place.
+fn read_warning(plan: &Plan, end: &ScanEnd, manifest: &Manifest) -> Option<String> {
+    end.truncated
+        .as_ref()
+        .map(|(msg, at, _)| {
+            format!("input ends early at content offset {at} ({msg}); the rows before it were kept")
+        })
+        .or_else(|| {
+            (plan.status == SourceStatus::Truncated).then(|| {
+                let read = plan.record.map_or(0, |r| match plan.input.encoding {
+                    Encoding::Plain => manifest.sources[r].offset,
+                    _ => manifest.sources[r].size,
+                });
+                format!(
+                    "it is shorter than when it was read ({read} -> {} bytes): it was truncated in place; the rows read before are kept and reading resumes at its new end",
+                    plan.input.size
+                )
+            })
+        })
+}
+
+/// Records the run in the manifest: each source read (offsets, fingerprint, counts, format),
+/// truncated sources at their new end, and the kept files. Returns the files of replaced sources,
+/// to remove once the manifest no longer names them.
+fn record_sources(
+    manifest: &mut Manifest,
+    plans: &[Plan],
+    sources: &SourceOutcomes,
+    bad_counts: &[BTreeMap<BadReason, u64>],
+    keep: &[WrittenFile],
+    run_id: &str,
+) -> Result<Vec<String>> {
+    let mut superseded = Vec::new();
+    let mut id_of = vec![None; plans.len()];
+    for (i, plan) in plans.iter().enumerate() {
+        if let (SourceStatus::Truncated, Some(r)) = (plan.status, plan.record) {
+            record_truncated(&mut manifest.sources[r], plan)?;
+            continue;
+        }
+        if sources.dropped[i] || !plan.status.is_read() {
+            continue;
+        }
+        let idx = source_record(manifest, plan, &mut superseded);
+        let rec = &mut manifest.sources[idx];
+        record_read(rec, plan, &sources.scan_ends[i], &sources.summaries[i]);
+        for (r, n) in &bad_counts[i] {
+            *rec.bad_by_reason.entry(r.key().into_owned()).or_default() += n;
+        }
+        rec.last_run = run_id.to_string();
+        id_of[i] = Some(rec.id);
+    }
+    for f in keep {
+        let Some(id) = id_of[f.source] else { continue };
+        manifest.files.push(FileRecord {
+            table: f.table.to_string(),
+            path: f.rel_path.clone(),
+            source: id,
+            run: run_id.to_string(),
+            date: sink::partition_name(f.day)
+                .trim_start_matches("date=")
+                .to_string(),
+            rows: f.rows,
+            bytes: f.bytes,
+            compacted: false,
+        });
+    }
+    Ok(superseded)
+}
+
+/// A source truncated in place: reading resumes at its new end, and its head is what is left of
+/// the old one.
+fn record_truncated(rec: &mut SourceRecord, plan: &Plan) -> Result<()> {
+    rec.size = plan.input.size;
+    if plan.input.encoding == Encoding::Plain {
+        let end = scan::end_of(&plan.input)?;
+        let (fp, fp_len) = end.fingerprint.unwrap_or_default();
+        rec.offset = end.end;
+        rec.ends_with_newline = end.ends_with_newline;
+        rec.fingerprint = fp;
+        rec.fingerprint_len = fp_len;
+        rec.prefixes = end.prefixes;
+    }
+    Ok(())
+}
+
+/// The index of `plan`'s source record: its own (emptied, with its files listed in `superseded`,
+/// when the file was replaced) or a new one.
+fn source_record(manifest: &mut Manifest, plan: &Plan, superseded: &mut Vec<String>) -> usize {
+    match plan.record {
+        Some(r) => {
+            if plan.status == SourceStatus::Replaced {
+                let id = manifest.sources[r].id;
+                superseded.extend(
+                    manifest
+                        .files
+                        .iter()
+                        .filter(|f| f.source == id)
+                        .map(|f| f.path.clone()),
+                );
+                manifest.files.retain(|f| f.source != id);
+                let rec = &mut manifest.sources[r];
+                rec.lines = 0;
+                rec.rows = 0;
+                rec.bad_lines = 0;
+                rec.bad_by_reason.clear();
+            }
+            r
+        }
+        None => {
+            manifest.sources.push(SourceRecord {
+                id: manifest.next_source_id(),
+                path: plan.label.to_string(),
+                aliases: Vec::new(),
+                encoding: plan.input.encoding,
+                size: 0,
+                fingerprint: 0,
+                fingerprint_len: 0,
+                prefixes: Vec::new(),
+                offset: 0,
+                ends_with_newline: true,
+                lines: 0,
+                rows: 0,
+                bad_lines: 0,
+                bad_by_reason: BTreeMap::new(),
+                format: String::new(),
+                inferred_format: None,
+                last_run: String::new(),
+            });
+            manifest.sources.len() - 1
+        }
+    }
+}
+
+/// Updates a source record with what this run read of it.
+fn record_read(rec: &mut SourceRecord, plan: &Plan, end: &ScanEnd, s: &SourceSummary) {
+    if rec.path != *plan.label && !rec.aliases.iter().any(|a| *a == *plan.label) {
+        rec.aliases.push(plan.label.to_string());
+    }
+    rec.encoding = plan.input.encoding;
+    rec.size = plan.input.size;
+    let (fp, fp_len) = end.fingerprint.unwrap_or((0, 0));
+    if fp_len >= rec.fingerprint_len {
+        rec.fingerprint = fp;
+        rec.fingerprint_len = fp_len;
+        rec.prefixes = end.prefixes.clone();
+    }
+    if end.chunks > 0 || end.truncated.is_some() || end.skipped_partial.is_some() {
+        rec.offset = end.end;
+        rec.ends_with_newline = end.ends_with_newline;
+    }
+    rec.lines += s.lines;
+    rec.rows += s.rows;
+    rec.bad_lines += s.bad_lines;
+    rec.format = plan
+        .parser
+        .as_ref()
+        .map_or_else(String::new, |p| p.name().to_string());
+    rec.inferred_format = plan.inferred.clone();
+}
+
+/// Saves the manifest (removing the published files if it cannot be saved: they would belong to
+/// nothing) and refreshes the catalog's views and threat categories.
+fn save_and_refresh(
+    dataset: &Dataset,
+    manifest: &Manifest,
+    keep: &[WrittenFile],
+    catalog: Option<ScopedJoinHandle<'_, Result<Catalog>>>,
+    enrich: &Enrich,
+    saved: &mut bool,
+) -> Result<()> {
+    if let Err(e) = manifest.save(dataset.dir()) {
+        for f in keep {
+            let _ = std::fs::remove_file(dataset.dir().join(&f.rel_path));
+        }
+        return Err(e);
+    }
+    *saved = true;
+    let catalog = match catalog {
+        Some(opening) => opening
+            .join()
+            .expect("opening the catalog does not panic")?,
+        None => Catalog::connect(dataset)?,
+    };
+    catalog
+        .refresh(dataset, manifest)?
+        .set_threat_categories(enrich.tagger.categories())?;
+    Ok(())
+}
+
+/// Removes the files of replaced sources, now that the saved manifest no longer names them.
+fn remove_superseded(dataset: &Dataset, superseded: Vec<String>) {
+    for p in superseded {
+        let path = dataset.dir().join(&p);
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a replaced file; the next ingest will");
+        }
     }
 }
 

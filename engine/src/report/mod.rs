@@ -228,7 +228,14 @@ impl<'a> Reporter<'a> {
             log.push(format!("{};", sql.trim()));
             return Ok(Table::default());
         }
-        Table::from_result(&self.catalog.query(sql)?)
+        let start = std::time::Instant::now();
+        let table = Table::from_result(&self.catalog.query(sql)?);
+        tracing::debug!(
+            ms = start.elapsed().as_millis() as u64,
+            sql = sql.trim(),
+            "report statement"
+        );
+        table
     }
 
     fn execute(&self, sql: &str) -> Result<()> {
@@ -236,7 +243,14 @@ impl<'a> Reporter<'a> {
             log.push(format!("{};", sql.trim()));
             return Ok(());
         }
-        self.catalog.execute(sql)
+        let start = std::time::Instant::now();
+        self.catalog.execute(sql)?;
+        tracing::debug!(
+            ms = start.elapsed().as_millis() as u64,
+            sql = sql.trim(),
+            "report statement"
+        );
+        Ok(())
     }
 
     /// The SQL statements the report runs, in order, without running them (`report --sql`).
