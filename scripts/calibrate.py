@@ -11,11 +11,12 @@ keep growing: new pages, clients and agents every day).
 Usage: calibrate.py LOGCRUNCH_BIN REALDATA_DIR [LINES_FOR_GROWTH]
 """
 import collections
-import glob
 import os
 import re
 import subprocess
 import sys
+
+from real_corpus import access_logs
 
 LINE = re.compile(
     r'^(\S+) \S+ (\S+) \[([^\]]+)\] "(\S+) (\S+)[^"]*" (\d{3}) (\S+)'
@@ -96,10 +97,8 @@ def generated(binary, lines, seed=1):
 def main():
     binary, realdata = sys.argv[1], sys.argv[2]
     growth_to = int(sys.argv[3]) if len(sys.argv) > 3 else 2_000_000
-    files = [os.path.join(realdata, "elastic_examples", "apache_logs")]
-    files += sorted(f for f in glob.glob(os.path.join(realdata, "wild", "files", "*")) if "error" not in f)
     rows = []
-    for path in files:
+    for path in access_logs(realdata):
         with open(path, errors="replace") as f:
             real = measure(f, 10_000)
         if not real or real["n"] < 1000:

@@ -21,11 +21,15 @@ COMBINED = re.compile(
 )
 
 
-def real_lines(realdata):
+def access_logs(realdata):
+    """The real access logs: the public Apache log of elastic_examples and those of wild/."""
     files = [os.path.join(realdata, "elastic_examples", "apache_logs")]
-    files += sorted(f for f in glob.glob(os.path.join(realdata, "wild", "files", "*")) if "error" not in f)
+    return files + sorted(f for f in glob.glob(os.path.join(realdata, "wild", "files", "*")) if "error" not in f)
+
+
+def real_lines(realdata):
     out = []
-    for path in files:
+    for path in access_logs(realdata):
         with open(path, "rb") as f:
             for raw in f:
                 line = raw.rstrip(b"\r\n").decode("utf-8", "replace")

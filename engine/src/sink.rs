@@ -309,16 +309,22 @@ impl Sink {
     }
 
     fn park_idle_files(&mut self) {
+        let holding = self
+            .open
+            .values()
+            .filter(|f| f.writer.inner().is_open())
+            .count();
+        if holding <= MAX_OPEN_FILES {
+            return;
+        }
         let mut open: Vec<_> = self
             .open
             .values_mut()
             .filter(|f| f.writer.inner().is_open())
             .collect();
-        if open.len() > MAX_OPEN_FILES {
-            open.sort_unstable_by_key(|f| std::cmp::Reverse(f.last_used));
-            for f in &mut open[MAX_OPEN_FILES..] {
-                f.writer.inner_mut().park();
-            }
+        open.sort_unstable_by_key(|f| std::cmp::Reverse(f.last_used));
+        for f in &mut open[MAX_OPEN_FILES..] {
+            f.writer.inner_mut().park();
         }
     }
 
