@@ -29,11 +29,11 @@ pub struct Config {
     /// Endpoint normalisation rules.
     pub routes: crate::route::RoutesConfig,
     /// When a route counts as slow.
-    pub performance_thresholds: PerformanceThresholds,
+    pub performance_thresholds: crate::report::PerformanceThresholds,
     /// When errors count as a burst.
-    pub error_thresholds: ErrorThresholds,
+    pub error_thresholds: crate::report::ErrorThresholds,
     /// Where `run` writes its reports, and their size.
-    pub reports: ReportsConfig,
+    pub reports: crate::report::ReportsConfig,
     /// Application log.
     pub logging: LoggingConfig,
     /// Threat signatures and behavioural rules.
@@ -93,66 +93,6 @@ pub struct IngestConfig {
     pub row_group_rows: usize,
     /// zstd level of the Parquet files.
     pub zstd_level: i32,
-}
-
-/// `performance_thresholds:` section.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PerformanceThresholds {
-    /// A route whose mean response time exceeds this is slow (ms).
-    pub slow_endpoint_avg_ms: f64,
-    /// A route whose p95 response time exceeds this is slow (ms).
-    pub slow_endpoint_p95_ms: f64,
-    /// Routes with fewer requests are not judged.
-    pub min_requests: u64,
-}
-
-impl Default for PerformanceThresholds {
-    fn default() -> Self {
-        PerformanceThresholds {
-            slow_endpoint_avg_ms: 500.0,
-            slow_endpoint_p95_ms: 1000.0,
-            min_requests: 20,
-        }
-    }
-}
-
-/// `error_thresholds:` section.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ErrorThresholds {
-    /// A time bucket whose share of 5xx responses exceeds this is an error burst.
-    pub burst_5xx_ratio: f64,
-    /// Buckets with fewer requests are not judged.
-    pub burst_min_requests: u64,
-}
-
-impl Default for ErrorThresholds {
-    fn default() -> Self {
-        ErrorThresholds {
-            burst_5xx_ratio: 0.1,
-            burst_min_requests: 50,
-        }
-    }
-}
-
-/// `reports:` section.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReportsConfig {
-    /// Directory `run` writes its JSON and Markdown reports to.
-    pub dir: PathBuf,
-    /// Rows of each top-N table.
-    pub top: usize,
-}
-
-impl Default for ReportsConfig {
-    fn default() -> Self {
-        ReportsConfig {
-            dir: PathBuf::from("reports"),
-            top: 10,
-        }
-    }
 }
 
 /// `logging:` section.
@@ -296,15 +236,7 @@ impl Config {
 
     /// Worker threads to use: the configured count, or one per core.
     pub fn threads(&self) -> usize {
-        threads_or_cores(self.ingest.threads)
-    }
-}
-
-/// `n`, or the number of cores when `n` is 0 (the meaning of 0 in the `threads` settings).
-pub fn threads_or_cores(n: usize) -> usize {
-    match n {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
+        crate::scan::threads_or_cores(self.ingest.threads)
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::ScopedJoinHandle;
 use std::time::Instant;
 
@@ -29,7 +29,9 @@ use crate::parse::sniff::{Candidate, FormatCache, MIN_RATE, sample_lines};
 use crate::parse::value::{format_rfc3339, now_us};
 use crate::parse::{AUTO, BadReason, ChunkStats, Kind, MAX_CHAIN, Parser, Patterns};
 use crate::route::{Router, RoutesConfig};
-use crate::scan::{self, Encoding, FINGERPRINT_BYTES, Input, ScanEnd, ScanRequest, Scanner};
+use crate::scan::{
+    self, Encoding, FINGERPRINT_BYTES, Input, Progress, ScanEnd, ScanRequest, Scanner,
+};
 use crate::schema::{arrow_schema, error_schema};
 use crate::security::{SecurityConfig, SignatureFile, Tagger};
 use crate::sink::{self, Sink, WrittenFile};
@@ -83,17 +85,6 @@ impl IngestOptions {
             stats: cfg.stats.clone(),
         }
     }
-}
-
-/// Live counters a progress display can poll while [`Ingest::run`] works.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Bytes to read in total (compressed size for compressed inputs; 0 when unknown).
-    pub total_bytes: AtomicU64,
-    /// Bytes read so far.
-    pub bytes: Arc<AtomicU64>,
-    /// Lines parsed so far.
-    pub lines: AtomicU64,
 }
 
 /// What happened to one input.
@@ -1352,9 +1343,13 @@ fn save_and_refresh(
             .expect("opening the catalog does not panic")?,
         None => Catalog::connect(dataset)?,
     };
-    catalog
-        .refresh(dataset, manifest)?
-        .set_threat_categories(enrich.tagger.categories())?;
+    catalog.refresh(dataset, manifest)?.set_threat_categories(
+        enrich
+            .tagger
+            .categories()
+            .iter()
+            .map(|c| (c.bit, c.name.as_str(), c.description.as_str())),
+    )?;
     Ok(())
 }
 

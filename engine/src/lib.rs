@@ -3,10 +3,17 @@
 //! The library is the pipeline, one module per stage, data flowing one way:
 //! [`scan`] cuts inputs into line-aligned chunks, [`parse`] turns chunks into typed rows,
 //! [`batch`] builds Arrow record batches (with the [`route`] of each request and its [`security`]
-//! threat tags), [`sink`] writes them as Hive-partitioned Parquet,
-//! [`catalog`] keeps the manifest and answers SQL through embedded DuckDB, [`report`] renders
-//! results, and [`archive`] compresses what was processed, compacts and retires old partitions. [`ingest`] drives the stages; [`generate`] writes synthetic logs for tests and
-//! benchmarks. The `logcrunch` binary is a thin command-line layer over these.
+//! threat tags), [`sink`] writes them as Hive-partitioned Parquet, [`catalog`] keeps the manifest
+//! and answers SQL through embedded DuckDB, [`stats`] keeps per-minute latency histograms,
+//! [`detect`] finds anomalies in them, [`report`] renders results, [`alert`] tells people, and
+//! [`archive`] compresses what was processed, compacts and retires old partitions. [`config`]
+//! gathers the stages' own configuration types into the file's sections; [`ingest`] drives the
+//! stages; [`generate`] writes synthetic logs for tests and benchmarks. The `logcrunch` binary is
+//! a thin command-line layer over these.
+//!
+//! A module uses only the modules before it in this order: error, schema, parse, scan, route,
+//! sink, catalog, stats, security, batch, detect, report, alert, archive, config, ingest, generate
+//! (`tests/layers.rs` checks it), so there is no import cycle.
 //!
 //! Everything that runs SQL needs the `duckdb` feature (on by default). Without it the parsing
 //! core (scan, parse, batch, sink, security signatures, configuration, manifest, series) still
@@ -24,7 +31,6 @@ pub mod generate;
 #[cfg(feature = "duckdb")]
 pub mod ingest;
 pub mod parse;
-#[cfg(feature = "duckdb")]
 pub mod report;
 pub mod route;
 pub mod scan;

@@ -3,6 +3,8 @@
 //! Formats map their fields onto these columns (`-` becomes null); fields a format has beyond them
 //! become extra `Utf8` columns after the canonical ones. Every Parquet file of the dataset carries
 //! all canonical columns, so queries never depend on which format a file came from.
+//! The schema of the per-minute `stats` table is here too: the statistics stage writes it and the
+//! catalog reads it, and neither should need the other for its shape.
 
 use std::sync::Arc;
 
@@ -140,6 +142,37 @@ pub fn arrow_schema(extras: &[String]) -> SchemaRef {
     fields.push(Field::new("offset", DataType::UInt64, false));
     fields.extend(extras.iter().map(|e| utf8(e)));
     Arc::new(Schema::new(fields))
+}
+
+/// Directory (and table) of the per-minute statistics inside the dataset.
+pub const STATS_TABLE: &str = "stats";
+
+/// The Arrow schema of the `stats` files: one row per (minute, route) with counters, quantiles and
+/// the serialised latency histogram.
+pub fn stats_schema() -> SchemaRef {
+    let u = |n: &str| Field::new(n, DataType::UInt64, false);
+    let q = |n: &str| Field::new(n, DataType::UInt64, true);
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "minute",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("route", DataType::Utf8, false),
+        u("requests"),
+        u("c2xx"),
+        u("c3xx"),
+        u("c4xx"),
+        u("c5xx"),
+        u("timed"),
+        u("sum_us"),
+        q("p50_us"),
+        q("p90_us"),
+        q("p95_us"),
+        q("p99_us"),
+        q("max_us"),
+        Field::new("hist", DataType::Binary, false),
+    ]))
 }
 
 #[cfg(test)]

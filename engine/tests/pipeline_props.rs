@@ -4,10 +4,11 @@
 use std::path::Path;
 
 use logcrunch::catalog::Catalog;
-use logcrunch::ingest::{Ingest, IngestOptions, Progress};
+use logcrunch::ingest::{Ingest, IngestOptions};
 use logcrunch::parse::{BUILTIN_PATTERNS, Patterns};
 use logcrunch::report::to_json_rows;
 use logcrunch::scan;
+use logcrunch::scan::Progress;
 use proptest::prelude::*;
 
 /// Options of a combined-log ingest into `dataset` with small row groups.

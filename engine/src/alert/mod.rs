@@ -22,10 +22,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "duckdb")]
-use crate::catalog::{Catalog, sql_string};
+use crate::catalog::{Catalog, Table, sql_string};
 use crate::error::Result;
+use crate::parse::value::parse_duration;
 #[cfg(feature = "duckdb")]
-use crate::report::{Table, display};
+use crate::report::display;
 #[cfg(feature = "duckdb")]
 use crate::stats::{ALL_ROUTES, OTHER_ROUTE, Range, StatsReader};
 
@@ -318,17 +319,6 @@ pub enum Security {
     Starttls,
     /// TLS from the first byte (SMTPS).
     Tls,
-}
-
-/// `500ms`, `30s`, `10m`, `6h`, `1d` ([`crate::parse::value::parse_span`]).
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    match crate::parse::value::parse_span(s) {
-        Some(us) if us >= 0 => Ok(Duration::from_micros(us as u64)),
-        _ if s.trim().starts_with(|c: char| c.is_ascii_digit()) => Err(format!(
-            "{s:?}: unknown unit (use ms, s, m, h, d or w, like 30s or 6h)"
-        )),
-        _ => Err(format!("{s:?} is not a duration like 30s, 10m, 6h or 1d")),
-    }
 }
 
 /// One reason to alert.
@@ -1027,19 +1017,6 @@ fn rows(catalog: &Catalog, sql: &str) -> Result<Vec<Vec<String>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_and_name_their_unit() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(6 * 3600));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert!(
-            parse_duration("6 weeks")
-                .unwrap_err()
-                .contains("unknown unit")
-        );
-        assert!(parse_duration("soon").is_err());
-    }
 
     #[test]
     fn digests_group_by_recipient_and_escape_html() {

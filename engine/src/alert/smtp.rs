@@ -8,8 +8,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{SmtpTransport, Transport};
 
-use super::{EmailConfig, Message, Security, parse_duration};
+use super::{EmailConfig, Message, Security};
 use crate::error::{Error, Result};
+use crate::parse::value::parse_duration;
 
 /// Sends messages through the configured SMTP server.
 pub struct Mailer {

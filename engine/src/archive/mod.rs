@@ -33,10 +33,10 @@ use crate::catalog::Catalog;
 use crate::catalog::Dataset;
 use crate::catalog::manifest::{ArchiveRecord, ExportRecord, FileRecord, Manifest};
 use crate::error::{Error, Result};
-#[cfg(feature = "duckdb")]
-use crate::ingest::Progress;
 use crate::parse::value::{format_rfc3339, now_us, parse_date};
 use crate::scan::Encoding;
+#[cfg(feature = "duckdb")]
+use crate::scan::Progress;
 use crate::sink::sync_dir;
 use raw::{Codec, Compression, Digest};
 
@@ -113,7 +113,7 @@ impl ArchiveConfig {
                 return Err(format!("archive.{key} must be 1..=22, got {level}"));
             }
         }
-        crate::alert::parse_duration(&self.min_idle)
+        crate::parse::value::parse_duration(&self.min_idle)
             .map_err(|e| format!("archive.min_idle: {e}"))?;
         if self.compact_row_group_rows == 0 {
             return Err("archive.compact_row_group_rows must be positive".into());
@@ -346,7 +346,7 @@ impl Archiver {
     }
 
     fn zstd(&self) -> Compression {
-        let threads = crate::config::threads_or_cores(self.cfg.threads);
+        let threads = crate::scan::threads_or_cores(self.cfg.threads);
         Compression {
             level: self.cfg.zstd_level,
             threads: if threads > 1 { threads as u32 } else { 0 },
@@ -450,7 +450,8 @@ impl Archiver {
         dry_run: bool,
         progress: &Progress,
     ) -> Result<Vec<SourceAction>> {
-        let min_idle = crate::alert::parse_duration(&self.cfg.min_idle).map_err(Error::Usage)?;
+        let min_idle =
+            crate::parse::value::parse_duration(&self.cfg.min_idle).map_err(Error::Usage)?;
         let archive_root = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
         let mut actions = Vec::new();
         let mut todo = Vec::new();

@@ -11,6 +11,7 @@
 //! keeps a moved dataset readable.
 
 pub mod manifest;
+mod table;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use crate::error::{Error, Result};
 use crate::parse::value::parse_date;
 use manifest::Manifest;
+pub use table::Table;
 
 /// Lock file inside the dataset.
 pub const LOCK_FILE: &str = ".lock";
@@ -78,7 +80,7 @@ impl Dataset {
             .map(|f| self.dir.join(&f.path))
             .collect();
         let mut removed = 0;
-        for table in ["logs", "errors", crate::stats::STATS_TABLE] {
+        for table in ["logs", "errors", crate::schema::STATS_TABLE] {
             let Ok(entries) = std::fs::read_dir(self.dir.join(table)) else {
                 continue;
             };
@@ -189,8 +191,8 @@ fn view_sql(dataset: &Path, manifest: &Manifest, temp: bool) -> String {
         ("logs", crate::schema::arrow_schema(&[]), "ts"),
         ("errors", crate::schema::error_schema(), "ts"),
         (
-            crate::stats::STATS_TABLE,
-            crate::stats::stats_schema(),
+            crate::schema::STATS_TABLE,
+            crate::schema::stats_schema(),
             "minute",
         ),
     ] {
@@ -359,16 +361,20 @@ impl Catalog {
         Ok(())
     }
 
-    /// Replaces the `threat_categories` table (bit, name, description, mask).
-    pub fn set_threat_categories(&self, categories: &[crate::security::Category]) -> Result<()> {
+    /// Replaces the `threat_categories` table with `(bit, name, description)` rows (the mask is
+    /// computed from the bit).
+    pub fn set_threat_categories<'c>(
+        &self,
+        categories: impl IntoIterator<Item = (u32, &'c str, &'c str)>,
+    ) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
         tx.execute_batch(
             "CREATE OR REPLACE TABLE threat_categories (bit UINTEGER, name VARCHAR, description VARCHAR, mask UINTEGER)",
         )?;
         {
             let mut ins = tx.prepare("INSERT INTO threat_categories VALUES (?, ?, ?, ?)")?;
-            for c in categories {
-                ins.execute(duckdb::params![c.bit, c.name, c.description, 1u32 << c.bit])?;
+            for (bit, name, description) in categories {
+                ins.execute(duckdb::params![bit, name, description, 1u32 << bit])?;
             }
         }
         tx.commit()?;

@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use logcrunch::alert::smtp::Mailer;
-use logcrunch::alert::{self, Alerter, Message, Scope, parse_duration};
+use logcrunch::alert::{self, Alerter, Message, Scope};
+use logcrunch::catalog::Table;
 use logcrunch::catalog::{self, Catalog};
 use logcrunch::config::Config;
 use logcrunch::parse::value::format_rfc3339;
 use logcrunch::parse::value::now_us;
-use logcrunch::report::{OutputFormat, Table, write_table};
+use logcrunch::parse::value::parse_duration;
+use logcrunch::report::{OutputFormat, write_table};
 
 #[derive(Subcommand, Debug)]
 pub enum AlertCommand {

@@ -8,12 +8,13 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use logcrunch::Error;
+use logcrunch::catalog::Table;
 use logcrunch::catalog::{self, Catalog};
 use logcrunch::config::Config;
 use logcrunch::detect::series::{DatasetScan, dataset_events, detect_all, read_series, store};
 use logcrunch::detect::{Detector, Event, Method, Metric};
 use logcrunch::parse::value::parse_time_arg;
-use logcrunch::report::{OutputFormat, Table, write_table};
+use logcrunch::report::{OutputFormat, write_table};
 use logcrunch::stats::compare::{CompareOptions, Comparison, Limit, Spec, snapshot};
 use logcrunch::stats::{Range, StatsReader, ratio};
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use logcrunch::ingest::Progress;
+use logcrunch::scan::Progress;
 
 /// Runs `work` while a thread polls its [`Progress`] into a bar.
 pub fn with_progress<T>(work: impl FnOnce(&Progress) -> T) -> T {

@@ -690,6 +690,18 @@ pub fn parse_time_arg(text: &str) -> Option<i64> {
     now_us().checked_sub(parse_span(t)?)
 }
 
+/// `500ms`, `30s`, `10m`, `6h`, `1d` as a [`Duration`] ([`parse_span`]), with a message that says
+/// what was wrong.
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    match parse_span(s) {
+        Some(us) if us >= 0 => Ok(std::time::Duration::from_micros(us as u64)),
+        _ if s.trim().starts_with(|c: char| c.is_ascii_digit()) => Err(format!(
+            "{s:?}: unknown unit (use ms, s, m, h, d or w, like 30s or 6h)"
+        )),
+        _ => Err(format!("{s:?} is not a duration like 30s, 10m, 6h or 1d")),
+    }
+}
+
 /// Parses a span (`500ms`, `30s`, `5m`, `24h`, `7d`, `2w`) into µs.
 pub fn parse_span(text: &str) -> Option<i64> {
     let t = text.trim();
@@ -713,6 +725,28 @@ mod tests {
 
     fn iso(us: i64) -> String {
         format_rfc3339(us)
+    }
+
+    #[test]
+    fn durations_parse_and_name_their_unit() {
+        assert_eq!(
+            parse_duration("90s").unwrap(),
+            std::time::Duration::from_secs(90)
+        );
+        assert_eq!(
+            parse_duration("6h").unwrap(),
+            std::time::Duration::from_secs(6 * 3600)
+        );
+        assert_eq!(
+            parse_duration("500ms").unwrap(),
+            std::time::Duration::from_millis(500)
+        );
+        assert!(
+            parse_duration("6 weeks")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_duration("soon").is_err());
     }
 
     #[test]

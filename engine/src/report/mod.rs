@@ -1,22 +1,29 @@
 //! Reports: performance, errors and traffic, computed by DuckDB over the Parquet dataset.
 //!
 //! A [`Reporter`] turns the filters (`--since`, `--until`, `--source`, `--where`) into one SQL
-//! predicate (with a partition predicate on `date` so untouched days are never read), then runs a
-//! handful of aggregate queries per report. Every figure is exact: quantiles are
-//! `quantile_cont` over the rows, not sketches. A [`Report`] is a list of named sections, each a
+//! predicate (with a partition predicate on `date` so untouched days are never read), then scans
+//! the rows once per shape of grouping and keeps the groups in temp tables the sections read: one
+//! scan groups by route, by time bucket and over everything at once (`GROUPING SETS`, with the
+//! quantiles), one by status, client, user agent and referer, one keeps the tagged rows; the
+//! slowest requests and the behavioural rules take one scan each. Every figure is exact:
+//! quantiles are `quantile_cont` over the rows, not sketches (the per-minute statistics stored at
+//! ingest hold histograms within 1%, so no section reads them). A [`Report`] is a list of named sections, each a
 //! table; it renders as tables, Markdown, CSV, or a JSON object whose shape is documented in the
 //! README (durations in keys ending `_ms`, rates as fractions, times as ISO 8601).
 
 pub mod render;
 
 use std::io::Write;
+use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use render::{OutputFormat, Table, display, to_json_rows, write_result, write_table};
+pub use render::{OutputFormat, display, to_json_rows, write_result, write_table};
 
+use crate::catalog::Table;
+#[cfg(feature = "duckdb")]
 use crate::catalog::{Catalog, sql_string};
-use crate::config::{ErrorThresholds, PerformanceThresholds};
 use crate::error::{Error, Result};
 use crate::parse::value::{format_rfc3339, now_us, parse_time_arg};
 
@@ -56,6 +63,66 @@ impl Bucket {
             Bucket::Minute => "minute",
             Bucket::Hour => "hour",
             Bucket::Day => "day",
+        }
+    }
+}
+
+/// `performance_thresholds:` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerformanceThresholds {
+    /// A route whose mean response time exceeds this is slow (ms).
+    pub slow_endpoint_avg_ms: f64,
+    /// A route whose p95 response time exceeds this is slow (ms).
+    pub slow_endpoint_p95_ms: f64,
+    /// Routes with fewer requests are not judged.
+    pub min_requests: u64,
+}
+
+impl Default for PerformanceThresholds {
+    fn default() -> Self {
+        PerformanceThresholds {
+            slow_endpoint_avg_ms: 500.0,
+            slow_endpoint_p95_ms: 1000.0,
+            min_requests: 20,
+        }
+    }
+}
+
+/// `error_thresholds:` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErrorThresholds {
+    /// A time bucket whose share of 5xx responses exceeds this is an error burst.
+    pub burst_5xx_ratio: f64,
+    /// Buckets with fewer requests are not judged.
+    pub burst_min_requests: u64,
+}
+
+impl Default for ErrorThresholds {
+    fn default() -> Self {
+        ErrorThresholds {
+            burst_5xx_ratio: 0.1,
+            burst_min_requests: 50,
+        }
+    }
+}
+
+/// `reports:` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// Directory `run` writes its JSON and Markdown reports to.
+    pub dir: PathBuf,
+    /// Rows of each top-N table.
+    pub top: usize,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            dir: PathBuf::from("reports"),
+            top: 10,
         }
     }
 }
@@ -109,6 +176,7 @@ pub struct Report {
     pub generated_at: String,
 }
 
+#[cfg(feature = "duckdb")]
 fn ts_literal(us: i64) -> String {
     format!(
         "TIMESTAMP '{}'",
@@ -116,10 +184,24 @@ fn ts_literal(us: i64) -> String {
     )
 }
 
+/// Temp table of the groups by route, by time bucket and over everything ([`Reporter::build`]).
+#[cfg(feature = "duckdb")]
+const GROUPS: &str = "report_groups";
+/// Temp table of the groups by status, client, user agent and referer.
+#[cfg(feature = "duckdb")]
+const KEYS: &str = "report_keys";
+/// Temp table of the tagged rows.
+#[cfg(feature = "duckdb")]
+const TAGGED: &str = "report_tagged";
+/// The latency quantiles of the performance sections, exact (`quantile_cont` over the rows).
+#[cfg(feature = "duckdb")]
+const QUANTILES: &str = "quantile_cont(response_time_us, [0.5, 0.9, 0.95, 0.99])";
+
 /// The `logs` columns the bot share matches user agents against.
 pub const BOT_PATTERN: &str = "(?i)(bot|crawl|spider|slurp|curl|wget|python-requests|python-urllib|go-http-client|java/|libwww|httpclient|okhttp|scrapy|headless|phantomjs|facebookexternalhit|feedfetcher|monitor|uptime|pingdom|nikto|sqlmap|nmap|masscan|zgrab)";
 
 /// Builds reports; see the module docs.
+#[cfg(feature = "duckdb")]
 pub struct Reporter<'a> {
     catalog: &'a Catalog,
     /// When set, statements are collected instead of run (`report --sql`).
@@ -133,6 +215,7 @@ pub struct Reporter<'a> {
     filters: Map<String, Value>,
 }
 
+#[cfg(feature = "duckdb")]
 impl<'a> Reporter<'a> {
     /// Checks the filters (a `--where` that is not valid SQL is a usage error) and picks the bucket.
     pub fn new(catalog: &'a Catalog, opts: ReportOptions) -> Result<Reporter<'a>> {
@@ -282,6 +365,7 @@ impl<'a> Reporter<'a> {
             ],
             k => vec![k],
         };
+        self.prepare(&kinds)?;
         let mut parts = Vec::new();
         for k in kinds {
             let sections = match k {
@@ -301,19 +385,72 @@ impl<'a> Reporter<'a> {
         })
     }
 
+    /// Builds the tables the sections of `kinds` share, one scan of `logs` each: the groups by
+    /// route, by time bucket and over everything (with exact quantiles), the groups by status,
+    /// client, user agent and referer, and the tagged rows.
+    fn prepare(&self, kinds: &[ReportKind]) -> Result<()> {
+        let needs = |k: &[ReportKind]| kinds.iter().any(|x| k.contains(x));
+        use ReportKind::{Errors, Performance, Security, Traffic};
+        if needs(&[Performance, Errors, Traffic, Security]) {
+            self.execute(&self.groups_sql())?;
+        }
+        if needs(&[Traffic]) {
+            self.execute(&self.keys_sql())?;
+        }
+        if needs(&[Security]) {
+            self.execute(&format!(
+                "CREATE OR REPLACE TEMP TABLE {TAGGED} AS
+                 SELECT client_ip, ts, threats, {sample} AS sample, source, \"offset\"
+                 FROM logs WHERE ({f}) AND threats <> 0",
+                sample = crate::security::behaviour::SAMPLE,
+                f = self.filter
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// One row per route, per time bucket and one for everything (column `grouping`: `route`,
+    /// `bucket`, `all`), with the request counts, exact latency quantiles, error counts, bytes
+    /// and tagged requests of each.
+    fn groups_sql(&self) -> String {
+        format!(
+            "CREATE OR REPLACE TEMP TABLE {GROUPS} AS
+             SELECT CASE GROUPING(route, bucket) WHEN 1 THEN 'route' WHEN 2 THEN 'bucket' ELSE 'all' END AS grouping,
+                    route, bucket, count(*) AS requests, count(response_time_us) AS timed,
+                    avg(response_time_us) / 1000 AS mean_ms, {QUANTILES} AS q,
+                    max(response_time_us) / 1000 AS max_ms, sum(response_time_us) AS total_us,
+                    count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS errors_4xx,
+                    count(*) FILTER (WHERE status >= 500) AS errors_5xx,
+                    coalesce(sum(bytes), 0) AS bytes, min(ts) AS first, max(ts) AS last,
+                    count(*) FILTER (WHERE threats <> 0) AS tagged
+             FROM (SELECT route, date_trunc('{b}', ts) AS bucket, ts, response_time_us, status, bytes, threats
+                   FROM logs WHERE {f})
+             GROUP BY GROUPING SETS ((route), (bucket), ())",
+            b = self.bucket.sql(),
+            f = self.filter
+        )
+    }
+
+    /// One row per status, client, user agent and referer (column `grouping` names which), with
+    /// requests, bytes and errors.
+    fn keys_sql(&self) -> String {
+        format!(
+            "CREATE OR REPLACE TEMP TABLE {KEYS} AS
+             SELECT CASE GROUPING(status, client_ip, user_agent, referer)
+                      WHEN 7 THEN 'status' WHEN 11 THEN 'client_ip' WHEN 13 THEN 'user_agent' ELSE 'referer' END AS grouping,
+                    status, client_ip, user_agent, referer, count(*) AS requests,
+                    coalesce(sum(bytes), 0) AS bytes, count(*) FILTER (WHERE status >= 400) AS errors
+             FROM logs WHERE {f}
+             GROUP BY GROUPING SETS ((status), (client_ip), (user_agent), (referer))",
+            f = self.filter
+        )
+    }
+
     fn performance(&self) -> Result<Vec<Section>> {
         let f = &self.filter;
         let b = self.bucket.sql();
         let top = self.opts.top;
         let t = &self.opts.performance;
-        let q = "quantile_cont(response_time_us, [0.5, 0.9, 0.95, 0.99])";
-        self.execute(&format!(
-            "CREATE OR REPLACE TEMP TABLE perf_routes AS
-             SELECT route, count(*) AS requests, count(response_time_us) AS timed,
-                    avg(response_time_us) / 1000 AS mean_ms, {q} AS q, max(response_time_us) / 1000 AS max_ms,
-                    sum(response_time_us) AS total_us
-             FROM logs WHERE {f} GROUP BY route"
-        ))?;
         let stats = |q: &str| {
             format!(
                 "round(mean_ms, 3) AS mean_ms, round({q}[1] / 1000, 3) AS p50_ms, round({q}[2] / 1000, 3) AS p90_ms, \
@@ -327,11 +464,7 @@ impl<'a> Reporter<'a> {
                 "Response time, all requests",
                 true,
                 &format!(
-                    "SELECT requests, timed AS timed_requests, {s} FROM (
-                       SELECT count(*) AS requests, count(response_time_us) AS timed,
-                              avg(response_time_us) / 1000 AS mean_ms, {q} AS q,
-                              max(response_time_us) / 1000 AS max_ms
-                       FROM logs WHERE {f})"
+                    "SELECT requests, timed AS timed_requests, {s} FROM {GROUPS} WHERE grouping = 'all'"
                 ),
             )?,
             self.section(
@@ -341,7 +474,8 @@ impl<'a> Reporter<'a> {
                 &format!(
                     "SELECT route, requests, round(requests / sum(requests) OVER (), 4) AS request_share,
                             {s}, round(total_us / nullif(sum(total_us) OVER (), 0), 4) AS time_share
-                     FROM perf_routes ORDER BY total_us DESC NULLS LAST, requests DESC, route LIMIT {top}"
+                     FROM {GROUPS} WHERE grouping = 'route'
+                     ORDER BY total_us DESC NULLS LAST, requests DESC, route LIMIT {top}"
                 ),
             )?,
             self.section(
@@ -352,8 +486,8 @@ impl<'a> Reporter<'a> {
                 ),
                 false,
                 &format!(
-                    "SELECT route, requests, {s} FROM perf_routes
-                     WHERE timed >= {min} AND (mean_ms > {avg} OR q[3] / 1000 > {p95})
+                    "SELECT route, requests, {s} FROM {GROUPS}
+                     WHERE grouping = 'route' AND timed >= {min} AND (mean_ms > {avg} OR q[3] / 1000 > {p95})
                      ORDER BY q[3] DESC, route",
                     min = t.min_requests,
                     avg = t.slow_endpoint_avg_ms,
@@ -376,22 +510,18 @@ impl<'a> Reporter<'a> {
                 &format!("Response time per {b}"),
                 false,
                 &format!(
-                    "SELECT bucket, requests, {pct} FROM (
-                       SELECT date_trunc('{b}', ts) AS bucket, count(*) AS requests, {q} AS q
-                       FROM logs WHERE {f} GROUP BY 1) ORDER BY bucket",
-                    pct = "round(q[1] / 1000, 3) AS p50_ms, round(q[3] / 1000, 3) AS p95_ms, round(q[4] / 1000, 3) AS p99_ms"
+                    "SELECT bucket, requests, round(q[1] / 1000, 3) AS p50_ms, round(q[3] / 1000, 3) AS p95_ms,
+                            round(q[4] / 1000, 3) AS p99_ms
+                     FROM {GROUPS} WHERE grouping = 'bucket' ORDER BY bucket"
                 ),
             )?,
         ])
     }
 
     fn errors(&self) -> Result<Vec<Section>> {
-        let f = &self.filter;
         let b = self.bucket.sql();
         let top = self.opts.top;
         let e = &self.opts.errors;
-        let counts = "count(*) AS requests, count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS errors_4xx, \
-                      count(*) FILTER (WHERE status >= 500) AS errors_5xx";
         let rates = "round(errors_4xx / requests, 4) AS rate_4xx, round(errors_5xx / requests, 4) AS rate_5xx";
         let ef = &self.error_filter;
         Ok(vec![
@@ -399,16 +529,18 @@ impl<'a> Reporter<'a> {
                 "overall",
                 "Errors, all requests",
                 true,
-                &format!("SELECT requests, errors_4xx, errors_5xx, {rates} FROM (SELECT {counts} FROM logs WHERE {f}) WHERE requests > 0"),
+                &format!(
+                    "SELECT requests, errors_4xx, errors_5xx, {rates} FROM {GROUPS}
+                     WHERE grouping = 'all' AND requests > 0"
+                ),
             )?,
             self.section(
                 "routes",
                 &format!("Routes by errors (top {top})"),
                 false,
                 &format!(
-                    "SELECT route, requests, errors_4xx, errors_5xx, {rates} FROM (
-                       SELECT route, {counts} FROM logs WHERE {f} GROUP BY route)
-                     WHERE errors_4xx + errors_5xx > 0
+                    "SELECT route, requests, errors_4xx, errors_5xx, {rates} FROM {GROUPS}
+                     WHERE grouping = 'route' AND errors_4xx + errors_5xx > 0
                      ORDER BY errors_5xx DESC, errors_4xx DESC, route LIMIT {top}"
                 ),
             )?,
@@ -417,9 +549,8 @@ impl<'a> Reporter<'a> {
                 &format!("Errors per {b}"),
                 false,
                 &format!(
-                    "SELECT bucket, requests, errors_4xx, errors_5xx, {rates} FROM (
-                       SELECT date_trunc('{b}', ts) AS bucket, {counts} FROM logs WHERE {f} GROUP BY 1)
-                     ORDER BY bucket"
+                    "SELECT bucket, requests, errors_4xx, errors_5xx, {rates} FROM {GROUPS}
+                     WHERE grouping = 'bucket' ORDER BY bucket"
                 ),
             )?,
             self.section(
@@ -431,9 +562,7 @@ impl<'a> Reporter<'a> {
                 false,
                 &format!(
                     "WITH per AS (
-                       SELECT date_trunc('{b}', ts) AS t, count(*) AS n,
-                              count(*) FILTER (WHERE status >= 500) AS e
-                       FROM logs WHERE {f} GROUP BY 1),
+                       SELECT bucket AS t, requests AS n, errors_5xx AS e FROM {GROUPS} WHERE grouping = 'bucket'),
                      hot AS (SELECT * FROM per WHERE n >= {min} AND e / n > {ratio}),
                      runs AS (SELECT *, t - (row_number() OVER (ORDER BY t)) * INTERVAL 1 {b} AS grp FROM hot)
                      SELECT min(t) AS start, max(t) + INTERVAL 1 {b} AS \"end\", sum(n) AS requests,
@@ -464,10 +593,10 @@ impl<'a> Reporter<'a> {
     }
 
     fn traffic(&self) -> Result<Vec<Section>> {
-        let f = &self.filter;
         let b = self.bucket.sql();
         let top = self.opts.top;
         let bot = sql_string(BOT_PATTERN);
+        let share = "round(requests / sum(requests) OVER (), 4) AS share";
         Ok(vec![
             self.section(
                 "overall",
@@ -477,12 +606,11 @@ impl<'a> Reporter<'a> {
                 &format!(
                     "SELECT requests, bytes, clients, routes, first, last, bot_requests,
                             round(bot_requests / nullif(requests, 0), 4) AS bot_share
-                     FROM (SELECT count(*) AS requests, coalesce(sum(bytes), 0) AS bytes,
-                                  count(DISTINCT client_ip) AS clients, count(DISTINCT route) AS routes,
-                                  min(ts) AS first, max(ts) AS last
-                           FROM logs WHERE {f}),
-                          (SELECT coalesce(sum(n) FILTER (WHERE regexp_matches(user_agent, {bot})), 0) AS bot_requests
-                           FROM (SELECT user_agent, count(*) AS n FROM logs WHERE {f} GROUP BY user_agent))"
+                     FROM (SELECT requests, bytes, first, last FROM {GROUPS} WHERE grouping = 'all'),
+                          (SELECT count(route) AS routes FROM {GROUPS} WHERE grouping = 'route'),
+                          (SELECT count(client_ip) AS clients FROM {KEYS} WHERE grouping = 'client_ip'),
+                          (SELECT coalesce(sum(requests) FILTER (WHERE regexp_matches(user_agent, {bot})), 0) AS bot_requests
+                           FROM {KEYS} WHERE grouping = 'user_agent')"
                 ),
             )?,
             self.section(
@@ -490,8 +618,7 @@ impl<'a> Reporter<'a> {
                 &format!("Requests and bytes per {b}"),
                 false,
                 &format!(
-                    "SELECT date_trunc('{b}', ts) AS bucket, count(*) AS requests, coalesce(sum(bytes), 0) AS bytes
-                     FROM logs WHERE {f} GROUP BY 1 ORDER BY 1"
+                    "SELECT bucket, requests, bytes FROM {GROUPS} WHERE grouping = 'bucket' ORDER BY 1"
                 ),
             )?,
             self.section(
@@ -499,8 +626,8 @@ impl<'a> Reporter<'a> {
                 "Status codes",
                 false,
                 &format!(
-                    "SELECT status, count(*) AS requests, round(count(*) / sum(count(*)) OVER (), 4) AS share
-                     FROM logs WHERE {f} GROUP BY status ORDER BY requests DESC, status"
+                    "SELECT status, requests, {share} FROM {KEYS} WHERE grouping = 'status'
+                     ORDER BY requests DESC, status"
                 ),
             )?,
             self.section(
@@ -508,10 +635,8 @@ impl<'a> Reporter<'a> {
                 &format!("Top client IPs (top {top})"),
                 false,
                 &format!(
-                    "SELECT client_ip, count(*) AS requests, coalesce(sum(bytes), 0) AS bytes,
-                            count(*) FILTER (WHERE status >= 400) AS errors,
-                            round(count(*) / sum(count(*)) OVER (), 4) AS share
-                     FROM logs WHERE {f} GROUP BY client_ip ORDER BY requests DESC, client_ip LIMIT {top}"
+                    "SELECT client_ip, requests, bytes, errors, {share} FROM {KEYS} WHERE grouping = 'client_ip'
+                     ORDER BY requests DESC, client_ip LIMIT {top}"
                 ),
             )?,
             self.section(
@@ -519,9 +644,8 @@ impl<'a> Reporter<'a> {
                 &format!("Top user agents (top {top})"),
                 false,
                 &format!(
-                    "SELECT user_agent, count(*) AS requests, round(count(*) / sum(count(*)) OVER (), 4) AS share,
-                            regexp_matches(coalesce(user_agent, ''), {bot}) AS bot
-                     FROM logs WHERE {f} GROUP BY user_agent ORDER BY requests DESC, user_agent LIMIT {top}"
+                    "SELECT user_agent, requests, {share}, regexp_matches(coalesce(user_agent, ''), {bot}) AS bot
+                     FROM {KEYS} WHERE grouping = 'user_agent' ORDER BY requests DESC, user_agent LIMIT {top}"
                 ),
             )?,
             self.section(
@@ -529,14 +653,16 @@ impl<'a> Reporter<'a> {
                 &format!("Top referrers (top {top})"),
                 false,
                 &format!(
-                    "SELECT referer, count(*) AS requests FROM logs WHERE {f} AND referer IS NOT NULL AND referer <> ''
-                     GROUP BY referer ORDER BY requests DESC, referer LIMIT {top}"
+                    "SELECT referer, requests FROM {KEYS}
+                     WHERE grouping = 'referer' AND referer IS NOT NULL AND referer <> ''
+                     ORDER BY requests DESC, referer LIMIT {top}"
                 ),
             )?,
         ])
     }
 }
 
+#[cfg(feature = "duckdb")]
 impl Reporter<'_> {
     /// The findings of the behavioural rules over the filtered rows.
     fn findings(&self) -> Result<Section> {
@@ -603,7 +729,6 @@ impl Reporter<'_> {
     }
 
     fn security(&self) -> Result<Vec<Section>> {
-        let f = &self.filter;
         let b = self.bucket.sql();
         let top = self.opts.top;
         let cats: Vec<String> = self
@@ -617,17 +742,16 @@ impl Reporter<'_> {
         } else {
             format!("(VALUES {}) AS c(bit, name, mask)", cats.join(", "))
         };
-        let sample = crate::security::behaviour::SAMPLE;
         Ok(vec![
             self.section(
                 "overall",
                 "Threats, all requests",
                 true,
                 &format!(
-                    "SELECT count(*) AS requests, count(*) FILTER (WHERE threats <> 0) AS tagged_requests,
-                            round(count(*) FILTER (WHERE threats <> 0) / nullif(count(*), 0), 6) AS tagged_share,
-                            count(DISTINCT client_ip) FILTER (WHERE threats <> 0) AS tagged_clients
-                     FROM logs WHERE {f}"
+                    "SELECT requests, tagged AS tagged_requests,
+                            round(tagged / nullif(requests, 0), 6) AS tagged_share, tagged_clients
+                     FROM (SELECT requests, tagged FROM {GROUPS} WHERE grouping = 'all'),
+                          (SELECT count(DISTINCT client_ip) AS tagged_clients FROM {TAGGED})"
                 ),
             )?,
             self.section(
@@ -637,7 +761,7 @@ impl Reporter<'_> {
                 &format!(
                     "SELECT c.name AS category, count(*) AS requests, count(DISTINCT client_ip) AS clients,
                             min(ts) AS first_seen, max(ts) AS last_seen
-                     FROM (SELECT client_ip, ts, threats FROM logs WHERE ({f}) AND threats <> 0) AS l, {cats}
+                     FROM {TAGGED} AS l, {cats}
                      WHERE threats & c.mask <> 0
                      GROUP BY c.name ORDER BY requests DESC, category"
                 ),
@@ -648,7 +772,7 @@ impl Reporter<'_> {
                 false,
                 &format!(
                     "SELECT date_trunc('{b}', ts) AS bucket, c.name AS category, count(*) AS requests
-                     FROM (SELECT ts, threats FROM logs WHERE ({f}) AND threats <> 0) AS l, {cats}
+                     FROM {TAGGED} AS l, {cats}
                      WHERE threats & c.mask <> 0
                      GROUP BY 1, 2 ORDER BY 1, 2"
                 ),
@@ -663,8 +787,8 @@ impl Reporter<'_> {
                             first_seen, last_seen, samples
                      FROM (SELECT client_ip, count(*) AS tagged_requests, bit_or(threats) AS bits,
                                   min(ts) AS first_seen, max(ts) AS last_seen,
-                                  list({sample} ORDER BY ts, source, \"offset\")[1:3] AS samples
-                           FROM logs WHERE ({f}) AND threats <> 0
+                                  list(sample ORDER BY ts, source, \"offset\")[1:3] AS samples
+                           FROM {TAGGED}
                            GROUP BY client_ip ORDER BY tagged_requests DESC, client_ip LIMIT {top}) AS o
                      ORDER BY tagged_requests DESC, client_ip"
                 ),

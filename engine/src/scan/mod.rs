@@ -879,5 +879,24 @@ impl StreamState {
     }
 }
 
+/// Live counters a progress display can poll while a long command (ingest, archive, verify) works.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes to read in total (compressed size for compressed inputs; 0 when unknown).
+    pub total_bytes: AtomicU64,
+    /// Bytes read so far.
+    pub bytes: Arc<AtomicU64>,
+    /// Lines parsed so far.
+    pub lines: AtomicU64,
+}
+
+/// `n`, or the number of cores when `n` is 0 (the meaning of 0 in the `threads` settings).
+pub fn threads_or_cores(n: usize) -> usize {
+    match n {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 #[cfg(test)]
 mod tests;

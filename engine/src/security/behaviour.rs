@@ -25,13 +25,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Category;
-#[cfg(feature = "duckdb")]
-use crate::catalog::Catalog;
 use crate::catalog::sql_string;
+#[cfg(feature = "duckdb")]
+use crate::catalog::{Catalog, Table};
 use crate::error::{Error, Result};
 use crate::parse::value::format_rfc3339;
-#[cfg(feature = "duckdb")]
-use crate::report::Table;
 
 /// A request as evidence: `source:offset METHOD target status`, the target cut at 200 bytes.
 pub const SAMPLE: &str = "concat(source, ':', \"offset\", ' ', coalesce(method, ''), ' ', \
@@ -314,7 +312,35 @@ impl Detector {
     /// The one scan that finds every rule's events: a hash of the client, the time (µs), a bit per
     /// rule (bit i for rule i), and hashes of the path and the user agent. Only numbers cross over:
     /// the clients' addresses are looked up for the offenders alone.
+    ///
+    /// A client can only reach a rule's threshold within a window if it has at least that many of
+    /// the rule's events in all, so a client's bit for a rule is kept only then: the bulk of the
+    /// traffic (rules like `flood` match every request) never leaves DuckDB, and no finding is lost.
     pub fn events_sql(&self) -> String {
+        let enough: Vec<String> = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                format!(
+                    "(CASE WHEN count(*) FILTER (WHERE m & {bit} <> 0) >= {min} THEN {bit} ELSE 0 END)",
+                    bit = 1u32 << i,
+                    min = r.window.threshold.max(1)
+                )
+            })
+            .collect();
+        format!(
+            "WITH events AS ({}),
+             enough AS (SELECT ih, CAST({} AS UINTEGER) AS ok FROM events GROUP BY ih HAVING ok <> 0)
+             SELECT ih, t, m & ok AS m, ph, uh FROM events JOIN enough USING (ih) WHERE m & ok <> 0",
+            self.all_events_sql(),
+            enough.join(" | ")
+        )
+    }
+
+    /// Every event of every rule, before [`Detector::events_sql`] keeps those of the clients that
+    /// have enough of them.
+    fn all_events_sql(&self) -> String {
         let bits: Vec<String> = self
             .rules
             .iter()

@@ -20,11 +20,9 @@ use serde_json::{Value, json};
 use super::StatsReader;
 use super::{Counts, Range, Summary, encode, histogram, merge_into};
 #[cfg(feature = "duckdb")]
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Table};
 use crate::error::{Error, Result};
 use crate::parse::value::format_rfc3339;
-#[cfg(feature = "duckdb")]
-use crate::report::Table;
 
 /// Layout version of snapshot files.
 pub const SNAPSHOT_VERSION: u32 = 1;

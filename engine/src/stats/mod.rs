@@ -30,7 +30,7 @@ use arrow::array::{
     TimestampMicrosecondArray, TimestampMicrosecondBuilder, UInt16Array, UInt64Array,
     UInt64Builder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::DataType;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use parquet::basic::Encoding;
@@ -41,8 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::sink::{ParallelWriter, WrittenFile, partition_name};
 
-/// Directory (and table) of the statistics inside the dataset.
-pub const STATS_TABLE: &str = "stats";
+pub use crate::schema::{STATS_TABLE, stats_schema};
 /// Route name of the rows that count every route.
 pub const ALL_ROUTES: &str = "*";
 /// Route group of the routes outside the dataset's groups.
@@ -68,6 +67,10 @@ const MIN_LIVE_MINUTES: usize = 2;
 /// out of time order), the window doubles up to this, so such a log is not cut into a block per
 /// row.
 const MAX_LIVE_MINUTES: usize = 32;
+/// Bytes of finished blocks a worker holds before it merges the blocks of the minutes it finished
+/// more than once (an archive whose dates come back chunk after chunk finishes the same minutes
+/// again and again). When little merges, the bound doubles: what is left is one block per minute.
+const DONE_BUDGET: usize = 64 << 20;
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
@@ -350,6 +353,80 @@ struct Block {
 }
 
 impl Block {
+    /// Bytes held.
+    fn bytes(&self) -> usize {
+        self.cells.capacity() * std::mem::size_of::<Cell>()
+            + self.values.capacity() * 4
+            + self.hists.capacity()
+            + self.quantiles.capacity() * std::mem::size_of::<[u64; 5]>()
+    }
+
+    /// The cells of `blocks` (one source and minute) merged into one cell per route.
+    fn merge(blocks: &[Block], h: &mut Histogram<u64>, ser: &mut V2Serializer) -> Block {
+        let mut cells: Vec<(&Block, &Cell)> = blocks
+            .iter()
+            .flat_map(|b| b.cells.iter().map(move |c| (b, c)))
+            .collect();
+        cells.sort_by_key(|(_, c)| c.route);
+        let mut out = Block {
+            source: blocks[0].source,
+            minute: blocks[0].minute,
+            ..Block::default()
+        };
+        let mut values = Vec::new();
+        for same in cells.chunk_by(|a, b| a.1.route == b.1.route) {
+            let (counts, small) = match same {
+                [(b, c)] => {
+                    out.push(c.route, c.counts, b.latencies(c));
+                    continue;
+                }
+                many => merge_cells(
+                    many.iter().map(|(b, c)| (c.counts, b.latencies(c))),
+                    h,
+                    &mut values,
+                )
+                .expect("a recorder's own histograms decode"),
+            };
+            let route = same[0].1.route;
+            if small {
+                out.push(route, counts, Lat::Values(&values));
+            } else {
+                let q = summarise(h).expect("a merged histogram has values");
+                out.push(route, counts, Lat::Hist(&encode_with(ser, h), &q));
+            }
+        }
+        out
+    }
+
+    /// Appends a cell of route `route` with `counts` and latencies `lat` (from another block).
+    fn push(&mut self, route: u32, counts: Counts, lat: Lat<'_>) {
+        let latencies = match lat {
+            Lat::Values(v) => {
+                let at = self.values.len() as u32;
+                self.values.extend_from_slice(v);
+                Latencies::Values {
+                    at,
+                    len: v.len() as u32,
+                }
+            }
+            Lat::Hist(bytes, q) => {
+                let at = self.hists.len() as u32;
+                self.hists.extend_from_slice(bytes);
+                self.quantiles.push(*q);
+                Latencies::Hist {
+                    at,
+                    len: bytes.len() as u32,
+                    q: self.quantiles.len() as u32 - 1,
+                }
+            }
+        };
+        self.cells.push(Cell {
+            route,
+            counts,
+            latencies,
+        });
+    }
+
     fn latencies(&self, c: &Cell) -> Lat<'_> {
         let span = |at: u32, len: u32| at as usize..(at + len) as usize;
         match c.latencies {
@@ -583,6 +660,9 @@ pub struct Recorder {
     last_finished: Option<(u32, i64)>,
     /// Finished blocks.
     done: Vec<Block>,
+    /// Bytes of the finished blocks, and the bound that makes them merge ([`DONE_BUDGET`]).
+    done_bytes: usize,
+    budget: usize,
     /// Emptied buffers and histograms for reuse.
     pools: Pools,
     /// Emptied minutes for reuse: their cell array spans every route id the worker has seen,
@@ -606,6 +686,8 @@ impl Recorder {
             live: MIN_LIVE_MINUTES,
             last_finished: None,
             done: Vec::new(),
+            done_bytes: 0,
+            budget: DONE_BUDGET,
             pools: Pools::default(),
             spare: Vec::new(),
             ser: V2Serializer::new(),
@@ -765,8 +847,33 @@ impl Recorder {
                 latencies,
             });
         }
+        self.done_bytes += b.bytes();
         self.done.push(b);
         self.spare.push(m);
+        if self.done_bytes > self.budget {
+            self.merge_revisited();
+        }
+    }
+
+    /// Merges the blocks of each (source, minute) finished more than once; doubles the bound
+    /// when that did not free half of it.
+    fn merge_revisited(&mut self) {
+        let mut done = std::mem::take(&mut self.done);
+        done.sort_by_key(|b| (b.source, b.minute));
+        let mut h = histogram::<u64>(self.sigfig);
+        let mut ser = V2Serializer::new();
+        let mut merged = Vec::with_capacity(done.len());
+        for same in done.chunk_by_mut(|a, b| (a.source, a.minute) == (b.source, b.minute)) {
+            merged.push(match same {
+                [one] => std::mem::take(one),
+                many => Block::merge(many, &mut h, &mut ser),
+            });
+        }
+        self.done_bytes = merged.iter().map(Block::bytes).sum();
+        self.done = merged;
+        if self.done_bytes > self.budget / 2 {
+            self.budget = self.budget.saturating_mul(2);
+        }
     }
 
     /// Everything recorded.
@@ -945,44 +1052,13 @@ impl MergeScratch<'_> {
         }
     }
 
-    /// The counters, quantiles and stored latencies of the cells of one key.
-    ///
-    /// Values are joined while they stay a small
-    /// cell and otherwise recorded into `h` with the histograms; `h` is only cleared when it is
-    /// used, as clearing touches every bucket and most keys need no histogram.
+    /// The counters, quantiles and stored latencies of the cells of one key ([`merge_cells`]).
     fn merge<'c>(
         &mut self,
         cells: impl Iterator<Item = (Counts, Lat<'c>)>,
     ) -> Result<(Counts, Option<[u64; 5]>, Vec<u8>)> {
         let MergeScratch { h, ser, values, .. } = self;
-        values.clear();
-        let mut total = Counts::default();
-        let mut small = true;
-        for (counts, lat) in cells {
-            total.add(&counts);
-            if let Lat::Values(v) = lat
-                && small
-                && values.len() + v.len() <= SMALL_CELL
-            {
-                values.extend_from_slice(v);
-                continue;
-            }
-            if small {
-                small = false;
-                h.reset();
-                for x in values.iter() {
-                    h.saturating_record(*x as u64);
-                }
-            }
-            match lat {
-                Lat::Values(v) => {
-                    for x in v {
-                        h.saturating_record(*x as u64);
-                    }
-                }
-                Lat::Hist(bytes, _) => merge_into(h, bytes)?,
-            }
-        }
+        let (total, small) = merge_cells(cells, h, values)?;
         let (quantiles, hist) = if small {
             small_cell(values)
         } else {
@@ -992,31 +1068,43 @@ impl MergeScratch<'_> {
     }
 }
 
-/// The Arrow schema of the `stats` files.
-pub fn stats_schema() -> SchemaRef {
-    let u = |n: &str| Field::new(n, DataType::UInt64, false);
-    let q = |n: &str| Field::new(n, DataType::UInt64, true);
-    Arc::new(Schema::new(vec![
-        Field::new(
-            "minute",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("route", DataType::Utf8, false),
-        u("requests"),
-        u("c2xx"),
-        u("c3xx"),
-        u("c4xx"),
-        u("c5xx"),
-        u("timed"),
-        u("sum_us"),
-        q("p50_us"),
-        q("p90_us"),
-        q("p95_us"),
-        q("p99_us"),
-        q("max_us"),
-        Field::new("hist", DataType::Binary, false),
-    ]))
+/// The counters of `cells` added up, and their latencies joined: into `values` while they stay a
+/// small cell (then `true`), else recorded into `h` with the histograms. `h` is only cleared when
+/// it is used, as clearing touches every bucket and most keys need no histogram.
+fn merge_cells<'c>(
+    cells: impl Iterator<Item = (Counts, Lat<'c>)>,
+    h: &mut Histogram<u64>,
+    values: &mut Vec<u32>,
+) -> Result<(Counts, bool)> {
+    values.clear();
+    let mut total = Counts::default();
+    let mut small = true;
+    for (counts, lat) in cells {
+        total.add(&counts);
+        if let Lat::Values(v) = lat
+            && small
+            && values.len() + v.len() <= SMALL_CELL
+        {
+            values.extend_from_slice(v);
+            continue;
+        }
+        if small {
+            small = false;
+            h.reset();
+            for x in values.iter() {
+                h.saturating_record(*x as u64);
+            }
+        }
+        match lat {
+            Lat::Values(v) => {
+                for x in v {
+                    h.saturating_record(*x as u64);
+                }
+            }
+            Lat::Hist(bytes, _) => merge_into(h, bytes)?,
+        }
+    }
+    Ok((total, small))
 }
 
 /// One batch of [`stats_schema`] from parts.
@@ -1631,6 +1719,63 @@ mod tests {
         assert_eq!(rec.cells(), 2 * 7);
     }
 
+    #[test]
+    fn revisited_minutes_merge_under_the_memory_bound() {
+        // Forty days (more than the live window of minutes) come back twelve times, in chunks, as
+        // an archive with cycling dates does.
+        let rows = |round: i64| -> Vec<(i64, &str, u16, u64)> {
+            (0..40)
+                .flat_map(|day| {
+                    (0..30).map(move |i| {
+                        let route = ["/a", "/b", "/c"][(i % 3) as usize];
+                        (
+                            day * 1440 * MINUTE_US + round * 1000 + i,
+                            route,
+                            200 + (i % 4) as u16 * 100,
+                            100 + (round * 31 + i) as u64 % 5000,
+                        )
+                    })
+                })
+                .collect()
+        };
+        let record = |budget: usize| {
+            let mut r = Recorder::new(2);
+            r.budget = budget;
+            for round in 0..12 {
+                r.record(0, &batch(&rows(round)));
+            }
+            r.finish()
+        };
+        let (bounded, unbounded) = (record(1), record(usize::MAX));
+        assert!(
+            unbounded.blocks.len() >= 40 * 6,
+            "{} blocks: the rounds finish their days again",
+            unbounded.blocks.len()
+        );
+        assert!(
+            bounded.blocks.len() <= 40 * 3,
+            "{} blocks for 40 minutes",
+            bounded.blocks.len()
+        );
+        // The cells of /a hold more than a small cell's values: merged as histograms.
+        let big = bounded
+            .blocks
+            .iter()
+            .flat_map(|b| b.cells.iter().map(move |c| b.latencies(c)))
+            .filter(|l| matches!(l, Lat::Hist(..)))
+            .count();
+        assert!(big > 0);
+        let fold_of = |rec: Recorded| -> Vec<Decoded> {
+            fold(&[rec], &HashSet::from(["/a", "/b"]), 2)
+                .unwrap()
+                .iter()
+                .flatten()
+                .map(decoded)
+                .collect()
+        };
+        assert_eq!(fold_of(bounded), fold_of(unbounded));
+    }
+
     /// A part's key, counters and quantiles, and every (value, count) of its stored latencies.
     type Decoded = (i64, String, Counts, Option<[u64; 5]>, Vec<(u64, u64)>);
 
@@ -1642,6 +1787,19 @@ mod tests {
             .map(|v| (v.value_iterated_to(), v.count_at_value()))
             .collect();
         (p.minute, p.route.to_string(), p.counts, p.quantiles, values)
+    }
+
+    /// Rows from (minute, route index, response time) triples: the i-th row a µs into its minute
+    /// after the (i-1)-th, statuses of every class.
+    fn spread(rows: &[(i64, usize, u64)]) -> Vec<(i64, &'static str, u16, u64)> {
+        const ROUTES: [&str; 3] = ["/a", "/b", "/c"];
+        rows.iter()
+            .enumerate()
+            .map(|(i, (m, r, us))| {
+                let status = 200 + (*us % 4) as u16 * 100;
+                (m * MINUTE_US + i as i64, ROUTES[*r], status, *us)
+            })
+            .collect()
     }
 
     proptest::proptest! {
@@ -1679,12 +1837,7 @@ mod tests {
         fn fold_of_rows_in_any_order_equals_in_order(
             rows in proptest::collection::vec((0i64..40, 0usize..3, 1u64..50_000), 1..600),
         ) {
-            const ROUTES: [&str; 3] = ["/a", "/b", "/c"];
-            let rows: Vec<(i64, &str, u16, u64)> = rows
-                .iter()
-                .enumerate()
-                .map(|(i, (m, r, us))| (m * MINUTE_US + i as i64, ROUTES[*r], 200 + (*us % 4) as u16 * 100, *us))
-                .collect();
+            let rows = spread(&rows);
             let mut in_order = rows.clone();
             in_order.sort_by_key(|r| r.0);
             let groups = HashSet::from(["/a"]);
@@ -1694,6 +1847,26 @@ mod tests {
                 fold(&[r.finish()], &groups, 2).unwrap().iter().flatten().map(decoded).collect::<Vec<_>>()
             };
             proptest::prop_assert_eq!(fold_of(&rows), fold_of(&in_order));
+        }
+
+        /// Merging the blocks of revisited minutes (under any memory bound) folds to the same parts.
+        #[test]
+        fn merging_revisited_minutes_changes_no_part(
+            rows in proptest::collection::vec((0i64..80, 0usize..3, 1u64..50_000), 1..900),
+            chunk in 1usize..200,
+            budget in 1usize..4096,
+        ) {
+            let rows = spread(&rows);
+            let groups = HashSet::from(["/a"]);
+            let fold_of = |budget: usize| {
+                let mut r = Recorder::new(2);
+                r.budget = budget;
+                for part in rows.chunks(chunk) {
+                    r.record(0, &batch(part));
+                }
+                fold(&[r.finish()], &groups, 2).unwrap().iter().flatten().map(decoded).collect::<Vec<_>>()
+            };
+            proptest::prop_assert_eq!(fold_of(budget), fold_of(usize::MAX));
         }
     }
 
