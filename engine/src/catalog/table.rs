@@ -73,6 +73,53 @@ fn list_json(items: &ArrayRef) -> Value {
     }
 }
 
+/// `batch` with its time-zoned timestamps (DuckDB's `TIMESTAMPTZ`, labelled with the session's
+/// zone name, which is always UTC: the ICU extension is not compiled in) labelled `+00:00`, which
+/// Arrow can print without a time-zone database. The instants are unchanged.
+fn in_utc(batch: &RecordBatch) -> Result<RecordBatch> {
+    fn utc(t: &DataType) -> Option<DataType> {
+        match t {
+            DataType::Timestamp(unit, Some(tz)) if &**tz != UTC => {
+                Some(DataType::Timestamp(*unit, Some(UTC.into())))
+            }
+            DataType::List(item) => utc(item.data_type()).map(|t| {
+                DataType::List(std::sync::Arc::new(item.as_ref().clone().with_data_type(t)))
+            }),
+            _ => None,
+        }
+    }
+    const UTC: &str = "+00:00";
+    if !batch.columns().iter().any(|c| utc(c.data_type()).is_some()) {
+        return Ok(batch.clone());
+    }
+    let arrow = |source| Error::Arrow {
+        format: "query result".into(),
+        source,
+    };
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| match utc(c.data_type()) {
+            Some(t) => arrow::compute::cast(c, &t).map_err(arrow),
+            None => Ok(c.clone()),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new_with_options(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(&columns)
+                .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+                .collect::<Vec<_>>(),
+        )),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .map_err(arrow)
+}
+
 fn formatters<'a>(
     batch: &'a RecordBatch,
     opts: &'a FormatOptions<'a>,
@@ -110,7 +157,8 @@ impl Table {
             .collect();
         let mut rows = Vec::with_capacity(result.num_rows());
         for batch in &result.batches {
-            let fmts = formatters(batch, &opts)?;
+            let batch = in_utc(batch)?;
+            let fmts = formatters(&batch, &opts)?;
             for r in 0..batch.num_rows() {
                 rows.push(
                     (0..columns.len())
@@ -136,5 +184,35 @@ impl Table {
                 )
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::TimestampMicrosecondArray;
+    use arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+
+    #[test]
+    fn zoned_timestamps_print_in_utc() {
+        // DuckDB labels TIMESTAMPTZ with the zone's name (`now()`, `to_timestamp`, `AT TIME ZONE`).
+        let ts =
+            TimestampMicrosecondArray::from(vec![Some(86_400_000_000), None]).with_timezone("UTC");
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "t",
+            ts.data_type().clone(),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ts)]).unwrap();
+        let table = Table::from_result(&QueryResult {
+            schema,
+            batches: vec![batch],
+        })
+        .unwrap();
+        assert_eq!(
+            table.rows,
+            vec![vec![Value::from("1970-01-02T00:00:00Z")], vec![Value::Null]]
+        );
     }
 }
