@@ -35,6 +35,9 @@ FROM (SELECT r, CAST(strptime(r.ts, '%d/%b/%Y:%H:%M:%S %z') AS TIMESTAMP) AS ts
                           header=false, auto_detect=false)));
 CREATE TABLE errors (ts TIMESTAMP, level VARCHAR, module VARCHAR, pid VARCHAR, tid VARCHAR,
                      client VARCHAR, message VARCHAR, source VARCHAR, "offset" UBIGINT, date DATE);
+CREATE TABLE anomalies (start TIMESTAMP, "end" TIMESTAMP, metric VARCHAR, route VARCHAR, method VARCHAR,
+                        expected DOUBLE, observed DOUBLE, score DOUBLE, severity VARCHAR, buckets INTEGER,
+                        detected_run VARCHAR);
 """
 
 # The unit of the report target: one scan of the dataset grouped by route, with an exact quantile.
