@@ -313,34 +313,10 @@ impl Detector {
     /// rule (bit i for rule i), and hashes of the path and the user agent. Only numbers cross over:
     /// the clients' addresses are looked up for the offenders alone.
     ///
-    /// A client can only reach a rule's threshold within a window if it has at least that many of
-    /// the rule's events in all, so a client's bit for a rule is kept only then: the bulk of the
-    /// traffic (rules like `flood` match every request) never leaves DuckDB, and no finding is lost.
+    /// The events stream to Rust in chunks: memory stays that of a chunk and of the per-client
+    /// times, whatever the rows (folding them in DuckDB first, by client or by client and time,
+    /// held every event in memory and cost more than it saved).
     pub fn events_sql(&self) -> String {
-        let enough: Vec<String> = self
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                format!(
-                    "(CASE WHEN count(*) FILTER (WHERE m & {bit} <> 0) >= {min} THEN {bit} ELSE 0 END)",
-                    bit = 1u32 << i,
-                    min = r.window.threshold.max(1)
-                )
-            })
-            .collect();
-        format!(
-            "WITH events AS ({}),
-             enough AS (SELECT ih, CAST({} AS UINTEGER) AS ok FROM events GROUP BY ih HAVING ok <> 0)
-             SELECT ih, t, m & ok AS m, ph, uh FROM events JOIN enough USING (ih) WHERE m & ok <> 0",
-            self.all_events_sql(),
-            enough.join(" | ")
-        )
-    }
-
-    /// Every event of every rule, before [`Detector::events_sql`] keeps those of the clients that
-    /// have enough of them.
-    fn all_events_sql(&self) -> String {
         let bits: Vec<String> = self
             .rules
             .iter()
