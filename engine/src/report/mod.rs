@@ -5,9 +5,9 @@
 //! the rows once per grouping and keeps the groups in temp tables the sections read: by route, by
 //! time bucket and over everything (with the quantiles), by status, client, user agent and
 //! referer at once (`GROUPING SETS`), and the tagged rows; the slowest requests and the
-//! behavioural rules take one scan each. Every figure is exact:
-//! quantiles are `quantile_cont` over the rows, not sketches (the per-minute statistics stored at
-//! ingest hold histograms within 1%, so no section reads them). A [`Report`] is a list of named sections, each a
+//! behavioural rules take one scan each. Every figure is exact: quantiles are `quantile_cont`
+//! over the rows, not sketches (the per-minute statistics stored at ingest hold histograms within
+//! 1%, so no section reads them). A [`Report`] is a list of named sections, each a
 //! table; it renders as tables, Markdown, CSV, or a JSON object whose shape is documented in the
 //! README (durations in keys ending `_ms`, rates as fractions, times as ISO 8601).
 
@@ -392,7 +392,9 @@ impl<'a> Reporter<'a> {
         let needs = |k: &[ReportKind]| kinds.iter().any(|x| k.contains(x));
         use ReportKind::{Errors, Performance, Security, Traffic};
         if needs(&[Performance, Errors, Traffic, Security]) {
-            for sql in self.groups_sql() {
+            // Security reads only the overall counts.
+            let per_group = needs(&[Performance, Errors, Traffic]);
+            for sql in self.groups_sql(per_group) {
                 self.execute(&sql)?;
             }
         }
@@ -411,12 +413,12 @@ impl<'a> Reporter<'a> {
         Ok(())
     }
 
-    /// One row per route, per time bucket and one for everything (column `grouping`: `route`,
-    /// `bucket`, `all`), with the request counts, exact latency quantiles, error counts, bytes
-    /// and tagged requests of each: three statements filling one table. (One `GROUPING SETS`
-    /// scan was not faster, and held the latencies of the three groupings at once: 2.7 GiB
-    /// instead of 0.7 on 21 M rows.)
-    fn groups_sql(&self) -> [String; 3] {
+    /// One row for everything and, with `per_group`, one per route and per time bucket (column
+    /// `grouping`: `all`, `route`, `bucket`), with the request counts, exact latency quantiles,
+    /// error counts, bytes and tagged requests of each: one statement per grouping filling one
+    /// table. (One `GROUPING SETS` scan was not faster, and held the latencies of the three
+    /// groupings at once: 2.7 GiB instead of 0.7 on 21 M rows.)
+    fn groups_sql(&self, per_group: bool) -> Vec<String> {
         let aggregates = format!(
             "count(*) AS requests, count(response_time_us) AS timed,
              avg(response_time_us) / 1000 AS mean_ms, {QUANTILES} AS q,
@@ -427,21 +429,24 @@ impl<'a> Reporter<'a> {
              count(*) FILTER (WHERE threats <> 0) AS tagged"
         );
         let (b, f) = (self.bucket.sql(), &self.filter);
-        [
-            format!(
-                "CREATE OR REPLACE TEMP TABLE {GROUPS} AS
-                 SELECT 'route' AS grouping, route, date_trunc('{b}', NULL::TIMESTAMP) AS bucket, {aggregates}
+        let mut statements = vec![format!(
+            "CREATE OR REPLACE TEMP TABLE {GROUPS} AS
+             SELECT 'all' AS grouping, NULL::VARCHAR AS route, date_trunc('{b}', NULL::TIMESTAMP) AS bucket,
+                    {aggregates}
+             FROM logs WHERE {f}"
+        )];
+        if per_group {
+            statements.push(format!(
+                "INSERT INTO {GROUPS} SELECT 'route', route, NULL, {aggregates}
                  FROM logs WHERE {f} GROUP BY route"
-            ),
-            format!(
+            ));
+            statements.push(format!(
                 "INSERT INTO {GROUPS}
                  SELECT 'bucket', NULL, date_trunc('{b}', ts) AS bucket, {aggregates}
                  FROM logs WHERE {f} GROUP BY bucket"
-            ),
-            format!(
-                "INSERT INTO {GROUPS} SELECT 'all', NULL, NULL, {aggregates} FROM logs WHERE {f}"
-            ),
-        ]
+            ));
+        }
+        statements
     }
 
     /// One row per status, client, user agent and referer (column `grouping` names which), with
