@@ -82,7 +82,6 @@ pub struct BatchBuilder {
     route: StrColumn,
     scratch: Vec<u8>,
     tagger: Arc<Tagger>,
-    tag_scratch: TagScratch,
     threats: Vec<u32>,
     ts: TimestampMicrosecondBuilder,
     strs: Vec<StrColumn>,
@@ -113,7 +112,6 @@ impl BatchBuilder {
             route: StrColumn::new(),
             scratch: Vec::new(),
             tagger: Arc::clone(&enrich.tagger),
-            tag_scratch: TagScratch::default(),
             threats: Vec::new(),
             ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             strs: (0..StrCol::ALL.len()).map(|_| StrColumn::new()).collect(),
@@ -127,8 +125,8 @@ impl BatchBuilder {
         }
     }
 
-    /// Appends one row.
-    pub fn push(&mut self, row: &Row<'_>) {
+    /// Appends one row; `tags` is the worker's tagging scratch (its cache outlives the chunk).
+    pub fn push(&mut self, row: &Row<'_>, tags: &mut TagScratch) {
         self.ts.append_value(row.ts_us);
         if self.kind == Kind::Access {
             for (b, c) in self.strs.iter_mut().zip(StrCol::ALL) {
@@ -147,7 +145,7 @@ impl BatchBuilder {
                 row.str(StrCol::Query),
                 row.str(StrCol::Referer),
                 row.str(StrCol::UserAgent),
-                &mut self.tag_scratch,
+                tags,
             ));
             self.status.append_option(row.status);
             self.bytes.append_option(row.bytes);
@@ -251,7 +249,7 @@ pub struct BadLine {
 }
 
 /// Collects one chunk's rows into per-day batches and its bad lines; see the module docs.
-pub struct ChunkBatcher {
+pub struct ChunkBatcher<'w> {
     kind: Kind,
     schema: SchemaRef,
     source: Arc<str>,
@@ -260,6 +258,7 @@ pub struct ChunkBatcher {
     seq: u64,
     days: BTreeMap<i32, BatchBuilder>,
     current: Option<(i32, BatchBuilder)>,
+    tags: &'w mut TagScratch,
     /// Bad lines kept as samples (at most `sample_budget`).
     pub bad: Vec<BadLine>,
     /// All bad lines by reason.
@@ -267,9 +266,11 @@ pub struct ChunkBatcher {
     sample_budget: usize,
 }
 
-impl ChunkBatcher {
+impl<'w> ChunkBatcher<'w> {
     /// A batcher for chunk `seq` of a source labelled `source` whose rows have `schema`; keeps at
-    /// most `sample_budget` bad-line samples.
+    /// most `sample_budget` bad-line samples. `tags` is the worker's tagging scratch, kept from
+    /// chunk to chunk: its cache of tagged values is what spares most rows the signature scan.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         kind: Kind,
         schema: SchemaRef,
@@ -278,7 +279,8 @@ impl ChunkBatcher {
         extras: usize,
         seq: u64,
         sample_budget: usize,
-    ) -> ChunkBatcher {
+        tags: &'w mut TagScratch,
+    ) -> ChunkBatcher<'w> {
         ChunkBatcher {
             kind,
             schema,
@@ -288,6 +290,7 @@ impl ChunkBatcher {
             seq,
             days: BTreeMap::new(),
             current: None,
+            tags,
             bad: Vec::new(),
             bad_counts: BTreeMap::new(),
             sample_budget,
@@ -313,11 +316,11 @@ impl ChunkBatcher {
     }
 }
 
-impl RowSink for ChunkBatcher {
+impl RowSink for ChunkBatcher<'_> {
     fn row(&mut self, row: &Row<'_>) {
         let day = row.ts_us.div_euclid(US_PER_DAY) as i32;
         match &mut self.current {
-            Some((d, b)) if *d == day => b.push(row),
+            Some((d, b)) if *d == day => b.push(row, self.tags),
             current => {
                 let mut builder = self.days.remove(&day).unwrap_or_else(|| {
                     BatchBuilder::new(
@@ -328,7 +331,7 @@ impl RowSink for ChunkBatcher {
                         self.extras,
                     )
                 });
-                builder.push(row);
+                builder.push(row, self.tags);
                 if let Some((d, old)) = current.replace((day, builder)) {
                     self.days.insert(d, old);
                 }
@@ -367,6 +370,7 @@ mod tests {
                      2.2.2.2 - bob [01/Jan/2024:00:00:00 +0000] \"GET /b?q HTTP/1.1\" 404 - \"r\" \"\xffua\" 0.001\n\
                      nonsense\n";
         let schema = arrow_schema(p.extras());
+        let mut tags = TagScratch::default();
         let mut b = ChunkBatcher::new(
             Kind::Access,
             schema,
@@ -375,6 +379,7 @@ mod tests {
             p.extras().len(),
             3,
             10,
+            &mut tags,
         );
         p.parse_chunk(&mut p.scratch(), text, 100, &mut b);
         assert_eq!(b.bad.len(), 1);

@@ -33,7 +33,7 @@ use crate::scan::{
     self, Encoding, FINGERPRINT_BYTES, Input, Progress, ScanEnd, ScanRequest, Scanner,
 };
 use crate::schema::{arrow_schema, error_schema};
-use crate::security::{SecurityConfig, SignatureFile, Tagger};
+use crate::security::{SecurityConfig, SignatureFile, TagScratch, Tagger};
 use crate::sink::{self, Sink, WrittenFile};
 use crate::stats::{self, Recorder, StatsConfig};
 use arrow::datatypes::SchemaRef;
@@ -684,6 +684,7 @@ impl Ingest {
                 let mut out = WorkerOut::default();
                 let mut sink = Sink::new(dataset, run_id, ctx.index(), props.clone());
                 let mut scratches: HashMap<usize, crate::parse::Scratch> = HashMap::new();
+                let mut tags = TagScratch::default();
                 let mut recorder = Recorder::new(self.opts.stats.significant_digits);
                 for chunk in rx.iter() {
                     if out.error.is_some() {
@@ -706,6 +707,7 @@ impl Ingest {
                         parser.extras().len(),
                         chunk.seq,
                         left,
+                        &mut tags,
                     );
                     let stats =
                         parser.parse_chunk(scratch, &chunk.data, chunk.offset, &mut batcher);

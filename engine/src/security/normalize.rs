@@ -32,11 +32,15 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Whether `text` needs any step beyond lower-casing (which matching does itself).
+/// Whether `text` needs any step beyond lower-casing (which matching does itself), in one pass
+/// over its bytes: the values are short, and each is looked at on a miss of the tagger's cache.
 pub fn needs_work(text: &[u8], field: Field) -> bool {
-    text.iter().any(|b| matches!(b, b'%' | b'\\' | b'&' | b'+'))
-        || (field == Field::Path && memchr::memmem::find(text, b"//").is_some())
-        || (field == Field::Path && memchr::memmem::find(text, b"/./").is_some())
+    let path = field == Field::Path;
+    text.iter().enumerate().any(|(i, &b)| match b {
+        b'%' | b'\\' | b'&' | b'+' => true,
+        b'/' if path => text[i + 1..].starts_with(b"/") || text[i + 1..].starts_with(b"./"),
+        _ => false,
+    })
 }
 
 fn unescape_log(input: &[u8], out: &mut Vec<u8>) {
