@@ -8,8 +8,10 @@
 #   real        the real combined lines of ../shared/realdata repeated, timestamps rising over 30 days;
 #   real-own    the same lines with their own dates: many servers and years cycling through the file.
 # The real corpora need REALDATA (default ../shared/realdata beside the repository); without it they
-# are skipped. Then the cost of threat tagging (tagging off vs paranoia 1 and 2, 0.2% attacks), and
-# the peak RSS of logcrunch on an input of 4 GB or more.
+# are skipped. On each corpus logcrunch also runs with threat tagging and statistics off
+# (`logcrunch_bare`), for what the two cost together. Then the cost of threat tagging alone
+# (tagging off vs paranoia 1 and 2, 0.2% attacks), and the peak RSS of logcrunch on an input of
+# 4 GB or more.
 #
 #   scripts/bench-ingest.sh              # 2,000,000 lines, 2 threads, 5 runs, plus the 4 GB RSS run
 #   LINES=500000 RUNS=3 BIG=0 scripts/bench-ingest.sh

@@ -6,12 +6,15 @@ Each tool parses every field of every line and writes zstd Parquet. Runs are int
 gives medians, MB/s, lines/s, peak RSS (ru_maxrss of each run's own process) and ratios.
 Usage: bench_ingest.py LOGCRUNCH_BIN LOG_FILE LINES THREADS RUNS WORKDIR [FORMAT]
 FORMAT is nginx_timed (the default: combined plus $request_time) or combined (real lines).
-After the runs it prints how many Parquet files logcrunch wrote per date partition.
+After the runs it prints how many Parquet files logcrunch wrote per date partition, and what
+threat tagging and per-minute statistics cost: logcrunch against itself with both turned off
+(`logcrunch_bare`, run in the same rounds).
 With BASELINE_BIN set, another logcrunch build (an earlier commit) runs in the same rounds, so a
 change's cost or gain is measured against its parent under the same noise.
 """
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -101,6 +104,13 @@ def main():
         extra = os.environ.get("BASELINE_ARGS", "").split()
         tools["logcrunch_baseline"] = lambda i: [baseline, *extra, "ingest", "--json", "--format", fmt,
                                                  "--threads", threads, "--dataset", f"{work}/lcb-{i}", log]
+    # The same ingest without threat tagging and statistics, for their cost: the configuration the
+    # other runs read (config/config.yaml here, else the defaults) with those two turned off.
+    bare = f"{work.rstrip('/')}-bare.yaml"
+    with open(bare, "w") as f:
+        f.write(bare_config())
+    tools["logcrunch_bare"] = lambda i: [binary, "ingest", "--json", "--config", bare, "--format", fmt,
+                                         "--threads", threads, "--dataset", f"{work}/lcn-{i}", log]
     if threads != "1":
         tools["logcrunch_1thread"] = lambda i: [binary, "ingest", "--json", "--format", fmt, "--threads", "1",
                                                 "--dataset", f"{work}/lc1-{i}", log]
@@ -109,7 +119,7 @@ def main():
     rss = {t: 0 for t in tools}
     for i in range(runs):
         for name, cmd in tools.items():
-            for stale in (f"{work}/lc-{i}", f"{work}/lc1-{i}", f"{work}/lcb-{i}"):
+            for stale in (f"{work}/lc-{i}", f"{work}/lc1-{i}", f"{work}/lcb-{i}", f"{work}/lcn-{i}"):
                 shutil.rmtree(stale, ignore_errors=True)
             elapsed, peak, out = run(cmd(i))
             times[name].append(elapsed)
@@ -131,9 +141,25 @@ def main():
         med = statistics.median(ts)
         ratio = med / base
         print(f"{name:18s} {med:9.2f} {size / 1e6 / med:8.1f} {lines / med:11,.0f} {rss[name] / 2**20:8.0f} MiB {ratio:13.2f}x")
+    cost = base / statistics.median(times["logcrunch_bare"]) - 1
+    print(f"threat tagging + per-minute statistics: {cost:+.1%} (logcrunch against logcrunch_bare, "
+          f"paired rounds: {statistics.median(a / b - 1 for a, b in zip(times['logcrunch'], times['logcrunch_bare'])):+.1%})")
     counts = sorted(partitions.values())
     print(f"logcrunch Parquet files per date partition: {len(counts)} partitions, "
           f"median {statistics.median(counts):.0f}, max {counts[-1]}")
+
+
+def bare_config():
+    try:
+        with open("config/config.yaml") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return "security:\n  paranoia: 0\nstats:\n  enabled: false\n"
+    text, tagging = re.subn(r"(?m)^(security:(?:\n(?:  .*|#.*|))*?\n  paranoia:) *\d+", r"\1 0", text)
+    text, stats = re.subn(r"(?m)^(stats:(?:\n(?:  .*|#.*|))*?\n  enabled:) *true", r"\1 false", text)
+    if tagging != 1 or stats != 1:
+        sys.exit("config/config.yaml: cannot find security.paranoia and stats.enabled to turn off")
+    return text
 
 
 def files_per_partition(logs):
