@@ -341,6 +341,38 @@ fn report_snapshots() {
     );
 }
 
+/// The behavioural scan of a report runs on a forked catalog beside the other statements: a fork
+/// reads the same views and catalog tables as its parent, and `report all` finds what `report
+/// security` finds.
+#[test]
+fn a_forked_catalog_reads_what_its_parent_reads() {
+    let dir = snapshot_dataset();
+    let cat = logcrunch::catalog::Catalog::open(&dir.path().join("ds")).unwrap();
+    let fork = cat.fork().unwrap();
+    let sql =
+        "SELECT 'logs' AS t, count(*) AS n, sum(hash(client_ip, ts, \"offset\")) AS h FROM logs
+               UNION ALL SELECT 'errors', count(*), sum(hash(message)) FROM errors
+               UNION ALL SELECT 'runs', count(*), sum(hash(id)) FROM runs ORDER BY t";
+    let rows = |c: &logcrunch::catalog::Catalog| {
+        logcrunch::report::to_json_rows(&c.query(sql).unwrap()).unwrap()
+    };
+    let (parent, forked) = (rows(&cat), rows(&fork));
+    assert_eq!(parent, forked);
+    assert!(
+        parent.iter().all(|r| r["n"].as_u64().unwrap() > 0),
+        "{parent:?}"
+    );
+    drop(fork);
+    assert_eq!(rows(&cat), parent);
+    let all = report(dir.path(), "ds", "all", &[]);
+    let security = report(dir.path(), "ds", "security", &[]);
+    assert_eq!(
+        all["security"]["findings"],
+        security["security"]["findings"]
+    );
+    assert!(all["security"]["findings"].is_array());
+}
+
 #[test]
 fn filters_since_until_source_and_where() {
     let dir = tempfile::tempdir().unwrap();

@@ -137,6 +137,8 @@ impl QueryResult {
 pub struct Catalog {
     conn: duckdb::Connection,
     _lock: Option<File>,
+    /// The statements that made this connection's temporary views, for [`Catalog::fork`].
+    views: String,
 }
 
 /// File name of the DuckDB catalog inside the dataset.
@@ -280,7 +282,24 @@ impl Catalog {
         }
         sql.push_str(&view_sql(dataset, &manifest, true));
         conn.execute_batch(&sql)?;
-        Ok(Catalog { conn, _lock: lock })
+        Ok(Catalog {
+            conn,
+            _lock: lock,
+            views: sql,
+        })
+    }
+
+    /// A second connection to the same database, with the same views (temporary views belong to
+    /// a connection), for a query that runs beside this connection's on DuckDB's shared threads.
+    /// It holds no lock of its own: it lives within this catalog's.
+    pub fn fork(&self) -> Result<Catalog> {
+        let conn = self.conn.try_clone()?;
+        conn.execute_batch(&self.views)?;
+        Ok(Catalog {
+            conn,
+            _lock: None,
+            views: self.views.clone(),
+        })
     }
 
     /// Opens the catalog of a dataset this process is writing (it holds the [`Dataset`] lock)
@@ -299,7 +318,11 @@ impl Catalog {
             path: path.clone(),
             message: format!("cannot open the catalog ({e}); if it is damaged, delete it: the next command rebuilds it from manifest.json"),
         })?;
-        Ok(Catalog { conn, _lock: None })
+        Ok(Catalog {
+            conn,
+            _lock: None,
+            views: String::new(),
+        })
     }
 
     /// Brings the tables and views of a catalog opened with [`Catalog::connect`] up to date with

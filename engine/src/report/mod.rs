@@ -5,7 +5,8 @@
 //! the rows once per grouping and keeps the groups in temp tables the sections read: by route, by
 //! time bucket and over everything (with the quantiles), by status, client, user agent and
 //! referer at once (`GROUPING SETS`), and the tagged rows; the slowest requests and the
-//! behavioural rules take one scan each. Every figure is exact: quantiles are `quantile_cont`
+//! behavioural rules take one scan each, the latter on a second connection beside the others (its
+//! rows stream out of DuckDB, which leaves a core idle). Every figure is exact: quantiles are `quantile_cont`
 //! over the rows, not sketches (the per-minute statistics stored at ingest hold histograms within
 //! 1%, so no section reads them). A [`Report`] is a list of named sections, each a
 //! table; it renders as tables, Markdown, CSV, or a JSON object whose shape is documented in the
@@ -26,6 +27,8 @@ use crate::catalog::Table;
 use crate::catalog::{Catalog, sql_string};
 use crate::error::{Error, Result};
 use crate::parse::value::{format_rfc3339, now_us, parse_time_arg};
+#[cfg(feature = "duckdb")]
+use crate::security::behaviour::{Detector, Finding};
 
 /// Which report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -365,23 +368,40 @@ impl<'a> Reporter<'a> {
             ],
             k => vec![k],
         };
-        self.prepare(&kinds)?;
-        let mut parts = Vec::new();
-        for k in kinds {
-            let sections = match k {
-                ReportKind::Performance => self.performance()?,
-                ReportKind::Errors => self.errors()?,
-                ReportKind::Traffic => self.traffic()?,
-                ReportKind::Security => self.security()?,
-                ReportKind::Anomalies => vec![self.anomalies()?],
-                ReportKind::All => unreachable!("expanded above"),
-            };
-            parts.push((k, sections));
-        }
-        Ok(Report {
-            parts,
-            filters: self.filters.clone(),
-            generated_at: format_rfc3339(now_us()),
+        std::thread::scope(|scope| {
+            // The behavioural scan streams every row out of DuckDB and leaves CPU idle while it
+            // waits on the stream: on a connection of its own it runs beside the other statements.
+            let mut findings =
+                match kinds.contains(&ReportKind::Security) && self.dry.borrow().is_none() {
+                    true => {
+                        let (forked, detector) = (self.catalog.fork()?, self.detector());
+                        Some(scope.spawn(move || detector.find(&forked)))
+                    }
+                    false => None,
+                };
+            self.prepare(&kinds)?;
+            let mut parts = Vec::new();
+            for k in kinds {
+                let sections = match k {
+                    ReportKind::Performance => self.performance()?,
+                    ReportKind::Errors => self.errors()?,
+                    ReportKind::Traffic => self.traffic()?,
+                    ReportKind::Security => {
+                        let found = findings
+                            .take()
+                            .map(|f| f.join().expect("the behavioural scan does not panic"));
+                        self.security(found.transpose()?)?
+                    }
+                    ReportKind::Anomalies => vec![self.anomalies()?],
+                    ReportKind::All => unreachable!("expanded above"),
+                };
+                parts.push((k, sections));
+            }
+            Ok(Report {
+                parts,
+                filters: self.filters.clone(),
+                generated_at: format_rfc3339(now_us()),
+            })
         })
     }
 
@@ -682,14 +702,19 @@ impl<'a> Reporter<'a> {
 
 #[cfg(feature = "duckdb")]
 impl Reporter<'_> {
-    /// The findings of the behavioural rules over the filtered rows.
-    fn findings(&self) -> Result<Section> {
-        let detector = crate::security::behaviour::Detector::new(
+    /// The behavioural rules over the filtered rows.
+    fn detector(&self) -> Detector {
+        Detector::new(
             &self.opts.behaviour,
             &self.filter,
             &self.error_filter,
             &self.opts.categories,
-        );
+        )
+    }
+
+    /// The findings of the behavioural rules over the filtered rows: `found`, or found now.
+    fn findings(&self, found: Option<Vec<Finding>>) -> Result<Section> {
+        let detector = self.detector();
         let table = if let Some(log) = self.dry.borrow_mut().as_mut() {
             log.push(format!(
                 "-- behavioural rules: this scan's events are windowed per client by logcrunch\n{};",
@@ -697,7 +722,11 @@ impl Reporter<'_> {
             ));
             Table::default()
         } else {
-            crate::security::behaviour::findings_table(&detector.find(self.catalog)?)
+            let found = match found {
+                Some(found) => found,
+                None => detector.find(self.catalog)?,
+            };
+            crate::security::behaviour::findings_table(&found)
         };
         Ok(Section {
             name: "findings",
@@ -746,7 +775,9 @@ impl Reporter<'_> {
         self.section("events", "Anomalies (logcrunch detect)", false, &sql)
     }
 
-    fn security(&self) -> Result<Vec<Section>> {
+    /// The security sections; `found` are the behavioural findings when they were looked for
+    /// already.
+    fn security(&self, found: Option<Vec<Finding>>) -> Result<Vec<Section>> {
         let b = self.bucket.sql();
         let top = self.opts.top;
         let cats: Vec<String> = self
@@ -811,7 +842,7 @@ impl Reporter<'_> {
                      ORDER BY tagged_requests DESC, client_ip"
                 ),
             )?,
-            self.findings()?,
+            self.findings(found)?,
         ])
     }
 }
