@@ -11,11 +11,10 @@
 //! time, a bit per rule and hashes of the path and user agent. A thread of its own files them per
 //! client (for the rules that count a path or user agent once, as (hash, time) pairs cut to the
 //! first time per hash as they grow); the clients are then judged in parallel, with two pointers
-//! over their sorted times. (The same windows as SQL window functions
-//! sort and materialise every row per rule: on 21 million rows, 20 s and 7 GB against about 3 s and
-//! a few hundred MB this way.) Only the offending clients go back to SQL, for their evidence: first
-//! and last seen, event count, the peak count in a window, and sample requests with their source
-//! and byte offset.
+//! over their sorted times. (The same windows as SQL window functions sort and materialise every row
+//! per rule: on 21 million rows, 20 s and 7 GB against about 3 s and a few hundred MB this way.)
+//! Only the offending clients go back to SQL, for their evidence: first and last seen, event count,
+//! the peak count in a window, and sample requests with their source and byte offset.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
