@@ -3,14 +3,14 @@
 //! A [`Reporter`] turns the filters (`--since`, `--until`, `--source`, `--where`) into one SQL
 //! predicate (with a partition predicate on `date` so untouched days are never read), then scans
 //! the rows once per grouping and keeps the groups in temp tables the sections read: by route, by
-//! time bucket and over everything (with the quantiles), by status, client, user agent and
-//! referer at once (`GROUPING SETS`), and the tagged rows; the slowest requests and the
-//! behavioural rules take one scan each, the latter on a second connection beside the others (its
-//! rows stream out of DuckDB, which leaves a core idle). Every figure is exact: quantiles are `quantile_cont`
-//! over the rows, not sketches (the per-minute statistics stored at ingest hold histograms within
-//! 1%, so no section reads them). A [`Report`] is a list of named sections, each a
-//! table; it renders as tables, Markdown, CSV, or a JSON object whose shape is documented in the
-//! README (durations in keys ending `_ms`, rates as fractions, times as ISO 8601).
+//! time bucket and over everything (with the quantiles), by status, client, user agent and referer
+//! at once (`GROUPING SETS`), and the tagged rows; the slowest requests and the behavioural rules
+//! take one scan each, the latter on a second connection beside the others (its rows stream out of
+//! DuckDB, which leaves a core idle). Every figure is exact: quantiles are `quantile_cont` over the
+//! rows, not sketches (the per-minute statistics stored at ingest hold histograms within 1%, so no
+//! section reads them). A [`Report`] is a list of named sections, each a table; it renders as
+//! tables, Markdown, CSV, or a JSON object whose shape is documented in the README (durations in
+//! keys ending `_ms`, rates as fractions, times as ISO 8601).
 
 pub mod render;
 
@@ -371,14 +371,11 @@ impl<'a> Reporter<'a> {
         std::thread::scope(|scope| {
             // The behavioural scan streams every row out of DuckDB and leaves CPU idle while it
             // waits on the stream: on a connection of its own it runs beside the other statements.
-            let mut findings =
-                match kinds.contains(&ReportKind::Security) && self.dry.borrow().is_none() {
-                    true => {
-                        let (forked, detector) = (self.catalog.fork()?, self.detector());
-                        Some(scope.spawn(move || detector.find(&forked)))
-                    }
-                    false => None,
-                };
+            let mut findings = None;
+            if kinds.contains(&ReportKind::Security) && self.dry.borrow().is_none() {
+                let (forked, detector) = (self.catalog.fork()?, self.detector());
+                findings = Some(scope.spawn(move || detector.find(&forked)));
+            }
             self.prepare(&kinds)?;
             let mut parts = Vec::new();
             for k in kinds {

@@ -352,6 +352,11 @@ struct Block {
     quantiles: Vec<[u64; 5]>,
 }
 
+/// A block buffer's length as a stored offset.
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).expect("a block's buffers stay under 4 GiB")
+}
+
 impl Block {
     /// Bytes held.
     fn bytes(&self) -> usize {
@@ -391,32 +396,32 @@ impl Block {
             if small {
                 out.push(route, counts, Lat::Values(&values));
             } else {
-                let q = summarise(h).expect("a merged histogram has values");
-                out.push(route, counts, Lat::Hist(&encode_with(ser, h), &q));
+                out.push_histogram(route, counts, h, ser);
             }
         }
         out
     }
 
-    /// Appends a cell of route `route` with `counts` and latencies `lat` (from another block).
+    /// Appends a cell of route `route` with `counts` and latencies `lat` (values, or a histogram
+    /// already encoded).
     fn push(&mut self, route: u32, counts: Counts, lat: Lat<'_>) {
         let latencies = match lat {
             Lat::Values(v) => {
-                let at = self.values.len() as u32;
+                let at = offset(self.values.len());
                 self.values.extend_from_slice(v);
                 Latencies::Values {
                     at,
-                    len: v.len() as u32,
+                    len: offset(v.len()),
                 }
             }
             Lat::Hist(bytes, q) => {
-                let at = self.hists.len() as u32;
+                let at = offset(self.hists.len());
                 self.hists.extend_from_slice(bytes);
                 self.quantiles.push(*q);
                 Latencies::Hist {
                     at,
-                    len: bytes.len() as u32,
-                    q: self.quantiles.len() as u32 - 1,
+                    len: offset(bytes.len()),
+                    q: offset(self.quantiles.len() - 1),
                 }
             }
         };
@@ -424,6 +429,31 @@ impl Block {
             route,
             counts,
             latencies,
+        });
+    }
+
+    /// Appends a cell of route `route` with `counts` and the latencies of `h` (not empty),
+    /// encoded in place.
+    fn push_histogram<T: hdrhistogram::Counter>(
+        &mut self,
+        route: u32,
+        counts: Counts,
+        h: &Histogram<T>,
+        ser: &mut V2Serializer,
+    ) {
+        let at = self.hists.len();
+        ser.serialize(h, &mut self.hists)
+            .expect("serialising into memory does not fail");
+        self.quantiles
+            .push(summarise(h).expect("a histogram cell has values"));
+        self.cells.push(Cell {
+            route,
+            counts,
+            latencies: Latencies::Hist {
+                at: offset(at),
+                len: offset(self.hists.len() - at),
+                q: offset(self.quantiles.len() - 1),
+            },
         });
     }
 
@@ -809,43 +839,21 @@ impl Recorder {
             hists: Vec::with_capacity(big * 256),
             quantiles: Vec::with_capacity(big),
         };
-        let offset = |n: usize| u32::try_from(n).expect("a block's buffers stay under 4 GiB");
         for route in m.touched.drain(..) {
             let cell = std::mem::take(&mut m.cells[route as usize]);
-            let latencies = match cell.values {
-                None => Latencies::Values {
-                    at: offset(b.values.len()),
-                    len: 0,
-                },
+            match cell.values {
+                None => b.push(route, cell.counts, Lat::Values(&[])),
                 Some(Values::Small(mut vals)) => {
-                    let at = offset(b.values.len());
-                    b.values.extend_from_slice(&vals);
-                    let len = offset(vals.len());
+                    b.push(route, cell.counts, Lat::Values(&vals));
                     vals.clear();
                     self.pools.smalls.push(vals);
-                    Latencies::Values { at, len }
                 }
                 Some(Values::Big(mut h)) => {
-                    let at = b.hists.len();
-                    self.ser
-                        .serialize(&*h, &mut b.hists)
-                        .expect("serialising into memory does not fail");
-                    b.quantiles
-                        .push(summarise(&*h).expect("a big cell has values"));
+                    b.push_histogram(route, cell.counts, &*h, &mut self.ser);
                     h.reset();
                     self.pools.hists.push(*h);
-                    Latencies::Hist {
-                        at: offset(at),
-                        len: offset(b.hists.len() - at),
-                        q: offset(b.quantiles.len() - 1),
-                    }
                 }
-            };
-            b.cells.push(Cell {
-                route,
-                counts: cell.counts,
-                latencies,
-            });
+            }
         }
         self.done_bytes += b.bytes();
         self.done.push(b);
