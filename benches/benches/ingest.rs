@@ -1,7 +1,9 @@
 //! Micro-benchmarks of the hot path: cutting input into chunks, and parsing one format with the
 //! splitter, with the regex engine, and into Arrow builders. Throughput is in input bytes. Also
-//! threat tagging of realistic traffic (in rows), format auto-detection over a directory's worth of small files, with the shipped catalogue and
-//! one four times as large.
+//! threat tagging of realistic traffic (in rows), the parse and the Parquet write of the same
+//! generated and realistic lines (in input bytes: together they bound what ingest can reach), and format
+//! auto-detection over a directory's worth of small files, with the shipped catalogue and one four
+//! times as large.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -264,6 +266,76 @@ fn tagging(c: &mut Criterion) {
     g.finish();
 }
 
+/// The two stages every ingested line goes through, on the same 100,000 lines of the generated
+/// and of the realistic profile: the parse into Arrow batches (tagging and all), and the write of
+/// those batches as the dataset's zstd Parquet (one file per day, as a worker writes them).
+/// Throughput is in input bytes, so the two compare directly: ingest on N threads cannot beat
+/// N x 1 / (1 / parse + 1 / write).
+fn stages(c: &mut Criterion) {
+    for (name, profile) in [
+        ("generated_stages", logcrunch::generate::Profile::Shop),
+        ("realistic_stages", logcrunch::generate::Profile::Realistic),
+    ] {
+        stages_of(c, name, profile);
+    }
+}
+
+fn stages_of(c: &mut Criterion, name: &str, profile: logcrunch::generate::Profile) {
+    let g = Generator::new(GenerateOptions {
+        format: "nginx_timed".into(),
+        profile,
+        lines: 100_000,
+        ..GenerateOptions::default()
+    })
+    .unwrap();
+    let mut text = Vec::new();
+    g.write(&mut text).unwrap();
+    let patterns = Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap();
+    let parser = patterns.parser("nginx_timed", 64 << 10).unwrap();
+    let schema = arrow_schema(parser.extras());
+    let enrich = Arc::new(Enrich::builtin());
+    let mut scratch = parser.scratch();
+    let mut tags = TagScratch::default();
+    let mut parse = || {
+        let mut batcher = ChunkBatcher::new(
+            Kind::Access,
+            Arc::clone(&schema),
+            Arc::from("bench.log"),
+            Arc::clone(&enrich),
+            parser.extras().len(),
+            0,
+            100,
+            &mut tags,
+        );
+        parser.parse_chunk(&mut scratch, &text, 0, &mut batcher);
+        batcher.finish("nginx_timed").unwrap()
+    };
+    let days = parse();
+    let props = logcrunch::sink::writer_properties(1, 262_144).unwrap();
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("parse_to_arrow", |b| b.iter(|| black_box(parse().len())));
+    g.bench_function("parquet_write", |b| {
+        b.iter(|| {
+            let bytes: usize = days
+                .iter()
+                .map(|(_, batch)| {
+                    let mut w = parquet::arrow::ArrowWriter::try_new(
+                        Vec::new(),
+                        batch.schema(),
+                        Some(props.clone()),
+                    )
+                    .unwrap();
+                    w.write(batch).unwrap();
+                    w.into_inner().unwrap().len()
+                })
+                .sum();
+            black_box(bytes)
+        })
+    });
+    g.finish();
+}
+
 /// Auto-detection of 1,000 small inputs (20 lines each, cycling through the documented samples
 /// of every shipped format), with the compiled-format cache shared across inputs as ingest does;
 /// then the same with every format present four times (a catalogue of ~140 formats).
@@ -326,6 +398,6 @@ fn detection(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = chunking, parsing, recording, tagging, detection
+    targets = chunking, parsing, recording, tagging, stages, detection
 }
 criterion_main!(benches);
