@@ -10,10 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use arrow::record_batch::RecordBatch;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use logcrunch::batch::{ChunkBatcher, Enrich};
 use logcrunch::generate::{GenerateOptions, Generator};
-use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Kind, Patterns, Row, RowSink};
+use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Kind, Parser, Patterns, Row, RowSink};
 use logcrunch::scan::{self, ScanRequest, Scanner};
 use logcrunch::schema::arrow_schema;
 use logcrunch::security::TagScratch;
@@ -126,27 +127,37 @@ fn parsing(c: &mut Criterion) {
             })
         });
     }
-    let schema = arrow_schema(splitter.extras());
-    let enrich = Arc::new(Enrich::builtin());
-    let mut scratch = splitter.scratch();
-    let mut tags = TagScratch::default();
+    let mut to_arrow = to_arrow(&splitter, &text);
     g.bench_function("splitter_to_arrow", |b| {
-        b.iter(|| {
-            let mut batcher = ChunkBatcher::new(
-                Kind::Access,
-                Arc::clone(&schema),
-                Arc::from("bench.log"),
-                Arc::clone(&enrich),
-                splitter.extras().len(),
-                0,
-                100,
-                &mut tags,
-            );
-            splitter.parse_chunk(&mut scratch, &text, 0, &mut batcher);
-            black_box(batcher.finish("nginx_timed").unwrap().len())
-        })
+        b.iter(|| black_box(to_arrow().len()))
     });
     g.finish();
+}
+
+/// A parse of `text` into Arrow batches per day, as an ingest worker makes them (enriched and
+/// tagged), with its scratch space kept from call to call.
+fn to_arrow<'a>(
+    parser: &'a Parser,
+    text: &'a [u8],
+) -> impl FnMut() -> Vec<(i32, RecordBatch)> + 'a {
+    let schema = arrow_schema(parser.extras());
+    let enrich = Arc::new(Enrich::builtin());
+    let mut scratch = parser.scratch();
+    let mut tags = TagScratch::default();
+    move || {
+        let mut batcher = ChunkBatcher::new(
+            Kind::Access,
+            Arc::clone(&schema),
+            Arc::from("bench.log"),
+            Arc::clone(&enrich),
+            parser.extras().len(),
+            0,
+            100,
+            &mut tags,
+        );
+        parser.parse_chunk(&mut scratch, text, 0, &mut batcher);
+        batcher.finish("nginx_timed").unwrap()
+    }
 }
 
 /// Histogram recording against the parse-to-Arrow step it rides on (same 100,000 lines): the
@@ -292,24 +303,7 @@ fn stages_of(c: &mut Criterion, name: &str, profile: logcrunch::generate::Profil
     g.write(&mut text).unwrap();
     let patterns = Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap();
     let parser = patterns.parser("nginx_timed", 64 << 10).unwrap();
-    let schema = arrow_schema(parser.extras());
-    let enrich = Arc::new(Enrich::builtin());
-    let mut scratch = parser.scratch();
-    let mut tags = TagScratch::default();
-    let mut parse = || {
-        let mut batcher = ChunkBatcher::new(
-            Kind::Access,
-            Arc::clone(&schema),
-            Arc::from("bench.log"),
-            Arc::clone(&enrich),
-            parser.extras().len(),
-            0,
-            100,
-            &mut tags,
-        );
-        parser.parse_chunk(&mut scratch, &text, 0, &mut batcher);
-        batcher.finish("nginx_timed").unwrap()
-    };
+    let mut parse = to_arrow(&parser, &text);
     let days = parse();
     let props = logcrunch::sink::writer_properties(1, 262_144).unwrap();
     let mut g = c.benchmark_group(name);
