@@ -454,6 +454,49 @@ mod tests {
         );
     }
 
+    /// Whether `name` is among the tags of the request.
+    fn tagged(t: &Tagger, path: &str, query: &str, name: &str) -> bool {
+        tags(t, path, Some(query), "ua").iter().any(|n| n == name)
+    }
+
+    #[test]
+    fn forgery_redirects_and_templates_are_tagged() {
+        let t = tagger(1);
+        for q in [
+            "url=http://169.254.169.254/latest/meta-data/",
+            "url=http%3A%2F%2F0x7f000001%2Fadmin",
+            "u=http://user@0177.0.0.1:8080/",
+            "feed=http://[::ffff:127.0.0.1]/",
+            "src=gopher://localhost:6379/_INFO",
+            "img=http://127.0.0.1.nip.io/",
+        ] {
+            assert!(tagged(&t, "/fetch", q, "ssrf"), "{q}");
+        }
+        assert!(tagged(&t, "/proxy/http:/localhost:8080/admin", "", "ssrf"));
+        assert!(!tagged(&t, "/fetch", "url=http://10.0.0.5/", "ssrf"));
+        assert!(tagged(&tagger(2), "/fetch", "url=http://10.0.0.5/", "ssrf"));
+        for q in [
+            "next=//evil.example/",
+            "return_to=https://evil.example/",
+            "redirect=/%5Cevil.example",
+            "url=https:evil.example",
+            "next=java%0ascript:alert(1)",
+            "redirect_uri=https://trusted.example@evil.example/",
+        ] {
+            assert!(tagged(&t, "/login", q, "open_redirect"), "{q}");
+        }
+        for q in [
+            "name={{7*7}}",
+            "name={{''.__class__.__mro__}}",
+            "x=${T(java.lang.Runtime).getRuntime().exec('id')}",
+            "x=<%= system('id') %>",
+            "x={%25 import os %25}",
+            "x={php}echo 1;{/php}",
+        ] {
+            assert!(tagged(&t, "/hello", q, "ssti"), "{q}");
+        }
+    }
+
     #[test]
     fn ordinary_requests_are_not() {
         let t = tagger(1);
@@ -485,6 +528,14 @@ mod tests {
                 "Opera/9.80 (MTK; Opera Mini/2.1199/34.1244; U; id) Presto/2.8.119",
             ),
             ("/index.php/blog/2024/01/hello-world", None, "Ruby"),
+            (
+                "/oauth/callback",
+                Some("redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&state=x"),
+                "ua",
+            ),
+            ("/share", Some("url=https://news.example.com/a?b=1"), "ua"),
+            ("/products/{{product.id}}", Some("t={{ title }}"), "ua"),
+            ("/api/proxy", Some("to=10.1.2.3&from=intranet"), "ua"),
         ] {
             assert!(
                 tags(&t, path, query, ua).is_empty(),

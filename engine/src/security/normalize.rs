@@ -3,9 +3,11 @@
 //! Attackers hide payloads behind encodings; the same payload must look the same however it was
 //! written. Steps, each bounded (the output never exceeds [`MAX_BYTES`]): nginx/Apache log escapes
 //! (`\xHH`, `\"`), `+` as space in queries, percent-decoding repeated until stable (at most
-//! [`MAX_ROUNDS`], so `%252e` is `.`), IIS `%uHHHH`, HTML entities (`&lt;`, `&#x3c;`), lower case,
-//! and for paths backslashes as `/`, `//` and `/./` folded. Text that contains none of the
-//! characters those steps act on (the common case) is not copied at all.
+//! [`MAX_ROUNDS`], so `%252e` is `.`), IIS `%uHHHH`, overlong UTF-8 forms of ASCII (`%c0%ae` is
+//! `.`, as lax decoders read it) and the look-alikes of `.`, `/` and `\` that Windows' best-fit
+//! mapping turns into them (fullwidth `．／＼`, `∕`, `∖`), HTML entities (`&lt;`, `&#x3c;`),
+//! lower case, and for paths backslashes as `/`, `//` and `/./` folded. Text that contains none of
+//! the characters those steps act on (the common case) is not copied at all.
 
 /// Most bytes of a field that are normalised and matched.
 pub const MAX_BYTES: usize = 8 << 10;
@@ -104,6 +106,58 @@ fn percent_round(input: &[u8], out: &mut Vec<u8>) -> bool {
     changed
 }
 
+/// The ASCII character that an overlong UTF-8 sequence at the start of `b` encodes, and its length.
+fn overlong(b: &[u8]) -> Option<(u8, usize)> {
+    let cont = |i: usize| {
+        b.get(i)
+            .filter(|c| (0x80..0xc0).contains(*c))
+            .map(|c| c & 0x3f)
+    };
+    let cp = match b.first()? {
+        0xc0 | 0xc1 => (u32::from(b[0] & 0x1f) << 6 | u32::from(cont(1)?), 2),
+        0xe0 => (u32::from(cont(1)?) << 6 | u32::from(cont(2)?), 3),
+        0xf0 => (
+            u32::from(cont(1)?) << 12 | u32::from(cont(2)?) << 6 | u32::from(cont(3)?),
+            4,
+        ),
+        _ => return None,
+    };
+    (cp.0 < 0x80).then_some((cp.0 as u8, cp.1))
+}
+
+/// The ASCII `.`, `/` or `\` that a look-alike at the start of `b` stands for, and its length.
+fn best_fit(b: &[u8]) -> Option<(u8, usize)> {
+    const LOOK_ALIKES: [(&[u8], u8); 7] = [
+        ("\u{ff0e}".as_bytes(), b'.'),
+        ("\u{2024}".as_bytes(), b'.'),
+        ("\u{fe52}".as_bytes(), b'.'),
+        ("\u{ff0f}".as_bytes(), b'/'),
+        ("\u{2215}".as_bytes(), b'/'),
+        ("\u{ff3c}".as_bytes(), b'\\'),
+        ("\u{2216}".as_bytes(), b'\\'),
+    ];
+    LOOK_ALIKES
+        .iter()
+        .find(|(seq, _)| b.starts_with(seq))
+        .map(|(seq, c)| (*c, seq.len()))
+}
+
+/// Overlong and look-alike forms of ASCII replaced by the ASCII they stand for.
+fn fold_unicode(input: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] >= 0xc0
+            && let Some((c, n)) = overlong(&input[i..]).or_else(|| best_fit(&input[i..]))
+        {
+            out.push(c);
+            i += n;
+            continue;
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+}
+
 fn html_entities(input: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < input.len() {
@@ -179,6 +233,11 @@ pub fn normalize(input: &[u8], field: Field, out: &mut Vec<u8>, tmp: &mut Vec<u8
         }
         std::mem::swap(out, tmp);
     }
+    if out.iter().any(|b| *b >= 0xc0) {
+        tmp.clear();
+        fold_unicode(out, tmp);
+        std::mem::swap(out, tmp);
+    }
     if memchr::memchr(b'&', out).is_some() {
         tmp.clear();
         html_entities(out, tmp);
@@ -227,6 +286,22 @@ mod tests {
             norm("%2525252e", Field::Query),
             "%2e",
             "at most three rounds"
+        );
+        assert_eq!(
+            norm("/%c0%ae%c0%ae%c0%afetc/passwd", Field::Path),
+            "/../etc/passwd",
+            "overlong UTF-8"
+        );
+        assert_eq!(norm("%e0%80%ae%f0%80%80%ae/", Field::Query), "../");
+        assert_eq!(
+            norm("%ef%bc%8e%ef%bc%8e%e2%88%95x%ef%bc%bcy", Field::Query),
+            "../x\\y",
+            "best-fit look-alikes"
+        );
+        assert_eq!(
+            norm("caf%c3%a9", Field::Query),
+            "café",
+            "valid UTF-8 is kept"
         );
         assert!(!needs_work(b"/index.html", Field::Path));
         assert!(needs_work(b"/a%20b", Field::Path));

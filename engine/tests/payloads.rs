@@ -1,0 +1,265 @@
+//! Threat tagging scored on the payload corpus of `../shared/realdata/payloads`
+//! (PayloadsAllTheThings, by category), each payload placed where a log shows it: as a query
+//! parameter and as a path segment (percent-encoded as an attack tool sends it), and as the
+//! User-Agent and the Referer (escaped as nginx logs them).
+//!
+//! Recall is measured by fold, a fold being one payload list (source file), never by line: the
+//! lists of each category are split, by name, into development lists and held-out lists. Misses
+//! are printed for development lists only, so that detectors are built from the grammar of an
+//! attack class and from what the development lists teach, and the held-out figure says how that
+//! generalises. A category with one list has nothing to develop on: all of it is held out.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use logcrunch::schema::StrCol;
+use logcrunch::security::{SignatureFile, TagScratch, Tagger};
+use serde_json::Value;
+
+/// Where a payload is placed in the request.
+const PLACES: [&str; 4] = ["query", "path", "user_agent", "referer"];
+
+/// The tagger's categories that count as detecting a corpus category (the payload lists mix
+/// neighbouring classes: LFI lists hold PHP wrappers, command lists hold code-evaluation strings).
+fn wanted(category: &str) -> Option<&'static [&'static str]> {
+    Some(match category {
+        "sqli" => &["sqli"],
+        "xss" => &["xss"],
+        "traversal" => &["traversal", "sensitive_file", "rfi", "php"],
+        "cmdi" => &["cmdi", "php", "injection", "ssti"],
+        "ssrf" => &["ssrf"],
+        "ssti" => &["ssti"],
+        "open_redirect" => &["open_redirect"],
+        _ => return None,
+    })
+}
+
+/// `s` percent-encoded as an attack tool encodes a value: bytes that cannot appear raw in a
+/// request target, and `also`; `%` is left alone, so pre-encoded payloads (`%2e%2e/`) stay as
+/// their authors wrote them.
+fn encode(s: &str, also: &[u8]) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        let raw = (0x21..=0x7e).contains(&b) && !b"\"#<>`{}|\\^".contains(&b) && !also.contains(&b);
+        if raw {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// nginx's escaping of a logged string: `"`, `\` and bytes outside 0x20-0x7e as `\xHH`.
+fn nginx_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'"' | b'\\' | 0..=0x1f | 0x7f..=0xff => out.push_str(&format!("\\x{b:02X}")),
+            _ => out.push(b as char),
+        }
+    }
+    out
+}
+
+/// The parameter a payload of `category` is sent in (the classes that abuse a parameter's meaning
+/// need a parameter with that meaning), and the places where the class can act: a URL that the
+/// server fetches or redirects to is an attack in the request target, not in a header.
+fn placement(category: &str) -> (&'static str, &'static [&'static str]) {
+    match category {
+        "ssrf" => ("url", &PLACES[..2]),
+        "open_redirect" => ("next", &PLACES[..1]),
+        _ => ("q", &PLACES),
+    }
+}
+
+/// The combined-format log line of a request carrying `payload` at `place` (in parameter `param`
+/// when in the query).
+fn line(payload: &str, place: &str, param: &str) -> String {
+    let (mut target, mut referer, mut agent) = (
+        "/search?q=shoes".to_string(),
+        "-".to_string(),
+        "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0".to_string(),
+    );
+    match place {
+        "query" => target = format!("/search?{param}={}", encode(payload, b"&+")),
+        "path" => target = format!("/files/{}", encode(payload, b"?")),
+        "user_agent" => agent = payload.to_string(),
+        _ => referer = payload.to_string(),
+    }
+    format!(
+        "203.0.113.7 - - [01/Jan/2024:00:00:00 +0000] \"GET {} HTTP/1.1\" 200 0 \"{}\" \"{}\"",
+        nginx_escape(&target),
+        nginx_escape(&referer),
+        nginx_escape(&agent)
+    )
+}
+
+/// Per category: its lists in name order, each with its payloads.
+fn corpus(text: &str) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    let mut by: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let source = v["source"].as_str().unwrap();
+        let file = source.rsplit_once('#').map_or(source, |(f, _)| f);
+        let file = file.rsplit_once(':').map_or(file, |(_, f)| f);
+        by.entry(v["category"].as_str().unwrap().to_string())
+            .or_default()
+            .entry(file.to_string())
+            .or_default()
+            .push(v["payload"].as_str().unwrap().to_string());
+    }
+    by
+}
+
+/// Hits and trials per place.
+#[derive(Default, Clone, Copy)]
+struct Score([(u32, u32); 4]);
+
+impl Score {
+    fn add(&mut self, other: &Score) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+    }
+
+    fn trials(&self) -> u32 {
+        self.0.iter().map(|s| s.1).sum()
+    }
+
+    /// Recall as a table cell: `-` when nothing was tried.
+    fn cell(&self) -> String {
+        match self.trials() {
+            0 => "-".into(),
+            _ => format!("{:.1}%", 100.0 * self.recall()),
+        }
+    }
+
+    fn recall(&self) -> f64 {
+        let (hit, n) = self.0.iter().fold((0, 0), |(h, n), s| (h + s.0, n + s.1));
+        hit as f64 / n.max(1) as f64
+    }
+
+    fn row(&self) -> String {
+        let cells: Vec<String> = self
+            .0
+            .iter()
+            .map(|(h, n)| match n {
+                0 => format!("{:>7}", "-"),
+                _ => format!("{:6.1}%", 100.0 * *h as f64 / *n as f64),
+            })
+            .collect();
+        format!("{:6.1}%  {}", 100.0 * self.recall(), cells.join(" "))
+    }
+}
+
+#[test]
+fn payload_recall_on_held_out_lists() {
+    let Some(realdata) = common::realdata() else {
+        return;
+    };
+    let text = std::fs::read_to_string(realdata.join("payloads/payloads.jsonl")).unwrap();
+    let file = SignatureFile::load(Some(&common::repo().join("config/signatures.yaml"))).unwrap();
+    let tagger = Tagger::new(&file, 1).unwrap();
+    let pats = common::builtin();
+    let parser = pats.parser("nginx", 1 << 16).unwrap();
+    let mut scratch = parser.scratch();
+    let mut tags = TagScratch::default();
+    let mut summary = Vec::new();
+    println!("payload recall at paranoia 1, by list (D: development, H: held out)");
+    println!(
+        "  {:<58} {:>6}  {:>7}  {}",
+        "category / list",
+        "n",
+        "all",
+        PLACES.map(|p| format!("{p:>7}")).join(" ")
+    );
+    for (category, lists) in corpus(&text) {
+        let Some(names) = wanted(&category) else {
+            continue;
+        };
+        let want: u32 = tagger
+            .categories()
+            .iter()
+            .filter(|c| names.contains(&c.name.as_str()))
+            .map(|c| 1 << c.bit)
+            .sum();
+        let (param, places) = placement(&category);
+        let (mut dev, mut held) = (Score::default(), Score::default());
+        for (i, (list, payloads)) in lists.iter().enumerate() {
+            let held_out = lists.len() == 1 || i % 2 == 1;
+            let mut score = Score::default();
+            let mut missed = Vec::new();
+            for p in payloads {
+                for (k, place) in places.iter().enumerate() {
+                    let l = line(p, place, param);
+                    let Ok(Some(row)) = parser.parse_line(&mut scratch, l.as_bytes(), 0) else {
+                        panic!("the rendered line does not parse: {l}");
+                    };
+                    let bits = tagger.tag(
+                        row.str(StrCol::Path),
+                        row.str(StrCol::Query),
+                        row.str(StrCol::Referer),
+                        row.str(StrCol::UserAgent),
+                        &mut tags,
+                    );
+                    let hit = bits & want != 0;
+                    score.0[k].0 += u32::from(hit);
+                    score.0[k].1 += 1;
+                    if !hit && !held_out && k == 0 {
+                        missed.push(p.clone());
+                    }
+                }
+            }
+            println!(
+                "  {} {:<56} {:>6}  {}",
+                if held_out { 'H' } else { 'D' },
+                format!("{category} / {list}"),
+                payloads.len(),
+                score.row()
+            );
+            for m in missed.iter().take(15) {
+                println!("      missed in the query: {m:.120}");
+            }
+            if held_out { &mut held } else { &mut dev }.add(&score);
+        }
+        summary.push((category, dev, held));
+    }
+    println!("summary (all places):            development  held out  target  floor");
+    for (category, dev, held) in &summary {
+        let (target, floor) = goal(category);
+        println!(
+            "  {category:<30} {:>11}  {:>9}  {:5.0}%  {:4.0}%",
+            dev.cell(),
+            held.cell(),
+            100.0 * target,
+            100.0 * floor
+        );
+    }
+    for (category, _, held) in &summary {
+        let (_, floor) = goal(category);
+        assert!(
+            held.recall() >= floor,
+            "{category}: held-out recall {:.3} fell below {floor}",
+            held.recall()
+        );
+    }
+}
+
+/// The held-out recall a category should reach (the issue's target), and the floor it must not
+/// fall below (what it reached when last measured, less two points of slack): a change that loses
+/// detection fails here even where the target is not met yet.
+fn goal(category: &str) -> (f64, f64) {
+    match category {
+        "sqli" => (0.95, 0.93),
+        "xss" => (0.95, 0.97),
+        "traversal" => (0.95, 0.70),
+        "cmdi" => (0.95, 0.72),
+        "ssrf" => (0.80, 0.95),
+        "ssti" => (0.80, 0.95),
+        "open_redirect" => (0.80, 0.85),
+        _ => (0.0, 0.0),
+    }
+}
