@@ -51,18 +51,6 @@ fn encode(s: &str, also: &[u8]) -> String {
     out
 }
 
-/// nginx's escaping of a logged string: `"`, `\` and bytes outside 0x20-0x7e as `\xHH`.
-fn nginx_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'"' | b'\\' | 0..=0x1f | 0x7f..=0xff => out.push_str(&format!("\\x{b:02X}")),
-            _ => out.push(b as char),
-        }
-    }
-    out
-}
-
 /// The parameter a payload of `category` is sent in (the classes that abuse a parameter's meaning
 /// need a parameter with that meaning), and the places where the class can act: a URL that the
 /// server fetches or redirects to is an attack in the request target, not in a header.
@@ -90,9 +78,9 @@ fn line(payload: &str, place: &str, param: &str) -> String {
     }
     format!(
         "203.0.113.7 - - [01/Jan/2024:00:00:00 +0000] \"GET {} HTTP/1.1\" 200 0 \"{}\" \"{}\"",
-        nginx_escape(&target),
-        nginx_escape(&referer),
-        nginx_escape(&agent)
+        common::nginx_escape(&target),
+        common::nginx_escape(&referer),
+        common::nginx_escape(&agent)
     )
 }
 

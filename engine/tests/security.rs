@@ -15,18 +15,6 @@ fn tagger(paranoia: u8) -> Tagger {
     Tagger::new(&file, paranoia).unwrap()
 }
 
-/// nginx's escaping of a logged string: `"`, `\` and bytes outside 0x20-0x7e as `\xHH`.
-fn nginx_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'"' | b'\\' | 0..=0x1f | 0x7f..=0xff => out.push_str(&format!("\\x{b:02X}")),
-            _ => out.push(b as char),
-        }
-    }
-    out
-}
-
 /// The bits a CRS category counts as detected by.
 fn bits_for(t: &Tagger, category: &str) -> Option<u32> {
     let names: &[&str] = match category {
@@ -91,10 +79,10 @@ fn crs_recall_per_category_and_paranoia_level() {
             let referer = r["referer"].as_str().unwrap_or("-");
             let line = format!(
                 "203.0.113.7 - - [01/Jan/2024:00:00:00 +0000] \"{} {} HTTP/1.1\" 200 0 \"{}\" \"{}\"",
-                nginx_escape(method),
-                nginx_escape(uri),
-                nginx_escape(referer),
-                nginx_escape(ua)
+                common::nginx_escape(method),
+                common::nginx_escape(uri),
+                common::nginx_escape(referer),
+                common::nginx_escape(ua)
             );
             let mut scratch = parser.scratch();
             let row = parser

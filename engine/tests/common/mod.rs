@@ -158,3 +158,15 @@ pub fn report(dir: &Path, ds: &str, kind: &str, extra: &[&str]) -> serde_json::V
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// nginx's escaping of a logged string: `"`, `\` and bytes outside 0x20-0x7e as `\xHH`.
+pub fn nginx_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'"' | b'\\' | 0..=0x1f | 0x7f..=0xff => out.push_str(&format!("\\x{b:02X}")),
+            _ => out.push(b as char),
+        }
+    }
+    out
+}
