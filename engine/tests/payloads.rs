@@ -241,10 +241,10 @@ fn payload_recall_on_held_out_lists() {
 /// detection fails here even where the target is not met yet.
 fn goal(category: &str) -> (f64, f64) {
     match category {
-        "sqli" => (0.95, 0.93),
+        "sqli" => (0.95, 0.94),
         "xss" => (0.95, 0.97),
-        "traversal" => (0.95, 0.70),
-        "cmdi" => (0.95, 0.72),
+        "traversal" => (0.95, 0.73),
+        "cmdi" => (0.95, 0.76),
         "ssrf" => (0.80, 0.95),
         "ssti" => (0.80, 0.95),
         "open_redirect" => (0.80, 0.85),

