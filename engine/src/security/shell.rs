@@ -363,6 +363,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any bytes are read without a panic, and a command stays found whatever text is put
+        /// before the separator that starts it.
+        #[test]
+        fn any_bytes_are_read(
+            text in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            let _ = injected(&text);
+            let mut with = text.clone();
+            with.extend_from_slice(b"|whoami");
+            proptest::prop_assert!(injected(&with));
+        }
+    }
+
     #[test]
     fn words_that_are_not_commands() {
         for s in [
