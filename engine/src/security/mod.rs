@@ -1,10 +1,12 @@
 //! Security: threat tagging of every request at ingest, and behavioural detection over the dataset.
 //!
 //! The [`Tagger`] runs once per row inside the ingest workers. The request target, Referer and
-//! User-Agent are normalised ([`normalize`]), then one Aho-Corasick automaton holding the literals
-//! of every signature of `config/signatures.yaml` finds the candidate signatures in a single pass;
-//! only those run their confirming regex. The result is the row's `threats` bit set (one bit per
-//! category; 0 for the vast majority of rows, which cost one automaton pass). [`behaviour`] finds
+//! User-Agent are normalised ([`normalize`]), then an Aho-Corasick automaton per field, holding the
+//! literals of the signatures of `config/signatures.yaml` that look at that field, finds the
+//! candidate signatures in a single pass; only those run their confirming regex (and a detector
+//! for what a regex cannot read: [`shell`] reads a value as a shell would). The result is the
+//! row's `threats` bit set (one bit per category; 0 for the vast majority of rows, which cost one
+//! automaton pass). [`behaviour`] finds
 //! what single requests cannot show — brute force, probing, floods — with windowed SQL over the
 //! stored rows.
 
@@ -122,14 +124,52 @@ struct Sig {
     detector: Option<fn(&[u8]) -> bool>,
 }
 
+/// One field's literal automaton.
+#[derive(Debug)]
+struct FieldLiterals {
+    ac: AhoCorasick,
+    /// For each literal, the signatures (that look at this field) it belongs to.
+    owners: Vec<Vec<usize>>,
+}
+
+impl FieldLiterals {
+    /// The literals of the signatures among `owners` that look at field `bit`.
+    fn build(
+        literals: &[Vec<u8>],
+        owners: &[Vec<usize>],
+        sigs: &[Sig],
+        bit: u8,
+    ) -> std::result::Result<FieldLiterals, aho_corasick::BuildError> {
+        let (mut lits, mut own) = (Vec::new(), Vec::new());
+        for (lit, who) in literals.iter().zip(owners) {
+            let who: Vec<usize> = who
+                .iter()
+                .copied()
+                .filter(|&i| sigs[i].fields & bit != 0)
+                .collect();
+            if !who.is_empty() {
+                lits.push(lit);
+                own.push(who);
+            }
+        }
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(lits)?;
+        Ok(FieldLiterals { ac, owners: own })
+    }
+}
+
 /// Compiled signatures; see the module docs.
 #[derive(Debug)]
 pub struct Tagger {
     /// Distinguishes taggers, so a scratch's cache never serves another tagger's results.
     id: u64,
-    ac: AhoCorasick,
-    /// For each literal, the signatures it belongs to.
-    owners: Vec<Vec<usize>>,
+    /// The literals of each field (path, query, Referer, User-Agent): a field's automaton holds only
+    /// the literals of signatures that look at it, so a URL in a Referer does not wake the
+    /// query-only signatures' `//` and `http:`.
+    fields: [FieldLiterals; 4],
     sigs: Vec<Sig>,
     categories: Vec<Category>,
 }
@@ -276,17 +316,20 @@ impl Tagger {
                 }
             }
         }
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&literals)
-            .map_err(|e| bad(format!("cannot build the literal automaton: {e}")))?;
+        let field = |bit| {
+            FieldLiterals::build(&literals, &owners, &sigs, bit)
+                .map_err(|e| bad(format!("cannot build the literal automaton: {e}")))
+        };
+        let fields = [
+            field(F_PATH)?,
+            field(F_QUERY)?,
+            field(F_REFERER)?,
+            field(F_UA)?,
+        ];
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Tagger {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            ac,
-            owners,
+            fields,
             sigs,
             categories: file.categories.clone(),
         })
@@ -312,10 +355,10 @@ impl Tagger {
             raw
         };
         s.candidates.clear();
-        for m in self.ac.find_overlapping_iter(text) {
-            for &sig in &self.owners[m.pattern().as_usize()] {
-                let sg = &self.sigs[sig];
-                if sg.fields & mask != 0 && bits & sg.bit == 0 && !s.candidates.contains(&sig) {
+        let literals = &self.fields[mask.trailing_zeros() as usize];
+        for m in literals.ac.find_overlapping_iter(text) {
+            for &sig in &literals.owners[m.pattern().as_usize()] {
+                if bits & self.sigs[sig].bit == 0 && !s.candidates.contains(&sig) {
                     s.candidates.push(sig);
                 }
             }

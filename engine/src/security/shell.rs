@@ -155,11 +155,15 @@ const NUMBER_TAKERS: &[&[u8]] = &[b"sleep", b"ping", b"timeout", b"kill", b"expr
 
 /// Whether `text` holds a command at a place where an injected shell command would start.
 pub fn injected(text: &[u8]) -> bool {
+    let mut word = Vec::with_capacity(MAX_WORD);
     (0..text.len()).any(|i| match command_start(text, i) {
-        Some((start, opener)) => command_at(text, start, opener),
+        Some((start, opener)) => command_at(text, start, opener, &mut word),
         None => false,
     })
 }
+
+/// Longest word read (longer ones are no program's name).
+const MAX_WORD: usize = 64;
 
 /// What started a command.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -186,28 +190,34 @@ fn command_start(text: &[u8], i: usize) -> Option<(usize, Opener)> {
     }
 }
 
-/// Whether a command is read at `start`.
-fn command_at(text: &[u8], start: usize, opener: Opener) -> bool {
-    let Some((word, end)) = read_word(text, start) else {
+/// Whether a command is read at `start` (`word` is scratch space).
+fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> bool {
+    let Some(end) = read_word(text, start, word) else {
         return false;
     };
-    let name = program_name(&word);
-    let is = |list: &[&str]| list.iter().any(|p| p.as_bytes().eq_ignore_ascii_case(name));
-    if is(PROGRAMS) || glob_of_system_path(&word) {
+    if text.get(end) == Some(&b'=') {
+        // `name=`: an assignment to the shell, a parameter's name in a query.
+        return false;
+    }
+    word.make_ascii_lowercase();
+    let name = program_name(word);
+    let is = |list: &[&str]| list.iter().any(|p| p.as_bytes() == name);
+    if is(PROGRAMS) || glob_of_system_path(word) {
         return true;
     }
-    let numbers = NUMBER_TAKERS.iter().any(|p| p.eq_ignore_ascii_case(name));
+    let numbers = NUMBER_TAKERS.contains(&name);
     is(WORD_PROGRAMS) && command_line_follows(text, end, opener, numbers)
 }
 
-/// The word at `start` as a shell reads it (blanks before it skipped), and where it ends.
-fn read_word(text: &[u8], start: usize) -> Option<(Vec<u8>, usize)> {
+/// The word at `start` as a shell reads it (blanks before it skipped) into `word`, and where it
+/// ends; `None` when there is none.
+fn read_word(text: &[u8], start: usize, word: &mut Vec<u8>) -> Option<usize> {
     let mut i = skip_blanks(text, start);
     if text.get(i) == Some(&b'{') {
         i += 1;
     }
-    let mut word = Vec::new();
-    while i < text.len() && word.len() < 64 {
+    word.clear();
+    while i < text.len() && word.len() < MAX_WORD {
         match text[i] {
             b'\'' | b'"' => i += 1,
             b'\\' => {
@@ -227,7 +237,7 @@ fn read_word(text: &[u8], start: usize) -> Option<(Vec<u8>, usize)> {
             _ => break,
         }
     }
-    (!word.is_empty()).then_some((word, i))
+    (!word.is_empty()).then_some(i)
 }
 
 /// What a `$` at `i` expands to, as far as reading a command goes, with its length in bytes.
