@@ -233,6 +233,97 @@ fn false_positives_on_real_traffic_are_few_and_listed() {
     );
 }
 
+/// Every line of the access logs of `wild/` (real files from many servers, some of them attacked)
+/// that paranoia 1 tags is listed in `testdata/security/wild_flagged.txt` with a verdict: `A` (an
+/// attack or a probe) or `F` (a false positive). The test fails when the flagged lines change, so
+/// each is reviewed there, and when the false positives of a category pass 0.5% of the lines.
+#[test]
+fn flagged_lines_of_the_wild_access_logs_are_reviewed() {
+    let Some(realdata) = common::realdata() else {
+        return;
+    };
+    let wild = realdata.join("wild");
+    let manifest = std::fs::read_to_string(wild.join("manifest.jsonl")).unwrap();
+    let files: Vec<std::path::PathBuf> = manifest
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["kind"] == "access")
+        .map(|r| wild.join("files").join(r["file"].as_str().unwrap()))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    common::logcrunch(dir.path())
+        .args(["ingest", "--dataset", "ds"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let total = query_json(dir.path(), "ds", "SELECT count(*) AS n FROM logs")[0]["n"]
+        .as_u64()
+        .unwrap();
+    let rows = query_json(
+        dir.path(),
+        "ds",
+        "SELECT regexp_extract(source, '[^/]+$') AS file, \"offset\" AS pos,
+                string_agg(c.name, ',' ORDER BY c.bit) AS cats,
+                concat_ws(' ', any_value(method), any_value(path) || coalesce('?' || any_value(query), ''),
+                          '|', any_value(user_agent)) AS request
+         FROM logs, threat_categories AS c WHERE threats & c.mask <> 0
+         GROUP BY file, pos ORDER BY file, pos",
+    );
+    let flagged: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let line = format!(
+                "{}:{} {} {}",
+                r["file"].as_str().unwrap(),
+                r["pos"],
+                r["cats"].as_str().unwrap(),
+                r["request"].as_str().unwrap_or_default()
+            );
+            line.chars().take(200).collect()
+        })
+        .collect();
+    let listed =
+        std::fs::read_to_string(common::repo().join("testdata/security/wild_flagged.txt")).unwrap();
+    let listed: Vec<(&str, &str)> = listed
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split_once(' ').unwrap())
+        .collect();
+    let mut false_by_category: BTreeMap<&str, u64> = BTreeMap::new();
+    for (verdict, line) in &listed {
+        assert!(matches!(*verdict, "A" | "F"), "verdict {verdict}: {line}");
+        if *verdict == "F" {
+            for c in line.split(' ').nth(1).unwrap().split(',') {
+                *false_by_category.entry(c).or_default() += 1;
+            }
+        }
+    }
+    println!(
+        "wild access logs: {} of {total} lines flagged; false positives by category:",
+        flagged.len()
+    );
+    for (c, n) in &false_by_category {
+        println!(
+            "  {c:<16} {n:>5} ({:.3}%)",
+            100.0 * *n as f64 / total as f64
+        );
+        assert!(
+            *n as f64 <= 0.005 * total as f64,
+            "{c}: {n} false positives"
+        );
+    }
+    let reviewed: Vec<&str> = listed.iter().map(|(_, l)| *l).collect();
+    if flagged != reviewed {
+        for f in &flagged {
+            println!("  {f}");
+        }
+    }
+    assert_eq!(
+        flagged, reviewed,
+        "every flagged line is reviewed in testdata/security/wild_flagged.txt"
+    );
+}
+
 /// CrowdSec scenarios that have a logcrunch counterpart, and that counterpart.
 fn counterpart(scenario: &str) -> Option<&'static [&'static str]> {
     Some(match scenario {
