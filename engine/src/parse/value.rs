@@ -577,9 +577,10 @@ pub fn split_target(t: &[u8]) -> Request<'_> {
 }
 
 /// Splits `METHOD target PROTOCOL`. A line that is not shaped like a request (binary garbage, a TLS
-/// handshake) keeps its whole text in `path` with no method, so nothing is lost.
+/// handshake) keeps its whole text in `path` with no method, so nothing is lost. `-` and HAProxy's
+/// `<BADREQ>` (what it logs for a request it could not parse) are no request at all.
 pub fn split_request(t: &[u8]) -> Request<'_> {
-    if t.is_empty() || t == b"-" {
+    if t.is_empty() || t == b"-" || t == b"<BADREQ>" {
         return Request::default();
     }
     let Some(sp1) = memchr::memchr(b' ', t) else {
@@ -856,6 +857,7 @@ mod tests {
         assert_eq!(r.query, Some(&b"x=1&y"[..]));
         assert_eq!(r.protocol, Some(&b"HTTP/1.1"[..]));
         assert_eq!(split_request(b"-"), Request::default());
+        assert_eq!(split_request(b"<BADREQ>"), Request::default());
         assert_eq!(split_request(b""), Request::default());
         let r = split_request(b"GET /with space HTTP/1.0");
         assert_eq!(r.path, Some(&b"/with space"[..]));
