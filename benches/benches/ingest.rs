@@ -21,14 +21,17 @@ use logcrunch::security::TagScratch;
 use logcrunch::stats::{self, Recorder};
 
 fn generated(format: &str, lines: u64) -> Vec<u8> {
-    let g = Generator::new(GenerateOptions {
+    generate(GenerateOptions {
         format: format.into(),
         lines,
         ..GenerateOptions::default()
     })
-    .unwrap();
+}
+
+/// The log `opts` describe.
+fn generate(opts: GenerateOptions) -> Vec<u8> {
     let mut out = Vec::new();
-    g.write(&mut out).unwrap();
+    Generator::new(opts).unwrap().write(&mut out).unwrap();
     out
 }
 
@@ -234,16 +237,13 @@ impl RowSink for Fields {
 /// the rows (a worker's, kept from chunk to chunk), and a fresh cache per 2,000-row chunk (as
 /// when the scratch lived with a chunk's builders). Throughput is in rows.
 fn tagging(c: &mut Criterion) {
-    let g = Generator::new(GenerateOptions {
+    let text = generate(GenerateOptions {
         format: "nginx_timed".into(),
         profile: logcrunch::generate::Profile::Realistic,
         lines: 100_000,
         attack_rate: 0.002,
         ..GenerateOptions::default()
-    })
-    .unwrap();
-    let mut text = Vec::new();
-    g.write(&mut text).unwrap();
+    });
     let patterns = Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap();
     let parser = patterns.parser("nginx_timed", 64 << 10).unwrap();
     let mut rows = Fields::default();
@@ -292,15 +292,12 @@ fn stages(c: &mut Criterion) {
 }
 
 fn stages_of(c: &mut Criterion, name: &str, profile: logcrunch::generate::Profile) {
-    let g = Generator::new(GenerateOptions {
+    let text = generate(GenerateOptions {
         format: "nginx_timed".into(),
         profile,
         lines: 100_000,
         ..GenerateOptions::default()
-    })
-    .unwrap();
-    let mut text = Vec::new();
-    g.write(&mut text).unwrap();
+    });
     let patterns = Patterns::parse(BUILTIN_PATTERNS, Path::new("builtin")).unwrap();
     let parser = patterns.parser("nginx_timed", 64 << 10).unwrap();
     let mut parse = to_arrow(&parser, &text);
