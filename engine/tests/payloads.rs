@@ -243,7 +243,7 @@ fn goal(category: &str) -> (f64, f64) {
     match category {
         "sqli" => (0.95, 0.94),
         "xss" => (0.95, 0.97),
-        "traversal" => (0.95, 0.73),
+        "traversal" => (0.95, 0.84),
         "cmdi" => (0.95, 0.76),
         "ssrf" => (0.80, 0.95),
         "ssti" => (0.80, 0.95),
@@ -251,3 +251,87 @@ fn goal(category: &str) -> (f64, f64) {
         _ => (0.0, 0.0),
     }
 }
+
+/// CRS's list of files a client has no business asking for (`crs/restricted-files.data`), in
+/// sections (`# Apache`, `# Generic config filenames`...), each entry requested at the root and
+/// under a directory. Sections alternate between development and held out, in file order.
+fn restricted_files(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    let mut in_header = false;
+    for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let header = l.strip_prefix("# ").filter(|h| !h.starts_with(['.', '/']));
+        match header {
+            Some(h) if !in_header => sections.push((h.to_string(), Vec::new())),
+            Some(_) => {}
+            None if l.starts_with('#') => {}
+            None => match sections.last_mut() {
+                Some(s) => s.1.push(l.to_string()),
+                None => sections.push((String::new(), vec![l.to_string()])),
+            },
+        }
+        in_header = header.is_some();
+    }
+    sections
+}
+
+#[test]
+fn exposure_recall_on_held_out_sections_of_crs_restricted_files() {
+    let Some(realdata) = common::realdata() else {
+        return;
+    };
+    let text = std::fs::read_to_string(realdata.join("crs/restricted-files.data")).unwrap();
+    let file = SignatureFile::load(Some(&common::repo().join("config/signatures.yaml"))).unwrap();
+    let tagger = Tagger::new(&file, 1).unwrap();
+    let want: u32 = tagger
+        .categories()
+        .iter()
+        .filter(|c| ["sensitive_file", "traversal", "exploit"].contains(&c.name.as_str()))
+        .map(|c| 1 << c.bit)
+        .sum();
+    let mut tags = TagScratch::default();
+    let (mut dev, mut held) = ((0u32, 0u32), (0u32, 0u32));
+    println!("restricted files at paranoia 1, by section (D: development, H: held out)");
+    for (i, (section, entries)) in restricted_files(&text).iter().enumerate() {
+        let held_out = i % 2 == 1;
+        let (mut hit, mut missed) = (0u32, Vec::new());
+        for entry in entries {
+            for dir in ["/", "/app/"] {
+                let path = format!("{dir}{}", encode(entry.trim_start_matches('/'), b"?"));
+                let found = tagger.tag(Some(path.as_bytes()), None, None, None, &mut tags) & want;
+                hit += u32::from(found != 0);
+                if found == 0 && !held_out {
+                    missed.push(path);
+                }
+            }
+        }
+        let n = 2 * entries.len() as u32;
+        let total = if held_out { &mut held } else { &mut dev };
+        total.0 += hit;
+        total.1 += n;
+        println!(
+            "  {} {:<50} {:>4}  {:6.1}%",
+            if held_out { 'H' } else { 'D' },
+            section,
+            n,
+            100.0 * hit as f64 / n as f64
+        );
+        for m in missed.iter().take(25) {
+            println!("      missed: {m}");
+        }
+    }
+    let recall = |(h, n): (u32, u32)| h as f64 / n.max(1) as f64;
+    println!(
+        "summary: development {:.1}%, held out {:.1}% (floor {:.0}%)",
+        100.0 * recall(dev),
+        100.0 * recall(held),
+        100.0 * EXPOSURE_FLOOR
+    );
+    assert!(
+        recall(held) >= EXPOSURE_FLOOR,
+        "exposure: held-out recall {:.3} fell below {EXPOSURE_FLOOR}",
+        recall(held)
+    );
+}
+
+/// Held-out recall of the restricted files when last measured (81.9%), less two points.
+const EXPOSURE_FLOOR: f64 = 0.80;

@@ -6,7 +6,8 @@
 //! [`MAX_ROUNDS`], so `%252e` is `.`), IIS `%uHHHH`, overlong UTF-8 forms of ASCII (`%c0%ae` is
 //! `.`, as lax decoders read it) and the look-alikes of `.`, `/` and `\` that Windows' best-fit
 //! mapping turns into them (fullwidth `．／＼`, `∕`, `∖`), HTML entities (`&lt;`, `&#x3c;`),
-//! lower case, and for paths backslashes as `/`, `//` and `/./` folded. Text that contains none of
+//! lower case, and for paths backslashes as `/`, `/./` folded and runs of slashes cut to two (an
+//! empty segment is kept: a path join reads `//etc` as the root). Text that contains none of
 //! the characters those steps act on (the common case) is not copied at all.
 
 /// Most bytes of a field that are normalised and matched.
@@ -114,6 +115,9 @@ fn overlong(b: &[u8]) -> Option<(u8, usize)> {
             .map(|c| c & 0x3f)
     };
     let cp = match b.first()? {
+        // Decoders that accept these never-valid leads differ on the lead's low bit: the reading
+        // that ignores it (`%c1%af` as `/`) is taken when it gives `.` or `/`.
+        0xc0 | 0xc1 if matches!(cont(1), Some(0x2e | 0x2f)) => (u32::from(cont(1)?), 2),
         0xc0 | 0xc1 => (u32::from(b[0] & 0x1f) << 6 | u32::from(cont(1)?), 2),
         0xe0 => (u32::from(cont(1)?) << 6 | u32::from(cont(2)?), 3),
         0xf0 => (
@@ -142,7 +146,9 @@ fn best_fit(b: &[u8]) -> Option<(u8, usize)> {
         .map(|(seq, c)| (*c, seq.len()))
 }
 
-/// Overlong and look-alike forms of ASCII replaced by the ASCII they stand for.
+/// Overlong and look-alike forms of ASCII replaced by the ASCII they stand for; a stray `0xc0` or
+/// `0xc1` (a lead byte that never starts valid UTF-8, not followed by a continuation byte) dropped,
+/// as lax decoders drop it (`..%c0/` is `../`).
 fn fold_unicode(input: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < input.len() {
@@ -151,6 +157,12 @@ fn fold_unicode(input: &[u8], out: &mut Vec<u8>) {
         {
             out.push(c);
             i += n;
+            continue;
+        }
+        if matches!(input[i], 0xc0 | 0xc1)
+            && !input.get(i + 1).is_some_and(|c| (0x80..0xc0).contains(c))
+        {
+            i += 1;
             continue;
         }
         out.push(input[i]);
@@ -204,7 +216,7 @@ fn html_entities(input: &[u8], out: &mut Vec<u8>) {
 fn fold_path(input: &[u8], out: &mut Vec<u8>) {
     for &b in input {
         let b = if b == b'\\' { b'/' } else { b };
-        if b == b'/' && out.last() == Some(&b'/') {
+        if b == b'/' && out.ends_with(b"//") {
             continue;
         }
         out.push(b);
@@ -271,7 +283,7 @@ mod tests {
         assert_eq!(norm("x=1+UNION+SELECT", Field::Query), "x=1 union select");
         assert_eq!(norm("x=1%2B1", Field::Query), "x=1+1");
         assert_eq!(norm(r"/a\x22b\\c", Field::Path), "/a\"b/c");
-        assert_eq!(norm("//a/./b//c", Field::Path), "/a/b/c");
+        assert_eq!(norm("///a/./b//c", Field::Path), "//a/b//c");
         assert_eq!(
             norm("..\\..\\windows\\win.ini", Field::Path),
             "../../windows/win.ini"
@@ -293,6 +305,11 @@ mod tests {
             "overlong UTF-8"
         );
         assert_eq!(norm("%e0%80%ae%f0%80%80%ae/", Field::Query), "../");
+        assert_eq!(
+            norm("..%c1%af%c0%2e%c0%2e%c0%2fx", Field::Query),
+            "../../x",
+            "lax readings of never-valid leads"
+        );
         assert_eq!(
             norm("%ef%bc%8e%ef%bc%8e%e2%88%95x%ef%bc%bcy", Field::Query),
             "../x\\y",
