@@ -10,7 +10,8 @@
 # The real corpora need REALDATA (default ../shared/realdata beside the repository); without it they
 # are skipped. On each corpus logcrunch also runs with threat tagging and statistics off
 # (`logcrunch_bare`), for what the two cost together. Then the cost of threat tagging alone
-# (tagging off vs paranoia 1 and 2, 0.2% attacks), and the peak RSS of logcrunch on an input of
+# (tagging off vs paranoia 1 and 2, on generated traffic with 0.2% attacks and on the realistic
+# corpus when it was made), and the peak RSS of logcrunch on an input of
 # 4 GB or more.
 #
 #   scripts/bench-ingest.sh              # 2,000,000 lines, 2 threads, 5 runs, plus the 4 GB RSS run
@@ -66,6 +67,12 @@ if [ ! -s "$ATTACKLOG" ]; then
   "$BIN" generate --format nginx_timed --lines "$LINES" --seed 1 --attack-rate 0.002 -o "$ATTACKLOG"
 fi
 python3 scripts/bench_tagging.py "$BIN" "$ATTACKLOG" "$LINES" "$THREADS" "$RUNS" "$WORK/tagging"
+REALISTIC="$WORK/realistic-$LINES.log"
+if [ -s "$REALISTIC" ]; then
+  echo
+  echo "threat tagging on the real-cardinality corpus (realistic), tagging off vs on"
+  python3 scripts/bench_tagging.py "$BIN" "$REALISTIC" "$LINES" "$THREADS" "$RUNS" "$WORK/tagging"
+fi
 
 if [ "$BIG" = 1 ]; then
   BIGLOG="$WORK/nginx_timed-$BIG_LINES.log"

@@ -396,30 +396,37 @@ impl Tagger {
             scratch.cache.clear();
             scratch.cache.resize(4 * CACHE_SLOTS, (0, 0));
         }
-        for (i, (value, field, mask)) in [
+        let fields = [
             (path, Field::Path, F_PATH),
             (query, Field::Query, F_QUERY),
             (referer, Field::Header, F_REFERER),
             (user_agent, Field::Header, F_UA),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let Some(v) = value.filter(|v| !v.is_empty() && *v != b"-") else {
-                continue;
+        ];
+        // Every field's slot is read before any value is scanned, so that the four cache misses
+        // of a row overlap instead of waiting for one another. A 64-bit hash stands for the value:
+        // a collision (odds about 2^-50 per lookup, the slot's 14 bits being equal) would give one
+        // value another's bits. Hashes are odd; 0 marks an absent field.
+        let slots = std::array::from_fn::<_, 4, _>(|i| {
+            match fields[i].0.filter(|v| !v.is_empty() && *v != b"-") {
+                Some(v) => {
+                    let h = xxh3_64_with_seed(v, i as u64) | 1;
+                    (h, i * CACHE_SLOTS + (h as usize & (CACHE_SLOTS - 1)))
+                }
+                None => (0, 0),
+            }
+        });
+        let cached = slots.map(|(h, slot)| if h == 0 { (0, 0) } else { scratch.cache[slot] });
+        for (i, (value, field, mask)) in fields.into_iter().enumerate() {
+            let (h, slot) = slots[i];
+            bits |= match (h, value) {
+                (0, _) | (_, None) => 0,
+                _ if cached[i].0 == h => cached[i].1,
+                (_, Some(v)) => {
+                    let found = self.scan(v, field, mask, scratch);
+                    scratch.cache[slot] = (h, found);
+                    found
+                }
             };
-            // A 64-bit hash stands for the value: a collision (odds about 2^-50 per lookup, the
-            // slot's 14 bits being equal) would give one value another's bits.
-            let h = xxh3_64_with_seed(v, i as u64) | 1;
-            let slot = i * CACHE_SLOTS + (h as usize & (CACHE_SLOTS - 1));
-            let found = if scratch.cache[slot].0 == h {
-                scratch.cache[slot].1
-            } else {
-                let found = self.scan(v, field, mask, scratch);
-                scratch.cache[slot] = (h, found);
-                found
-            };
-            bits |= found;
         }
         bits
     }
