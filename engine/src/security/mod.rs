@@ -4,7 +4,8 @@
 //! User-Agent are normalised ([`normalize`]), then an Aho-Corasick automaton per field, holding the
 //! literals of the signatures of `config/signatures.yaml` that look at that field, finds the
 //! candidate signatures in a single pass; only those run their confirming regex (and a detector
-//! for what a regex cannot read: [`shell`] reads a value as a shell would). The result is the
+//! for what a regex cannot read: [`shell`] reads a value as a shell would, [`sqltokens`]
+//! fingerprints its SQL tokens). The result is the
 //! row's `threats` bit set (one bit per category; 0 for the vast majority of rows, which cost one
 //! automaton pass). [`behaviour`] finds
 //! what single requests cannot show — brute force, probing, floods — with windowed SQL over the
@@ -13,6 +14,7 @@
 pub mod behaviour;
 pub mod normalize;
 pub mod shell;
+pub mod sqltokens;
 
 use std::path::Path;
 
@@ -65,7 +67,8 @@ pub struct SignatureSpec {
     #[serde(default)]
     pub unless: Option<String>,
     /// A detector that must also agree, for what a regex cannot read: `shell` (a command where a
-    /// shell would start one; see [`shell`]).
+    /// shell would start one; see [`shell`]) or `sql_tokens` (a value whose SQL tokens fingerprint
+    /// an injection; see [`sqltokens`]).
     #[serde(default)]
     pub detector: Option<String>,
     /// What it detects.
@@ -290,9 +293,10 @@ impl Tagger {
             let detector = match spec.detector.as_deref() {
                 None => None,
                 Some("shell") => Some(shell::injected as fn(&[u8]) -> bool),
+                Some("sql_tokens") => Some(sqltokens::injected as fn(&[u8]) -> bool),
                 Some(other) => {
                     return Err(bad(format!(
-                        "signature {}: unknown detector {other} (known: shell)",
+                        "signature {}: unknown detector {other} (known: shell, sql_tokens)",
                         spec.id
                     )));
                 }
