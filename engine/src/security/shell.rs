@@ -2,7 +2,9 @@
 //!
 //! Lists of payload strings miss the next spelling of the same command, so this reads a value the
 //! way a shell would after an injection point. Wherever a shell starts a new command (after `;`,
-//! `|`, `&`, a line break (also written `\n`, as payloads for backends that unescape it are), or inside `` ` ``, `$(`, `<(`, `>(`), the next word is read as the shell
+//! `|`, `&`, a line break (also written `\n`, as payloads for backends that unescape it are), at the
+//! start of the text or of a parameter's value (there only with a command line's arguments), or
+//! inside `` ` ``, `$(`, `<(`, `>(`), the next word is read as the shell
 //! reads it: quotes and backslashes removed, empty expansions (`$@`, `$*`, `$1`, `${x}`, `$()`, an
 //! unset `$var`) dropped, `$IFS` and tabs as blanks, a brace list (`{cat,/etc/passwd}`) opened.
 //! The word is then judged: a program whose name is never an ordinary word (`whoami`, `wget`,
@@ -156,10 +158,11 @@ const NUMBER_TAKERS: &[&[u8]] = &[b"sleep", b"ping", b"timeout", b"kill", b"expr
 /// Whether `text` holds a command at a place where an injected shell command would start.
 pub fn injected(text: &[u8]) -> bool {
     let mut word = Vec::with_capacity(MAX_WORD);
-    (0..text.len()).any(|i| match command_start(text, i) {
-        Some((start, opener)) => command_at(text, start, opener, &mut word),
-        None => false,
-    })
+    command_at(text, 0, Opener::Value, &mut word)
+        || (0..text.len()).any(|i| match command_start(text, i) {
+            Some((start, opener)) => command_at(text, start, opener, &mut word),
+            None => false,
+        })
 }
 
 /// Longest word read (longer ones are no program's name).
@@ -174,6 +177,10 @@ enum Opener {
     Ampersand,
     /// `$(`, `<(` or `>(`: the command may end at `)`.
     Paren,
+    /// The start of the text or the `=` that starts a parameter's value, passed whole to a shell by
+    /// a vulnerable handler (`cmd=cat /etc/passwd`): a command there needs a command line's arguments, whatever its
+    /// name (`q=python` is a search).
+    Value,
 }
 
 /// Where a command would start if the shell broke the text at `i`, and what broke it.
@@ -187,6 +194,7 @@ fn command_start(text: &[u8], i: usize) -> Option<(usize, Opener)> {
         }
         b'&' => Some((i + 1, Opener::Ampersand)),
         b'$' | b'<' | b'>' if next == Some(b'(') => Some((i + 2, Opener::Paren)),
+        b'=' => Some((i + 1, Opener::Value)),
         _ => None,
     }
 }
@@ -200,13 +208,20 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
         // `name=`: an assignment to the shell, a parameter's name in a query.
         return false;
     }
+    if opener == Opener::Value && !arguments_follow(text, end, true) {
+        // Most values have no blank after their first word: no list lookup for them.
+        return false;
+    }
     word.make_ascii_lowercase();
     let name = program_name(word);
     let is = |list: &[&str]| list.binary_search_by(|p| p.as_bytes().cmp(name)).is_ok();
+    let numbers = NUMBER_TAKERS.contains(&name);
+    if opener == Opener::Value {
+        return (is(PROGRAMS) || is(WORD_PROGRAMS)) && arguments_follow(text, end, numbers);
+    }
     if is(PROGRAMS) || glob_of_system_path(word) {
         return true;
     }
-    let numbers = NUMBER_TAKERS.contains(&name);
     is(WORD_PROGRAMS) && command_line_follows(text, end, opener, numbers)
 }
 
@@ -343,6 +358,26 @@ fn command_line_follows(text: &[u8], end: usize, opener: Opener, numbers: bool) 
     }
 }
 
+/// Whether a word at `end` is followed, after a blank, by what only a command line has: an
+/// option, a path, a variable, a redirection, a pipe, a substitution, or for the programs that
+/// take one a number that ends the command (`sleep 5;`, not `sleep 8 hours`).
+fn arguments_follow(text: &[u8], end: usize, numbers: bool) -> bool {
+    let i = skip_blanks(text, end);
+    let next = text.get(i + 1).copied().unwrap_or(0);
+    i > end
+        && match text.get(i) {
+            Some(b'-') => next.is_ascii_alphabetic(),
+            Some(b'/' | b'~' | b'$' | b'|' | b'<' | b'>' | b'`') => true,
+            Some(b'0'..=b'9') => {
+                let after = text[i..]
+                    .iter()
+                    .position(|c| !c.is_ascii_digit() && *c != b'.');
+                numbers && after.is_none_or(|n| b";|&`)\n\r".contains(&text[i + n]))
+            }
+            _ => false,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,7 +448,30 @@ mod tests {
             "mozilla/4.0 (compatible; msie 7.0; windows nt 6.0; su 3.002; su 3.004; slcc1)",
             "data=\n  (\n    node(18.18, 38.27);\n  out meta;",
             "mozilla/5.0 (compatible; nmap scripting engine; https://nmap.org/book/nse.html)",
+            "?q=python",
+            "?q=python tutorial&page=2",
+            "?lang=sh&sort=date",
+            "?q=sleep 8 hours",
+            "curl/7.68.0",
+            "wget/1.21.2 (linux-gnu)",
+            "python-requests/2.31.0",
         ] {
+            assert!(!injected(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn commands_where_a_value_starts_need_arguments() {
+        for s in [
+            "?cmd=cat /etc/passwd",
+            "?q=ping -n 30 127.0.0.1",
+            "?x=1&t=sleep 5",
+            "ls -la /var/www",
+            "/files/cat /etc/hosts",
+        ] {
+            assert!(injected(s.as_bytes()), "{s}");
+        }
+        for s in ["?cmd=id", "?tool=curl", "?q=cat videos"] {
             assert!(!injected(s.as_bytes()), "{s}");
         }
     }
