@@ -243,7 +243,7 @@ fn goal(category: &str) -> (f64, f64) {
     match category {
         "sqli" => (0.95, 0.94),
         "xss" => (0.95, 0.97),
-        "traversal" => (0.95, 0.84),
+        "traversal" => (0.95, 0.87),
         "cmdi" => (0.95, 0.80),
         "ssrf" => (0.80, 0.95),
         "ssti" => (0.80, 0.95),
