@@ -201,6 +201,10 @@ fn command_start(text: &[u8], i: usize) -> Option<(usize, Opener)> {
 
 /// Whether a command is read at `start` (`word` is scratch space).
 fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> bool {
+    if opener == Opener::Value && !blank_before_next_parameter(&text[start..]) {
+        // Most values hold no blank: nothing to read there.
+        return false;
+    }
     let Some(end) = read_word(text, start, word) else {
         return false;
     };
@@ -209,7 +213,6 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
         return false;
     }
     if opener == Opener::Value && !arguments_follow(text, end, true) {
-        // Most values have no blank after their first word: no list lookup for them.
         return false;
     }
     word.make_ascii_lowercase();
@@ -356,6 +359,15 @@ fn command_line_follows(text: &[u8], end: usize, opener: Opener, numbers: bool) 
         }
         _ => false,
     }
+}
+
+/// Whether a blank (a space, a tab, or a `$` that may be `$IFS`) comes before the `&` that ends a
+/// parameter's value.
+fn blank_before_next_parameter(value: &[u8]) -> bool {
+    value
+        .iter()
+        .find(|c| matches!(c, b' ' | b'\t' | b'$' | b'&'))
+        .is_some_and(|c| *c != b'&')
 }
 
 /// Whether a word at `end` is followed, after a blank, by what only a command line has: an
