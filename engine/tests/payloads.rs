@@ -14,7 +14,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use logcrunch::schema::StrCol;
-use logcrunch::security::{SignatureFile, TagScratch, Tagger};
+use logcrunch::security::TagScratch;
 use serde_json::Value;
 
 /// Where a payload is placed in the request.
@@ -149,8 +149,7 @@ fn payload_recall_on_held_out_lists() {
         return;
     };
     let text = std::fs::read_to_string(realdata.join("payloads/payloads.jsonl")).unwrap();
-    let file = SignatureFile::load(Some(&common::repo().join("config/signatures.yaml"))).unwrap();
-    let tagger = Tagger::new(&file, 1).unwrap();
+    let tagger = common::tagger(1);
     let pats = common::builtin();
     let parser = pats.parser("nginx", 1 << 16).unwrap();
     let mut scratch = parser.scratch();
@@ -168,12 +167,7 @@ fn payload_recall_on_held_out_lists() {
         let Some(names) = wanted(&category) else {
             continue;
         };
-        let want: u32 = tagger
-            .categories()
-            .iter()
-            .filter(|c| names.contains(&c.name.as_str()))
-            .map(|c| 1 << c.bit)
-            .sum();
+        let want = common::category_mask(&tagger, names);
         let (param, places) = placement(&category);
         let (mut dev, mut held) = (Score::default(), Score::default());
         for (i, (list, payloads)) in lists.iter().enumerate() {
@@ -280,14 +274,8 @@ fn exposure_recall_on_held_out_sections_of_crs_restricted_files() {
         return;
     };
     let text = std::fs::read_to_string(realdata.join("crs/restricted-files.data")).unwrap();
-    let file = SignatureFile::load(Some(&common::repo().join("config/signatures.yaml"))).unwrap();
-    let tagger = Tagger::new(&file, 1).unwrap();
-    let want: u32 = tagger
-        .categories()
-        .iter()
-        .filter(|c| ["sensitive_file", "traversal", "exploit"].contains(&c.name.as_str()))
-        .map(|c| 1 << c.bit)
-        .sum();
+    let tagger = common::tagger(1);
+    let want = common::category_mask(&tagger, &["sensitive_file", "traversal", "exploit"]);
     let mut tags = TagScratch::default();
     let (mut dev, mut held) = ((0u32, 0u32), (0u32, 0u32));
     println!("restricted files at paranoia 1, by section (D: development, H: held out)");

@@ -6,14 +6,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{builtin, ingest_json, query_json, report};
-use logcrunch::security::{SignatureFile, TagScratch, Tagger};
+use common::{builtin, category_mask, ingest_json, query_json, report, tagger};
+use logcrunch::security::{TagScratch, Tagger};
 use serde_json::Value;
-
-fn tagger(paranoia: u8) -> Tagger {
-    let file = SignatureFile::load(Some(&common::repo().join("config/signatures.yaml"))).unwrap();
-    Tagger::new(&file, paranoia).unwrap()
-}
 
 /// The bits a CRS category counts as detected by.
 fn bits_for(t: &Tagger, category: &str) -> Option<u32> {
@@ -28,13 +23,7 @@ fn bits_for(t: &Tagger, category: &str) -> Option<u32> {
         "scanner-detection" => &["scanner"],
         _ => return None,
     };
-    Some(
-        t.categories()
-            .iter()
-            .filter(|c| names.contains(&c.name.as_str()))
-            .map(|c| 1 << c.bit)
-            .sum(),
-    )
+    Some(category_mask(t, names))
 }
 
 const VISIBLE: [&str; 5] = [

@@ -422,14 +422,15 @@ impl Tagger {
         let cached = slots.map(|(h, slot)| if h == 0 { (0, 0) } else { scratch.cache[slot] });
         for (i, (value, field, mask)) in fields.into_iter().enumerate() {
             let (h, slot) = slots[i];
-            bits |= match (h, value) {
-                (0, _) | (_, None) => 0,
-                _ if cached[i].0 == h => cached[i].1,
-                (_, Some(v)) => {
-                    let found = self.scan(v, field, mask, scratch);
-                    scratch.cache[slot] = (h, found);
-                    found
-                }
+            let Some(v) = value.filter(|_| h != 0) else {
+                continue;
+            };
+            bits |= if cached[i].0 == h {
+                cached[i].1
+            } else {
+                let found = self.scan(v, field, mask, scratch);
+                scratch.cache[slot] = (h, found);
+                found
             };
         }
         bits

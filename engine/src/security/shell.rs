@@ -4,15 +4,15 @@
 //! way a shell would after an injection point. Wherever a shell starts a new command (after `;`,
 //! `|`, `&`, a line break (also written `\n`, as payloads for backends that unescape it are), at the
 //! start of the text or of a parameter's value (there only with a command line's arguments), or
-//! inside `` ` ``, `$(`, `<(`, `>(`), the next word is read as the shell
-//! reads it: quotes and backslashes removed, empty expansions (`$@`, `$*`, `$1`, `${x}`, `$()`, an
-//! unset `$var`) dropped, `$IFS` and tabs as blanks, a brace list (`{cat,/etc/passwd}`) opened.
-//! The word is then judged: a program whose name is never an ordinary word (`whoami`, `wget`,
-//! `powershell`) is a command; one whose name is also a word (`cat`, `ping`, `sleep`) is a command
-//! when what follows is what only a command line has (an option, a path, a variable, a number, a
-//! redirection, another separator or the end of the value); a glob spelling of a system path
-//! (`/b??/c?t`) stands for the program it can only mean. The text is already normalised (decoded
-//! and lower-cased where the tagger normalises), and matching ignores ASCII case anyway.
+//! inside `` ` ``, `$(`, `<(`, `>(`), the next word is read as the shell reads it: quotes and
+//! backslashes removed, empty expansions (`$@`, `$*`, `$1`, `${x}`, `$()`, an unset `$var`)
+//! dropped, `$IFS` and tabs as blanks, a brace list (`{cat,/etc/passwd}`) opened. The word is then
+//! judged: a program whose name is never an ordinary word (`whoami`, `wget`, `powershell`) is a
+//! command; one whose name is also a word (`cat`, `ping`, `sleep`) is a command when what follows
+//! is what only a command line has (an option, a path, a variable, a number, a redirection, another
+//! separator or the end of the value); a glob spelling of a system path (`/b??/c?t`) stands for the
+//! program it can only mean. The text is already normalised (decoded and lower-cased where the
+//! tagger normalises), and matching ignores ASCII case anyway.
 
 /// Programs whose names are never ordinary words (sorted: looked up by binary search).
 const PROGRAMS: &[&str] = &[
@@ -177,9 +177,9 @@ enum Opener {
     Ampersand,
     /// `$(`, `<(` or `>(`: the command may end at `)`.
     Paren,
-    /// The start of the text or the `=` that starts a parameter's value, passed whole to a shell by
-    /// a vulnerable handler (`cmd=cat /etc/passwd`): a command there needs a command line's arguments, whatever its
-    /// name (`q=python` is a search).
+    /// The start of the text or the `=` that starts a parameter's value, passed whole to a shell
+    /// by a vulnerable handler (`cmd=cat /etc/passwd`): a command there needs a command line's
+    /// arguments, whatever its name (`q=python` is a search).
     Value,
 }
 
@@ -210,9 +210,6 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
     };
     if text.get(end) == Some(&b'=') {
         // `name=`: an assignment to the shell, a parameter's name in a query.
-        return false;
-    }
-    if opener == Opener::Value && !arguments_follow(text, end, true) {
         return false;
     }
     word.make_ascii_lowercase();

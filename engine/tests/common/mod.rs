@@ -7,6 +7,7 @@ use assert_cmd::Command;
 use logcrunch::parse::value::format_rfc3339;
 use logcrunch::parse::{BUILTIN_PATTERNS, BadReason, Patterns};
 use logcrunch::schema::StrCol;
+use logcrunch::security::{SignatureFile, Tagger};
 use serde_json::Value;
 
 /// The environment variable that points the real-data tests at the full `realdata` folder.
@@ -169,4 +170,19 @@ pub fn nginx_escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// The tagger of the repository's `config/signatures.yaml` at `paranoia`.
+pub fn tagger(paranoia: u8) -> Tagger {
+    let file = SignatureFile::load(Some(&repo().join("config/signatures.yaml"))).unwrap();
+    Tagger::new(&file, paranoia).unwrap()
+}
+
+/// The threat bits of the categories named `names`.
+pub fn category_mask(t: &Tagger, names: &[&str]) -> u32 {
+    t.categories()
+        .iter()
+        .filter(|c| names.contains(&c.name.as_str()))
+        .map(|c| 1 << c.bit)
+        .sum()
 }
