@@ -3,7 +3,8 @@
 //! Attackers hide payloads behind encodings; the same payload must look the same however it was
 //! written. Steps, each bounded (the output never exceeds [`MAX_BYTES`]): nginx/Apache log escapes
 //! (`\xHH`, `\"`), `+` as space in queries, percent-decoding repeated until stable (at most
-//! [`MAX_ROUNDS`], so `%252e` is `.`), IIS `%uHHHH`, overlong UTF-8 forms of ASCII (`%c0%ae` is
+//! [`MAX_ROUNDS`], so `%252e` is `.`), IIS `%uHHHH` and encoded digits (`%%35%63`), the dot
+//! and slashes written out as `0x2e`, overlong UTF-8 forms of ASCII of any length (`%c0%ae` is
 //! `.`, as lax decoders read it) and the look-alikes of `.`, `/` and `\` that Windows' best-fit
 //! mapping turns into them (fullwidth `．／＼`, `∕`, `∖`), HTML entities (`&lt;`, `&#x3c;`),
 //! lower case, and for paths backslashes as `/`, `/./` folded and runs of slashes cut to two (an
@@ -41,6 +42,7 @@ pub fn needs_work(text: &[u8], field: Field) -> bool {
     let path = field == Field::Path;
     text.iter().enumerate().any(|(i, &b)| match b {
         b'%' | b'\\' | b'&' | b'+' => true,
+        b'0' => matches!(text.get(i + 1), Some(b'x' | b'X')),
         b'/' if path => text[i + 1..].starts_with(b"/") || text[i + 1..].starts_with(b"./"),
         _ => false,
     })
@@ -100,11 +102,71 @@ fn percent_round(input: &[u8], out: &mut Vec<u8>) -> bool {
                 changed = true;
                 continue;
             }
+            if let Some((byte, n)) = nested_percent(&input[i + 1..]) {
+                out.push(byte);
+                i += 1 + n;
+                changed = true;
+                continue;
+            }
         }
         out.push(input[i]);
         i += 1;
     }
     changed
+}
+
+/// One hex digit of a percent sequence: the digit itself, or the digit percent-encoded (`%32`
+/// for `2`), possibly behind a stray `%` (`%%32`); its value and length.
+fn nibble(b: &[u8]) -> Option<(u8, usize)> {
+    if let Some(v) = b.first().and_then(|c| hex(*c)) {
+        return Some((v, 1));
+    }
+    let encoded = |at: usize| {
+        let (h, l) = (hex(*b.get(at + 1)?)?, hex(*b.get(at + 2)?)?);
+        hex(h << 4 | l)
+    };
+    match b {
+        [b'%', b'%', ..] => encoded(1).map(|v| (v, 4)),
+        [b'%', ..] => encoded(0).map(|v| (v, 3)),
+        _ => None,
+    }
+}
+
+/// The byte that a percent sequence with percent-encoded digits stands for, `b` starting after
+/// its `%`, and the bytes it takes: IIS decodes the digits first (`%%35%63` and `%%35c` are
+/// `%5c`, then `\`), and attack tools also write each digit behind its own `%` (`%%32%%66`).
+/// At least one digit must be encoded, or it was an ordinary sequence.
+fn nested_percent(b: &[u8]) -> Option<(u8, usize)> {
+    let (h, n1) = nibble(b)?;
+    let (l, n2) = nibble(&b[n1..])?;
+    (n1 + n2 > 2).then_some((h << 4 | l, n1 + n2))
+}
+
+/// `0x2e`, `0x2f` and `0x5c` written out as text where they stand for a character (the run of
+/// hex digits that starts there is two long or odd, so not an SQL hex literal `0x2f6574`), read as `.`,
+/// `/` and `\`: traversal tools send `0x2e0x2e0x2f`.
+fn hex_literals(input: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < input.len() {
+        let rest = &input[i..];
+        if let [b'0', b'x' | b'X', h, l, after @ ..] = rest {
+            let c = match (hex(*h), hex(*l)) {
+                (Some(2), Some(0xe)) => Some(b'.'),
+                (Some(2), Some(0xf)) => Some(b'/'),
+                (Some(5), Some(0xc)) => Some(b'\\'),
+                _ => None,
+            };
+            let run = 2 + after.iter().take_while(|b| hex(**b).is_some()).count();
+            let ends = run == 2 || run % 2 == 1;
+            if let Some(c) = c.filter(|_| ends) {
+                out.push(c);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
 }
 
 /// The ASCII character that an overlong UTF-8 sequence at the start of `b` encodes, and its length.
@@ -120,10 +182,17 @@ fn overlong(b: &[u8]) -> Option<(u8, usize)> {
         0xc0 | 0xc1 if matches!(cont(1), Some(0x2e | 0x2f)) => (u32::from(cont(1)?), 2),
         0xc0 | 0xc1 => (u32::from(b[0] & 0x1f) << 6 | u32::from(cont(1)?), 2),
         0xe0 => (u32::from(cont(1)?) << 6 | u32::from(cont(2)?), 3),
-        0xf0 => (
-            u32::from(cont(1)?) << 12 | u32::from(cont(2)?) << 6 | u32::from(cont(3)?),
-            4,
-        ),
+        0xf0 | 0xf8 | 0xfc => {
+            // Four, five and six bytes (the last two from before UTF-8 was cut to four): the
+            // lead carries no bits of an overlong ASCII character.
+            let n = match b[0] {
+                0xf0 => 4,
+                0xf8 => 5,
+                _ => 6,
+            };
+            let cp = (1..n).try_fold(0u32, |acc, i| Some(acc << 6 | u32::from(cont(i)?)))?;
+            (cp, n)
+        }
         _ => return None,
     };
     (cp.0 < 0x80).then_some((cp.0 as u8, cp.1))
@@ -245,6 +314,11 @@ pub fn normalize(input: &[u8], field: Field, out: &mut Vec<u8>, tmp: &mut Vec<u8
         }
         std::mem::swap(out, tmp);
     }
+    if memchr::memmem::find(out, b"0x").is_some() || memchr::memmem::find(out, b"0X").is_some() {
+        tmp.clear();
+        hex_literals(out, tmp);
+        std::mem::swap(out, tmp);
+    }
     if out.iter().any(|b| *b >= 0xc0) {
         tmp.clear();
         fold_unicode(out, tmp);
@@ -320,7 +394,28 @@ mod tests {
             "café",
             "valid UTF-8 is kept"
         );
+        assert_eq!(
+            norm("..%%35%63..%%35c..%2%66..%%32%%66x", Field::Query),
+            "..\\..\\../../x",
+            "percent sequences with encoded digits"
+        );
+        assert_eq!(norm("100%%20off", Field::Query), "100% off");
+        assert_eq!(
+            norm("%f8%80%80%80%ae%fc%80%80%80%80%ae/", Field::Query),
+            "../",
+            "five- and six-byte overlong forms"
+        );
+        assert_eq!(
+            norm("0x2e0x2e0x2fetc0x2fpasswd", Field::Query),
+            "../etc/passwd"
+        );
+        assert_eq!(
+            norm("id=0x2f6574632f706173737764", Field::Query),
+            "id=0x2f6574632f706173737764",
+            "an SQL hex literal stays"
+        );
         assert!(!needs_work(b"/index.html", Field::Path));
+        assert!(needs_work(b"/0x2e0x2e/", Field::Path));
         assert!(needs_work(b"/a%20b", Field::Path));
     }
 

