@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/logcrunch-target}"
-unset LOGCRUNCH_REALDATA
+unset LOGCRUNCH_REALDATA LOGCRUNCH_CHROMIUM
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 git clone -q --no-local . "$scratch/logcrunch"

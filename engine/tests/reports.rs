@@ -96,6 +96,30 @@ fn check_performance(rep: &Value, reqs: &[Req]) {
         close(&r["p95_ms"], quantile(&v, 0.95) / 1000.0, name);
         close(&r["time_share"], total / grand, name);
     }
+    // The histogram's bins hold every timed request once, each in the bin of its time.
+    let bins = p["latency_histogram"].as_array().unwrap();
+    let mut binned = 0;
+    for b in bins {
+        let (lo, hi) = (
+            b["from_ms"].as_f64().unwrap() * 1000.0,
+            b["to_ms"].as_f64().unwrap() * 1000.0,
+        );
+        let n = all
+            .iter()
+            .filter(|v| (lo - 1e-6..hi - 1e-6).contains(&v.max(1.0)))
+            .count();
+        assert_eq!(b["requests"], n, "bin from {lo} us");
+        binned += n;
+    }
+    assert_eq!(binned, all.len());
+    // Each route of the routes section has a p95 per bucket of over_time.
+    let trend = p["route_trend"].as_array().unwrap();
+    let buckets = p["over_time"].as_array().unwrap().len();
+    assert_eq!(trend.len(), routes.len());
+    for (t, r) in trend.iter().zip(routes) {
+        assert_eq!(t["route"], r["route"]);
+        assert_eq!(t["p95_ms"].as_array().unwrap().len(), buckets);
+    }
     // Slow routes by the default thresholds (mean > 500 ms or p95 > 1000 ms, >= 20 timed).
     let mut slow: Vec<&str> = by_route
         .iter()
@@ -175,6 +199,22 @@ fn check_traffic(rep: &Value, reqs: &[Req], bucket_len: usize) {
     );
     let clients: std::collections::HashSet<&str> = reqs.iter().map(|r| r.client.as_str()).collect();
     assert_eq!(t["overall"]["clients"], clients.len());
+    // The status classes of the buckets add up to the requests of each class.
+    for (key, class) in [
+        ("status_2xx", 2),
+        ("status_3xx", 3),
+        ("status_4xx", 4),
+        ("status_5xx", 5),
+    ] {
+        let per_bucket: u64 = t["over_time"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b[key].as_u64().unwrap())
+            .sum();
+        let want = reqs.iter().filter(|r| r.status / 100 == class).count() as u64;
+        assert_eq!(per_bucket, want, "{key}");
+    }
     let bot = regex::Regex::new(logcrunch::report::BOT_PATTERN).unwrap();
     let bots = reqs
         .iter()
@@ -509,6 +549,14 @@ fn run_writes_reports_and_records_itself() {
             .unwrap()
             .starts_with("# Performance report")
     );
+    let html = std::fs::read_to_string(d.join("rep/latest.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<code>out</code>"));
+    let stamped: Vec<_> = std::fs::read_dir(d.join("rep"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("report-") && n.ends_with(".html"))
+        .collect();
+    assert_eq!(stamped.len(), 1, "{stamped:?}");
     let runs = query_json(
         d,
         "out",

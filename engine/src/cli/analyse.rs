@@ -75,9 +75,12 @@ pub struct CompareArgs {
     /// Dataset of `@` specs (default: storage.dataset of the config).
     #[arg(long, value_name = "DIR")]
     dataset: Option<PathBuf>,
-    /// Output format.
+    /// Output format (`html`: one page, the regressed routes highlighted).
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -307,7 +310,13 @@ pub fn compare(config: &Config, a: CompareArgs) -> anyhow::Result<i32> {
         significant_digits: sigfig,
     };
     let c = Comparison::of(&base, &cur, &opts);
-    let mut out = std::io::stdout().lock();
+    let mut out: Box<dyn Write> = match &a.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
     if a.format == OutputFormat::Json {
         let v = json!({
             "baseline": a.baseline,
@@ -318,9 +327,22 @@ pub fn compare(config: &Config, a: CompareArgs) -> anyhow::Result<i32> {
         });
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
+    } else if a.format == OutputFormat::Html {
+        let about = [
+            ("Baseline", a.baseline.clone()),
+            ("Current", a.current.clone()),
+            (
+                "Limits",
+                a.max_regression.clone().unwrap_or_else(|| "none".into()),
+            ),
+            ("Significance level", a.alpha.to_string()),
+            ("Minimum requests", a.min_requests.to_string()),
+        ];
+        logcrunch::report::html::write_comparison(&about, c.regressed(), &c.table(), &mut out)?;
     } else {
         write_table(&c.table(), a.format, &mut out)?;
     }
+    out.flush()?;
     if c.regressed() {
         let names: Vec<&str> = c
             .routes

@@ -705,6 +705,7 @@ fn report(config: &Config, a: ReportArgs) -> anyhow::Result<i32> {
         where_sql: a.where_sql,
         bucket: a.bucket,
         top: a.top.unwrap_or(config.reports.top),
+        dataset: Some(dataset.display().to_string()),
         ..report_options(config)?
     };
     if a.sql {
@@ -797,7 +798,11 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
     let mut highlights = serde_json::Value::Null;
     if dataset.is_dir() {
         let cat = catalog::Catalog::open(&dataset)?;
-        let report = Reporter::new(&cat, report_options(config)?)?.build(ReportKind::All)?;
+        let opts = ReportOptions {
+            dataset: Some(dataset.display().to_string()),
+            ..report_options(config)?
+        };
+        let report = Reporter::new(&cat, opts)?.build(ReportKind::All)?;
         std::fs::create_dir_all(&config.reports.dir).with_context(|| {
             format!("cannot create reports.dir {}", config.reports.dir.display())
         })?;
@@ -805,7 +810,11 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();
-        for (ext, format) in [("json", OutputFormat::Json), ("md", OutputFormat::Markdown)] {
+        for (ext, format) in [
+            ("json", OutputFormat::Json),
+            ("md", OutputFormat::Markdown),
+            ("html", OutputFormat::Html),
+        ] {
             for name in [format!("report-{stamp}.{ext}"), format!("latest.{ext}")] {
                 let path = config.reports.dir.join(name);
                 let mut f = std::io::BufWriter::new(

@@ -12,7 +12,9 @@
 //! tables, Markdown, CSV, or a JSON object whose shape is documented in the README (durations in
 //! keys ending `_ms`, rates as fractions, times as ISO 8601).
 
+pub mod html;
 pub mod render;
+pub mod svg;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -153,6 +155,8 @@ pub struct ReportOptions {
     pub categories: Vec<crate::security::Category>,
     /// Behavioural rules.
     pub behaviour: crate::security::behaviour::BehaviourConfig,
+    /// The dataset, as the user named it (shown in the HTML report).
+    pub dataset: Option<String>,
 }
 
 /// One table of a report.
@@ -164,6 +168,8 @@ pub struct Section {
     pub title: String,
     /// A single-row summary (rendered as an object in JSON) or a list.
     pub single: bool,
+    /// Data for charts (JSON and HTML only): a table of it would be too wide to read.
+    pub chart_data: bool,
     /// The data.
     pub table: Table,
 }
@@ -177,6 +183,8 @@ pub struct Report {
     pub filters: Map<String, Value>,
     /// When it was made.
     pub generated_at: String,
+    /// The dataset reported on, as the user named it.
+    pub dataset: Option<String>,
 }
 
 #[cfg(feature = "duckdb")]
@@ -352,6 +360,7 @@ impl<'a> Reporter<'a> {
             name,
             title: title.to_string(),
             single,
+            chart_data: false,
             table: self.table(sql)?,
         })
     }
@@ -398,6 +407,7 @@ impl<'a> Reporter<'a> {
                 parts,
                 filters: self.filters.clone(),
                 generated_at: format_rfc3339(now_us()),
+                dataset: self.opts.dataset.clone(),
             })
         })
     }
@@ -440,6 +450,8 @@ impl<'a> Reporter<'a> {
             "count(*) AS requests, count(response_time_us) AS timed,
              avg(response_time_us) / 1000 AS mean_ms, {QUANTILES} AS q,
              max(response_time_us) / 1000 AS max_ms, sum(response_time_us) AS total_us,
+             count(*) FILTER (WHERE status BETWEEN 200 AND 299) AS status_2xx,
+             count(*) FILTER (WHERE status BETWEEN 300 AND 399) AS status_3xx,
              count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS errors_4xx,
              count(*) FILTER (WHERE status >= 500) AS errors_5xx,
              coalesce(sum(bytes), 0) AS bytes, min(ts) AS first, max(ts) AS last,
@@ -550,7 +562,61 @@ impl<'a> Reporter<'a> {
                      FROM {GROUPS} WHERE grouping = 'bucket' ORDER BY bucket"
                 ),
             )?,
+            self.section(
+                "latency_histogram",
+                "Response time distribution (bins of 1-2-5 per decade)",
+                false,
+                &self.histogram_sql(),
+            )?,
+            Section {
+                chart_data: true,
+                ..self.section(
+                    "route_trend",
+                    &format!("p95 per {b} of the routes above (aligned with over_time)"),
+                    false,
+                    &self.route_trend_sql(),
+                )?
+            },
         ])
+    }
+
+    /// Requests per response-time bin: bins run 1, 2, 5, 10, 20... microseconds, so three per
+    /// decade whatever the range, with edges a reader can say aloud.
+    fn histogram_sql(&self) -> String {
+        format!(
+            "WITH v AS (
+               SELECT greatest(response_time_us, 1) AS x,
+                      10::DOUBLE ** floor(log10(greatest(response_time_us, 1))) AS p
+               FROM logs WHERE {f} AND response_time_us IS NOT NULL),
+             bins AS (
+               SELECT CASE WHEN x < 2 * p THEN p WHEN x < 5 * p THEN 2 * p ELSE 5 * p END AS lo,
+                      CASE WHEN x < 2 * p THEN 2 * p WHEN x < 5 * p THEN 5 * p ELSE 10 * p END AS hi
+               FROM v)
+             SELECT round(lo / 1000, 3) AS from_ms, round(hi / 1000, 3) AS to_ms, count(*) AS requests
+             FROM bins GROUP BY lo, hi ORDER BY lo",
+            f = self.filter
+        )
+    }
+
+    /// For each route of the `routes` section, in its order, the p95 of every time bucket of
+    /// `over_time` (null where the route had no timed request): one list per route, so a chart
+    /// draws it beside the overall line.
+    fn route_trend_sql(&self) -> String {
+        let (b, f, top) = (self.bucket.sql(), &self.filter, self.opts.top);
+        format!(
+            "WITH top AS (
+               SELECT route, total_us, requests FROM {GROUPS} WHERE grouping = 'route'
+               ORDER BY total_us DESC NULLS LAST, requests DESC, route LIMIT {top}),
+             buckets AS (SELECT bucket FROM {GROUPS} WHERE grouping = 'bucket'),
+             per AS (
+               SELECT route, date_trunc('{b}', ts) AS bucket, quantile_cont(response_time_us, 0.95) AS p95
+               FROM logs WHERE {f} AND route IN (SELECT route FROM top) GROUP BY 1, 2)
+             SELECT t.route, list(round(p.p95 / 1000, 3) ORDER BY k.bucket) AS p95_ms
+             FROM top AS t CROSS JOIN buckets AS k
+                  LEFT JOIN per AS p ON p.route = t.route AND p.bucket = k.bucket
+             GROUP BY t.route, t.total_us, t.requests
+             ORDER BY t.total_us DESC NULLS LAST, t.requests DESC, t.route"
+        )
     }
 
     fn errors(&self) -> Result<Vec<Section>> {
@@ -653,7 +719,9 @@ impl<'a> Reporter<'a> {
                 &format!("Requests and bytes per {b}"),
                 false,
                 &format!(
-                    "SELECT bucket, requests, bytes FROM {GROUPS} WHERE grouping = 'bucket' ORDER BY 1"
+                    "SELECT bucket, requests, bytes, status_2xx, status_3xx, errors_4xx AS status_4xx,
+                            errors_5xx AS status_5xx
+                     FROM {GROUPS} WHERE grouping = 'bucket' ORDER BY 1"
                 ),
             )?,
             self.section(
@@ -729,6 +797,7 @@ impl Reporter<'_> {
             name: "findings",
             title: "Behavioural findings".into(),
             single: false,
+            chart_data: false,
             table,
         })
     }
@@ -877,6 +946,9 @@ impl Report {
     /// Writes the report in `format`.
     pub fn write(&self, format: OutputFormat, out: &mut dyn Write) -> Result<()> {
         let io = |e: std::io::Error| Error::io("cannot write", "<output>", e);
+        if format == OutputFormat::Html {
+            return html::write_report(self, out);
+        }
         if format == OutputFormat::Json {
             serde_json::to_writer_pretty(&mut *out, &self.to_json()).map_err(|e| io(e.into()))?;
             return writeln!(out).map_err(io);
@@ -891,7 +963,7 @@ impl Report {
                 OutputFormat::Csv => {}
                 _ => writeln!(out, "== {} report ==\n", name.to_uppercase()).map_err(io)?,
             }
-            for s in sections {
+            for s in sections.iter().filter(|s| !s.chart_data) {
                 match format {
                     OutputFormat::Markdown => writeln!(out, "## {}\n", s.title).map_err(io)?,
                     OutputFormat::Csv => writeln!(out, "# {name}.{}", s.name).map_err(io)?,
@@ -911,7 +983,8 @@ impl Report {
     }
 }
 
-fn capitalise(s: &str) -> String {
+/// `s` with its first letter in upper case.
+pub(crate) fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next()
         .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())

@@ -1,4 +1,4 @@
-//! Renders query results and reports as tables, JSON, CSV or Markdown.
+//! Renders query results and reports as tables, JSON, CSV, Markdown or HTML.
 //!
 //! Every command that prints data goes through here, so all of them offer the same formats with
 //! the same conventions: tables for people (comfy-table), JSON for programs (numbers stay numbers,
@@ -23,6 +23,8 @@ pub enum OutputFormat {
     Csv,
     /// Markdown tables.
     Markdown,
+    /// One self-contained HTML page (reports: with charts; `-o FILE` to write it to a file).
+    Html,
 }
 
 /// The rows as JSON objects keyed by column name.
@@ -53,6 +55,7 @@ pub fn display(v: &Value, null_text: &str) -> String {
 pub fn write_table(table: &Table, format: OutputFormat, out: &mut dyn Write) -> Result<()> {
     let io = |e: std::io::Error| Error::io("cannot write", "<output>", e);
     match format {
+        OutputFormat::Html => super::html::write_table_page(table, out)?,
         OutputFormat::Json => {
             serde_json::to_writer_pretty(&mut *out, &table.to_objects())
                 .map_err(|e| io(e.into()))?;
