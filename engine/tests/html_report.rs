@@ -3,8 +3,10 @@
 //! headless Chromium, that it loads with no console message and no network request, draws its
 //! charts, and shows the numbers of the JSON report for the same dataset.
 //!
-//! The browser test runs when Chromium is found: `LOGCRUNCH_CHROMIUM` names it (CI installs
-//! Debian's `chromium` and sets it; set, it must work), else `/usr/bin/chromium` when present.
+//! The browser test drives Debian's Chromium through its ChromeDriver (WebDriver, over HTTP) when
+//! both are found: `LOGCRUNCH_CHROMIUM` names the browser (CI installs `chromium` and
+//! `chromium-driver` and sets it; set, the test must run), else `/usr/bin/chromium` when present;
+//! the driver is `chromedriver` beside it.
 
 mod common;
 
@@ -12,20 +14,22 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::{ingest_json, logcrunch, report};
+use serde_json::{Value, json};
 
-/// The Chromium to test with, if any.
-fn chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("LOGCRUNCH_CHROMIUM") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "LOGCRUNCH_CHROMIUM={} is not a file",
-            p.display()
-        );
-        return Some(p);
-    }
-    let default = PathBuf::from("/usr/bin/chromium");
-    default.is_file().then_some(default)
+/// The Chromium and ChromeDriver to test with, if any.
+fn chromium() -> Option<(PathBuf, PathBuf)> {
+    let required = std::env::var_os("LOGCRUNCH_CHROMIUM").map(PathBuf::from);
+    let browser = required
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    let driver = browser.with_file_name("chromedriver");
+    let found = browser.is_file() && driver.is_file();
+    assert!(
+        found || required.is_none(),
+        "LOGCRUNCH_CHROMIUM={}: it and chromedriver beside it must exist",
+        browser.display()
+    );
+    found.then_some((browser, driver))
 }
 
 /// Twelve hours of generated traffic (2 requests/s, 0.5% attacks) with a latency spike and an
@@ -274,6 +278,115 @@ fn comparison_page_highlights_the_regressed_routes() {
     assert_eq!(shown, regressed);
 }
 
+/// A WebDriver session with a headless Chromium, through a ChromeDriver of its own.
+struct Browser {
+    driver: std::process::Child,
+    session: String,
+}
+
+impl Browser {
+    fn start(chromium: &Path, chromedriver: &Path, profile: &Path) -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = std::process::Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut browser = Browser {
+            driver,
+            session: format!("http://127.0.0.1:{port}"),
+        };
+        let ready = (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            ureq::get(&format!("{}/status", browser.session))
+                .call()
+                .is_ok_and(|mut r| {
+                    r.body_mut()
+                        .read_json::<Value>()
+                        .is_ok_and(|v| v["value"]["ready"] == true)
+                })
+        });
+        assert!(ready, "chromedriver did not start");
+        let flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1000",
+        ];
+        let mut args: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        let created = browser.post(
+            "/session",
+            json!({"capabilities": {"alwaysMatch": {
+                "goog:chromeOptions": {"binary": chromium, "args": args},
+                "goog:loggingPrefs": {"browser": "ALL", "performance": "ALL"}
+            }}}),
+        );
+        let id = created["sessionId"]
+            .as_str()
+            .expect("a session")
+            .to_string();
+        browser.session = format!("{}/session/{id}", browser.session);
+        browser
+    }
+
+    /// POSTs `body` to `path` (of the driver, or of the session when `path` does not start with
+    /// `/session`) and returns the answer's `value`.
+    fn post(&self, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.session);
+        let mut answer = ureq::post(&url)
+            .send_json(&body)
+            .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"));
+        let v: Value = answer.body_mut().read_json().unwrap();
+        v["value"].clone()
+    }
+
+    fn open(&self, url: &str) {
+        self.post("/url", json!({"url": url}));
+    }
+
+    fn script(&self, js: &str) -> Value {
+        self.post("/execute/sync", json!({"script": js, "args": []}))
+    }
+
+    fn click(&self, css: &str) {
+        let found = self.post("/element", json!({"using": "css selector", "value": css}));
+        let id = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_string();
+        self.post(&format!("/element/{id}/click"), json!({}));
+    }
+
+    /// The entries of a log (`browser`: the console; `performance`: DevTools events).
+    fn log(&self, kind: &str) -> Vec<Value> {
+        self.post("/se/log", json!({"type": kind}))
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = ureq::delete(&self.session).call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
 /// The number a card shows, as its text reads (thousands separators, a unit or a percent sign).
 fn card_number(dom: &str, key: &str) -> f64 {
     let re = regex::Regex::new(&format!(
@@ -293,8 +406,10 @@ fn card_number(dom: &str, key: &str) -> f64 {
 
 #[test]
 fn report_in_headless_chromium() {
-    let Some(browser) = chromium() else {
-        println!("skipped: no Chromium (install Debian's chromium or set LOGCRUNCH_CHROMIUM)");
+    let Some((chromium, chromedriver)) = chromium() else {
+        println!(
+            "skipped: no Chromium and ChromeDriver (apt-get install chromium chromium-driver)"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -304,51 +419,36 @@ fn report_in_headless_chromium() {
     assert_self_contained(&html);
     let json = report(d, "ds", "all", &[]);
     let page = format!("file://{}", d.join("r.html").display());
-    let run = std::process::Command::new(&browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", d.join("profile").display()))
-        .arg(format!("--log-net-log={}", d.join("net.json").display()))
-        .args(["--dump-dom", &page])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let dom = String::from_utf8(run.stdout).unwrap();
-    let log = String::from_utf8_lossy(&run.stderr);
+    let browser = Browser::start(&chromium, &chromedriver, &d.join("profile"));
+    browser.open(&page);
 
     // The page said nothing on the console (errors, warnings, policy violations).
-    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    let console = browser.log("browser");
     assert!(console.is_empty(), "console messages: {console:#?}");
 
-    // The only URL loaded is the page; the rest of the net log is Chromium's own services.
-    let net = std::fs::read_to_string(d.join("net.json")).unwrap();
-    let url = regex::Regex::new(r#""url":"([^"]+)""#).unwrap();
-    let own = regex::Regex::new(
-        r"^https?://[a-z0-9.-]*\b(google|googleapis|gstatic|gvt1|gvt2|googleusercontent)\.com/",
-    )
-    .unwrap();
-    let loaded: Vec<String> = url
-        .captures_iter(&net)
-        .map(|c| c[1].to_string())
-        .filter(|u| !own.is_match(u) && u != &page && !u.starts_with("data:"))
+    // The page requested nothing but itself (the DevTools events of its document; the browser
+    // opened its own new-tab page first).
+    let events: Vec<Value> = browser
+        .log("performance")
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
+        .map(|m| m["message"].clone())
+        .filter(|m| m["method"] == "Network.requestWillBeSent")
+        .filter(|m| m["params"]["documentURL"] == page.as_str())
         .collect();
-    assert!(loaded.is_empty(), "the page loaded {loaded:?}");
+    let requested: Vec<&str> = events
+        .iter()
+        .filter_map(|m| m["params"]["request"]["url"].as_str())
+        .collect();
+    assert_eq!(requested, [page.as_str()], "what the page requested");
 
-    // The charts were parsed as SVG with their data: lines, stacked bars, bands, hover texts.
+    // The charts were parsed as SVG with their data (lines, stacked bars, bands, hover texts)
+    // and laid out at the page's width.
+    let dom = browser
+        .script("return document.documentElement.outerHTML")
+        .as_str()
+        .unwrap()
+        .to_string();
     let count = |needle: &str| dom.matches(needle).count();
     assert!(
         count("<svg id=\"chart-") >= 5,
@@ -358,8 +458,21 @@ fn report_in_headless_chromium() {
     assert!(count("<polyline class=\"line") >= 3);
     assert!(count("<rect class=\"bar") > 50);
     assert!(count("<rect class=\"band") >= 1, "the anomalies are marked");
-    assert!(count("<title>") > 50);
     assert!(dom.contains("id=\"chart-security-over_time\""));
+    let widths = browser.script(
+        "return Array.from(document.querySelectorAll('svg.chart')).map(s => s.getBoundingClientRect().width)",
+    );
+    let widths: Vec<f64> = widths
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert!(widths.iter().all(|w| *w > 600.0), "chart widths {widths:?}");
+    let hover = browser.script(
+        "return document.querySelector('#chart-performance-over_time .hover title').textContent",
+    );
+    assert!(hover.as_str().unwrap().contains("p95: "), "{hover}");
 
     // The figures shown are the JSON report's.
     let p = &json["performance"]["overall"];
@@ -385,9 +498,28 @@ fn report_in_headless_chromium() {
     let anomalies = json["anomalies"]["events"].as_array().unwrap().len();
     assert!(anomalies > 0);
     assert_eq!(card_number(&dom, "anomalies"), anomalies as f64);
+
+    // A click on a column sorts the table by it, a second click the other way.
+    let column = "return Array.from(document.querySelectorAll('#performance-routes tbody tr')).map(r => parseFloat(r.cells[1].dataset.v))";
+    let read = |v: Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    browser.click("#performance-routes th:nth-child(2)");
+    let up = read(browser.script(column));
+    assert!(
+        up.len() > 3 && up.windows(2).all(|w| w[0] <= w[1]),
+        "{up:?}"
+    );
+    browser.click("#performance-routes th:nth-child(2)");
+    let down = read(browser.script(column));
+    assert!(down.windows(2).all(|w| w[0] >= w[1]), "{down:?}");
+    assert!(browser.log("browser").is_empty());
     println!(
-        "Chromium loaded the report: {} charts, {} bytes of DOM, no console message, no request",
-        count("<svg id=\"chart-"),
-        dom.len()
+        "Chromium (WebDriver): {} charts, no console message, no request, numbers equal to the JSON report, sorting works",
+        count("<svg id=\"chart-")
     );
 }
