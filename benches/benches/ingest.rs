@@ -80,6 +80,7 @@ fn chunking(c: &mut Criterion) {
                     skip_partial: false,
                     cut_before: None,
                     expect_head: None,
+                    follow: false,
                 };
                 scanner
                     .scan(&req, &progress, &mut |c| {

@@ -80,11 +80,22 @@ pub enum Error {
         "no log files in {0}\n  logcrunch reads *.log*, *access*, *.txt, *.gz and *.zst files; pass files explicitly to read others"
     )]
     NoLogFiles(PathBuf),
-    /// Another process holds the dataset's lock.
+    /// A commit of another process held the dataset's lock for longer than readers wait.
     #[error(
-        "dataset {0} is being written by another logcrunch process\n  wait for it to finish, or remove {0}/.lock if no logcrunch process is running"
+        "dataset {0} was being changed by another logcrunch process for longer than a reader waits\n  try again when it has finished"
     )]
     DatasetLocked(PathBuf),
+    /// Another process writes the dataset (`ingest`, `run`, `archive` or `watch`).
+    #[error(
+        "dataset {} is being written by another logcrunch process: {holder}\n  one writer at a time: wait for it to finish, or stop it (a `watch` follows the logs already, so `run` is not needed beside it)",
+        path.display()
+    )]
+    DatasetWriter {
+        /// The dataset directory.
+        path: PathBuf,
+        /// Who holds the writer's lock (`pid N (logcrunch watch)`).
+        holder: String,
+    },
     /// The dataset's files are inconsistent or unreadable.
     #[error("dataset {path}: {message}")]
     Dataset {
@@ -160,6 +171,7 @@ impl Error {
             | Error::Usage(_) => EXIT_USAGE,
             Error::Io { .. }
             | Error::DatasetLocked(_)
+            | Error::DatasetWriter { .. }
             | Error::Dataset { .. }
             | Error::Parquet { .. }
             | Error::Arrow { .. }

@@ -65,6 +65,10 @@ pub struct IngestOptions {
     pub security: SecurityConfig,
     /// Latency histogram precision and route groups.
     pub stats: StatsConfig,
+    /// Following logs as they are written (`watch`): the session's id. The unterminated last
+    /// line of a file is left for the next ingest, which reads it whole, and the ingests of a
+    /// session make one run record of the manifest, not one each.
+    pub follow: Option<String>,
 }
 
 impl IngestOptions {
@@ -83,6 +87,7 @@ impl IngestOptions {
             routes: cfg.routes.clone(),
             security: cfg.security.clone(),
             stats: cfg.stats.clone(),
+            follow: None,
         }
     }
 }
@@ -408,6 +413,12 @@ impl Ingest {
         if input.encoding == Encoding::Stdin {
             return self.choose_format(plan, None, cache);
         }
+        if self.opts.follow.is_some() && input.encoding != Encoding::Plain && being_written(input) {
+            // A compressed file still being written (logrotate compressing a rotated log): read
+            // once it is whole.
+            plan.status = SourceStatus::Unchanged;
+            return Ok(());
+        }
         let mut fps: HashMap<u64, u64> = HashMap::new();
         let mut fp_at = |len: u64| -> Result<u64> {
             if let Some(h) = fps.get(&len) {
@@ -674,6 +685,7 @@ impl Ingest {
                         skip_partial: plan.skip_partial,
                         cut_before: plan.parser.as_ref().and_then(|p| p.entry_start()),
                         expect_head: plan.expect_head,
+                        follow: self.opts.follow.is_some(),
                     };
                     ends.push(scanner.scan(&req, &progress.bytes, &mut emit));
                 }
@@ -819,7 +831,7 @@ impl Ingest {
         );
         if read_any {
             manifest.route_groups = groups;
-            manifest.runs.push(RunRecord {
+            let record = RunRecord {
                 id: run_id.to_string(),
                 started: started_at.to_string(),
                 elapsed_s: summary.elapsed_s,
@@ -827,7 +839,15 @@ impl Ingest {
                 lines: summary.lines,
                 rows: summary.rows,
                 bad_lines: summary.bad_lines,
-            });
+            };
+            match (&self.opts.follow, manifest.runs.last_mut()) {
+                (Some(session), Some(last)) if last.id == *session => last.fold(&record),
+                (Some(session), _) => manifest.runs.push(RunRecord {
+                    id: session.clone(),
+                    ..record
+                }),
+                (None, _) => manifest.runs.push(record),
+            }
             save_and_refresh(dataset, manifest, &keep, catalog, &self.enrich, saved)?;
             remove_superseded(dataset, superseded);
         }
@@ -1295,6 +1315,16 @@ fn source_record(manifest: &mut Manifest, plan: &Plan, superseded: &mut Vec<Stri
     }
 }
 
+/// Whether `input` was modified in the last two seconds (a writer may still be at it).
+fn being_written(input: &Input) -> bool {
+    std::fs::metadata(&input.path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| {
+            t.elapsed()
+                .is_ok_and(|age| age < std::time::Duration::from_secs(2))
+        })
+}
+
 /// Updates a source record with what this run read of it.
 fn record_read(rec: &mut SourceRecord, plan: &Plan, end: &ScanEnd, s: &SourceSummary) {
     if rec.path != *plan.label && !rec.aliases.iter().any(|a| *a == *plan.label) {
@@ -1309,8 +1339,12 @@ fn record_read(rec: &mut SourceRecord, plan: &Plan, end: &ScanEnd, s: &SourceSum
         rec.prefixes = end.prefixes.clone();
     }
     if end.chunks > 0 || end.truncated.is_some() || end.skipped_partial.is_some() {
-        rec.offset = end.end;
-        rec.ends_with_newline = end.ends_with_newline;
+        // A grown source never goes back: a copy that broke off before the offset already read
+        // (a compressed file cut short) adds nothing, and must not make the next run read again.
+        if plan.status != SourceStatus::Grown || end.end >= rec.offset {
+            rec.offset = end.end;
+            rec.ends_with_newline = end.ends_with_newline;
+        }
     }
     rec.lines += s.lines;
     rec.rows += s.rows;

@@ -479,20 +479,52 @@ fn a_dataset_being_written_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.log"), lines(0..3)).unwrap();
     ingest_json(dir.path(), &["--dataset", "ds", "a.log"], 0);
-    let _writer = logcrunch::catalog::Dataset::open_for_write(&dir.path().join("ds")).unwrap();
+    let _writer = logcrunch::catalog::WriterLock::acquire(&dir.path().join("ds"), "test").unwrap();
     for args in [
         &["ingest", "--dataset", "ds", "a.log"][..],
-        &["query", "--dataset", "ds", "SELECT 1"][..],
-        &["report", "traffic", "--dataset", "ds"][..],
         &["archive", "--dataset", "ds"][..],
-        &["archive", "--dataset", "ds", "--verify"][..],
-        &["restore", "--dataset", "ds", "a.log"][..],
     ] {
         logcrunch(dir.path())
             .args(args)
             .timeout(std::time::Duration::from_secs(20))
             .assert()
             .code(1)
-            .stderr(contains("being written by another logcrunch process"));
+            .stderr(contains("being written by another logcrunch process"))
+            .stderr(contains("logcrunch test"));
     }
+    // Readers are served beside a writer that is not committing.
+    logcrunch(dir.path())
+        .args(["query", "--dataset", "ds", "SELECT count(*) FROM logs"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_reader_waits_for_a_commit_and_gives_up_after_its_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.log"), lines(0..3)).unwrap();
+    ingest_json(dir.path(), &["--dataset", "ds", "a.log"], 0);
+    let ds = dir.path().join("ds");
+    let committing = logcrunch::catalog::Dataset::open_for_write(&ds).unwrap();
+    let released = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        drop(committing);
+    });
+    let start = std::time::Instant::now();
+    logcrunch(dir.path())
+        .args(["query", "--dataset", "ds", "SELECT count(*) FROM logs"])
+        .assert()
+        .success();
+    assert!(
+        start.elapsed().as_secs_f64() > 1.0,
+        "the reader waited for the commit"
+    );
+    released.join().unwrap();
+    let _stuck = logcrunch::catalog::Dataset::open_for_write(&ds).unwrap();
+    logcrunch(dir.path())
+        .env("LOGCRUNCH_LOCK_WAIT", "0.3")
+        .args(["report", "traffic", "--dataset", "ds"])
+        .assert()
+        .code(1)
+        .stderr(contains("longer than a reader waits"));
 }

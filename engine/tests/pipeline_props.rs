@@ -26,6 +26,7 @@ fn options(dataset: &Path, threads: usize, chunk_size: usize) -> IngestOptions {
         routes: Default::default(),
         security: Default::default(),
         stats: Default::default(),
+        follow: None,
     }
 }
 

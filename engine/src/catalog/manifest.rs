@@ -96,6 +96,17 @@ pub struct RunRecord {
     pub bad_lines: u64,
 }
 
+impl RunRecord {
+    /// Adds the counts of `other` (a later ingest of the same `watch` session) to this record.
+    pub fn fold(&mut self, other: &RunRecord) {
+        self.elapsed_s += other.elapsed_s;
+        self.sources += other.sources;
+        self.lines += other.lines;
+        self.rows += other.rows;
+        self.bad_lines += other.bad_lines;
+    }
+}
+
 /// One source (a log file's content, recognised by its fingerprint).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SourceRecord {

@@ -1,14 +1,18 @@
 //! The dataset on disk and the SQL catalog over it.
 //!
-//! [`Dataset`] owns the directory layout and the writer's lock: one writer at a time, and on opening
-//! for writing it removes what a crashed run left behind (temporary files and Parquet files the
-//! manifest does not list). [`Catalog`] is embedded DuckDB (compiled in with its Parquet reader; no
-//! extension is ever downloaded): the dataset's `catalog.duckdb` holds the tables of what commands
-//! did (`runs`, the manifest's `sources`, `files` and `archives`, and the findings of later stages) and views
-//! `logs` and `errors` over exactly the files the manifest lists. Writers update it under the lock;
-//! readers take the lock shared, so they are refused (not blocked, never half-served) while a
-//! writer works, attach the catalog read-only and build their own views from the manifest, which
-//! keeps a moved dataset readable.
+//! [`Dataset`] owns the directory layout and two locks. The writer's lock (`.writer`) admits one
+//! writing process at a time: `ingest`, `run` and `archive` hold it while they run, `watch` for as
+//! long as it follows the logs ([`WriterLock`]), and another writer is refused at once. The
+//! commit lock (`.lock`) is held exclusively only while a writer changes the dataset (one
+//! ingest, one catalog update) and shared by readers while they read; each side waits for the
+//! other up to [`LOCK_WAIT`], so a reader is held back for as long as a commit takes, never
+//! half-served. On opening for writing, what a crashed run left behind (temporary files and
+//! Parquet files the manifest does not list) is removed. [`Catalog`] is embedded DuckDB
+//! (compiled in with its Parquet reader; no extension is ever downloaded): the dataset's
+//! `catalog.duckdb` holds the tables of what commands did (`runs`, the manifest's `sources`,
+//! `files` and `archives`, and the findings of later stages) and views `logs` and `errors` over
+//! exactly the files the manifest lists. Readers attach the catalog read-only and build their own
+//! views from the manifest, which keeps a moved dataset readable.
 
 pub mod manifest;
 mod table;
@@ -25,23 +29,137 @@ use crate::parse::value::parse_date;
 use manifest::Manifest;
 pub use table::Table;
 
-/// Lock file inside the dataset.
+/// Commit lock file inside the dataset.
 pub const LOCK_FILE: &str = ".lock";
+/// Writer's lock file inside the dataset (it holds the writer's process id and command).
+pub const WRITER_FILE: &str = ".writer";
+/// How long a reader waits for a commit to end, and a commit for readers to finish, unless
+/// `LOGCRUNCH_LOCK_WAIT` (seconds) says otherwise.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn lock_wait() -> std::time::Duration {
+    std::env::var("LOGCRUNCH_LOCK_WAIT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(LOCK_WAIT, std::time::Duration::from_secs_f64)
+}
+
+/// The datasets whose writer's lock this process holds (a `watch` commits through
+/// [`Dataset::open_for_write`] under the lock it took once).
+static WRITING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A dataset's writer's lock: while it lives, no other process writes the dataset.
+#[derive(Debug)]
+pub struct WriterLock {
+    dir: PathBuf,
+    _file: File,
+}
+
+impl WriterLock {
+    /// Takes the writer's lock of `dir` (creating the directory), or fails at once, naming the
+    /// process that holds it, when another process writes the dataset.
+    pub fn acquire(dir: &Path, command: &str) -> Result<WriterLock> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io("cannot create dataset directory", dir, e))?;
+        let path = dir.join(WRITER_FILE);
+        let mut file = File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                return Err(Error::DatasetWriter {
+                    path: dir.to_path_buf(),
+                    holder: holder.trim().to_string(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", &path, e)),
+        }
+        use std::io::Write;
+        let who = format!("pid {} (logcrunch {command})\n", std::process::id());
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.write_all(who.as_bytes()));
+        let dir = canonical(dir);
+        WRITING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(dir.clone());
+        Ok(WriterLock { dir, _file: file })
+    }
+
+    /// Whether this process holds the writer's lock of `dir`.
+    fn held(dir: &Path) -> bool {
+        let dir = canonical(dir);
+        WRITING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&dir)
+    }
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        let mut held = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = held.iter().position(|d| *d == self.dir) {
+            held.remove(i);
+        }
+    }
+}
+
+fn canonical(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// Takes `lock` (`shared` or exclusive), waiting up to [`LOCK_WAIT`] while the other side holds
+/// it; `Ok(false)` when the wait ran out.
+fn lock_waiting(lock: &File, shared: bool, path: &Path) -> Result<bool> {
+    let (start, wait) = (std::time::Instant::now(), lock_wait());
+    loop {
+        let tried = if shared {
+            lock.try_lock_shared()
+        } else {
+            lock.try_lock()
+        };
+        match tried {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", path, e)),
+        }
+    }
+}
 /// Directory of quarantine files inside the dataset.
 pub const QUARANTINE_DIR: &str = "quarantine";
 
-/// A dataset directory opened for writing (holds the lock until dropped).
+/// A dataset directory opened for writing (holds the locks until dropped).
 #[derive(Debug)]
 pub struct Dataset {
     dir: PathBuf,
     _lock: File,
+    /// The writer's lock, when this process did not hold it already.
+    _writer: Option<WriterLock>,
 }
 
 impl Dataset {
-    /// Creates `dir` if needed, takes the writer lock and cleans up after crashed runs.
+    /// Creates `dir` if needed, takes the writer's lock (unless this process holds it), then the
+    /// commit lock (waiting for readers to finish), and cleans up after crashed runs.
     pub fn open_for_write(dir: &Path) -> Result<Dataset> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io("cannot create dataset directory", dir, e))?;
+        let writer = if WriterLock::held(dir) {
+            None
+        } else {
+            Some(WriterLock::acquire(dir, "writer")?)
+        };
         let lock_path = dir.join(LOCK_FILE);
         let lock = File::options()
             .create(true)
@@ -49,18 +167,13 @@ impl Dataset {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::io("cannot open", &lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::DatasetLocked(dir.to_path_buf()));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("cannot lock", &lock_path, e));
-            }
+        if !lock_waiting(&lock, false, &lock_path)? {
+            return Err(Error::DatasetLocked(dir.to_path_buf()));
         }
         let ds = Dataset {
             dir: dir.to_path_buf(),
             _lock: lock,
+            _writer: writer,
         };
         ds.recover(&Manifest::load(dir)?)?;
         Ok(ds)
@@ -518,17 +631,18 @@ impl Catalog {
     }
 }
 
-/// Takes `dataset`'s lock shared, as readers do: refused at once (never waiting) while a writer
-/// works; held as long as the returned file is open (`None`: the dataset has no lock file).
+/// Takes `dataset`'s commit lock shared, as readers do: waits while a commit runs (up to
+/// [`LOCK_WAIT`]); held as long as the returned file is open (`None`: the dataset has no lock
+/// file).
 pub fn lock_shared(dataset: &Path) -> Result<Option<File>> {
     let lock_path = dataset.join(LOCK_FILE);
     let Ok(f) = File::open(&lock_path) else {
         return Ok(None);
     };
-    match f.try_lock_shared() {
-        Ok(()) => Ok(Some(f)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::DatasetLocked(dataset.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("cannot lock", &lock_path, e)),
+    if lock_waiting(&f, true, &lock_path)? {
+        Ok(Some(f))
+    } else {
+        Err(Error::DatasetLocked(dataset.to_path_buf()))
     }
 }
 

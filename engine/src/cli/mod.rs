@@ -9,6 +9,7 @@ mod analyse;
 mod archiving;
 mod formats;
 mod progress;
+mod watch;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -72,6 +73,9 @@ enum Command {
     Generate(GenerateArgs),
     /// The main job: ingest every new or grown file under `logs.source_dir` of the config.
     Run(RunArgs),
+    /// Follow the logs under `logs.source_dir` as they are written: ingest what is appended every
+    /// interval (rotation of any kind included), judge it and alert on it, until SIGTERM/SIGINT.
+    Watch(watch::WatchArgs),
     /// Performance, error, traffic, security and anomaly reports over the dataset.
     Report(ReportArgs),
     /// Find latency, traffic and error-rate anomalies (stored in the catalog's `anomalies`).
@@ -368,7 +372,16 @@ fn init_tracing(verbose: u8, quiet: bool, logging: &LoggingConfig) {
 
 fn dispatch(cli: Cli, config: Config) -> anyhow::Result<i32> {
     let max_line = config.ingest.max_line_bytes;
+    let (config_path, patterns_path) = (cli.config.clone(), cli.patterns.clone());
+    let reload = move || -> anyhow::Result<Config> {
+        let mut c = Config::load(config_path.as_deref())?;
+        if patterns_path.is_some() {
+            c.patterns = patterns_path.clone();
+        }
+        Ok(c)
+    };
     match cli.command {
+        Command::Watch(a) => watch::watch(config, a, cli.dry_run, reload),
         Command::Ingest(a) => ingest(&config, a),
         Command::Query(a) => query(&config, a),
         Command::Generate(a) => generate(a),
@@ -761,39 +774,10 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
     }
     // Behaviour is judged again on the days this run added rows to, and the findings are stored
     // in the catalog (table `findings`) for alerting.
-    let mut new_findings = 0;
-    if let Some(s) = &summary
-        && let (Some(first), Some(last)) = (s.days.first(), s.days.last())
-    {
-        let opts = report_options(config)?;
-        let days = Detector::days_filter(first, last);
-        new_findings = Detector::new(&opts.behaviour, &days, &days, &opts.categories)
-            .store(&dataset, &s.run_id, first, last)?;
-    }
-    // Anomalies: detected over the run's days with up to `seasonal_days` of history before them,
-    // stored for the run's days.
-    let mut detection = None;
-    if let Some(s) = &summary
-        && let (Some(first), Some(last)) = (s.days.first(), s.days.last())
-        && let (Some(from), Some(to)) = (
-            logcrunch::parse::value::parse_time_arg(first),
-            logcrunch::parse::value::parse_time_arg(last),
-        )
-    {
-        let day = 86_400_000_000;
-        let history = (config.anomaly_detection.seasonal_days as i64 + 1) * day;
-        detection = Some(analyse::detect_dataset(
-            config,
-            &dataset,
-            Some(from - history),
-            Some(to + day),
-            &logcrunch::detect::Metric::DATASET,
-            &config.anomaly_detection.methods,
-            Vec::new(),
-            None,
-            Some((&s.run_id, (from, to + day))),
-        )?);
-    }
+    let (new_findings, detection) = match &summary {
+        Some(s) => judge_new_rows(config, &dataset, s)?,
+        None => (0, None),
+    };
     let mut written = Vec::new();
     let mut highlights = serde_json::Value::Null;
     if dataset.is_dir() {
@@ -847,25 +831,12 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
             print_highlights(&highlights, &written)?;
         }
     }
-    // Alerts: the rules over the run's days, then delivery of everything still pending.
-    let mut alerts = serde_json::Value::Null;
-    if config.alerting.enabled && dataset.is_dir() {
-        let scope = summary.as_ref().and_then(|s| {
-            let from = logcrunch::parse::value::parse_time_arg(s.days.first()?)?;
-            let to = logcrunch::parse::value::parse_time_arg(s.days.last()?)?;
-            Some(logcrunch::alert::Scope {
-                run: s.run_id.clone(),
-                from_us: from,
-                until_us: to + 86_400_000_000,
-            })
-        });
-        alerts = alerting::run_step(config, &dataset, scope.as_ref(), dry_run)?;
-        if !a.json && !dry_run {
-            println!(
-                "alerts: {} new, {} sent, {} pending",
-                alerts["alerts"], alerts["sent"], alerts["pending"]
-            );
-        }
+    let alerts = alert_new_rows(config, &dataset, summary.as_ref(), dry_run)?;
+    if !alerts.is_null() && !a.json && !dry_run {
+        println!(
+            "alerts: {} new, {} sent, {} pending",
+            alerts["alerts"], alerts["sent"], alerts["pending"]
+        );
     }
     // Archive last: the raw logs read by this run, old partitions, retention.
     let mut archived = serde_json::Value::Null;
@@ -892,6 +863,67 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
             .map(|code| if code == 0 { archive_failed } else { code }),
         None => Ok(archive_failed),
     }
+}
+
+/// What `run` and `watch` judge after an ingest: the behaviour of the clients on the days it added
+/// rows to (findings stored in the catalog), and anomalies over those days with up to
+/// `seasonal_days` of history before them (events stored for those days). Returns the number of
+/// new findings and the detection.
+fn judge_new_rows(
+    config: &Config,
+    dataset: &std::path::Path,
+    s: &IngestSummary,
+) -> anyhow::Result<(u64, Option<analyse::Detection>)> {
+    let (Some(first), Some(last)) = (s.days.first(), s.days.last()) else {
+        return Ok((0, None));
+    };
+    let opts = report_options(config)?;
+    let days = Detector::days_filter(first, last);
+    let new_findings = Detector::new(&opts.behaviour, &days, &days, &opts.categories)
+        .store(dataset, &s.run_id, first, last)?;
+    let (Some(from), Some(to)) = (
+        logcrunch::parse::value::parse_time_arg(first),
+        logcrunch::parse::value::parse_time_arg(last),
+    ) else {
+        return Ok((new_findings, None));
+    };
+    let day = 86_400_000_000;
+    let history = (config.anomaly_detection.seasonal_days as i64 + 1) * day;
+    let detection = analyse::detect_dataset(
+        config,
+        dataset,
+        Some(from - history),
+        Some(to + day),
+        &logcrunch::detect::Metric::DATASET,
+        &config.anomaly_detection.methods,
+        Vec::new(),
+        None,
+        Some((&s.run_id, (from, to + day))),
+    )?;
+    Ok((new_findings, Some(detection)))
+}
+
+/// The alert rules over the days an ingest added rows to, then delivery of everything pending
+/// (`null` when alerting is off or there is no dataset).
+fn alert_new_rows(
+    config: &Config,
+    dataset: &std::path::Path,
+    summary: Option<&IngestSummary>,
+    dry_run: bool,
+) -> anyhow::Result<serde_json::Value> {
+    if !config.alerting.enabled || !dataset.is_dir() {
+        return Ok(serde_json::Value::Null);
+    }
+    let scope = summary.and_then(|s| {
+        let from = logcrunch::parse::value::parse_time_arg(s.days.first()?)?;
+        let to = logcrunch::parse::value::parse_time_arg(s.days.last()?)?;
+        Some(logcrunch::alert::Scope {
+            run: s.run_id.clone(),
+            from_us: from,
+            until_us: to + 86_400_000_000,
+        })
+    });
+    alerting::run_step(config, dataset, scope.as_ref(), dry_run)
 }
 
 /// Whether an ISO 8601 time falls on one of the days the run added rows to.

@@ -418,6 +418,9 @@ pub struct ScanRequest<'a> {
     /// Hash and length of the first bytes an earlier run read, when resuming: a plain file that
     /// starts otherwise now was replaced since planning, and is reported as changed.
     pub expect_head: Option<(u64, u64)>,
+    /// The file is followed as it is written: an unterminated last line is left for the next
+    /// read, even when the file did not grow meanwhile (its writer may be between two writes).
+    pub follow: bool,
 }
 
 /// Cuts sources into chunks.
@@ -546,7 +549,7 @@ impl Scanner {
             // left for the next run, which reads it whole.
             let held_back = cut == len
                 && !end.ends_with_newline
-                && file.metadata().map_err(failed("cannot read"))?.len() > len;
+                && (req.follow || file.metadata().map_err(failed("cannot read"))?.len() > len);
             let cut = if held_back {
                 end.ends_with_newline = true;
                 match probe

@@ -230,6 +230,7 @@ fn resuming_skips_what_was_read_and_the_rest_of_a_partial_line() {
         skip_partial: true,
         cut_before: None,
         expect_head: None,
+        follow: false,
     };
     let end = scanner
         .scan(&req, &progress, &mut |c: Chunk| {
@@ -271,6 +272,7 @@ fn plain_request(input: &Input) -> ScanRequest<'_> {
         skip_partial: false,
         cut_before: None,
         expect_head: None,
+        follow: false,
     }
 }
 
