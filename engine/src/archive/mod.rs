@@ -865,6 +865,51 @@ impl Archiver {
         Ok(done.bytes)
     }
 
+    /// Compacts the partitions of `days` while they are still being filled (by `watch`, which
+    /// commits every few seconds): in each (table, source) group, the files not yet compacted
+    /// are rewritten as one once there are `min_files` of them, and the compacted ones are merged
+    /// once there are `min_files` of those, so a group never holds more than about twice
+    /// `min_files` files. Each rewrite is checked as `archive`'s compaction checks it. Returns the
+    /// number of groups rewritten.
+    pub fn compact_recent(&self, days: &[String], min_files: usize) -> Result<usize> {
+        let ds = Dataset::open_for_write(&self.dataset)?;
+        let mut manifest = Manifest::load(&self.dataset)?;
+        let mut groups: BTreeMap<(String, String, u64), Vec<FileRecord>> = BTreeMap::new();
+        for f in manifest.files.iter().filter(|f| days.contains(&f.date)) {
+            groups
+                .entry((f.date.clone(), f.table.clone(), f.source))
+                .or_default()
+                .push(f.clone());
+        }
+        let run = format!("c{}", now_us());
+        let mut rewritten = 0;
+        for ((date, table, source), files) in groups {
+            let (merged, fresh): (Vec<FileRecord>, Vec<FileRecord>) =
+                files.iter().cloned().partition(|f| f.compacted);
+            let pick = if merged.len() >= min_files {
+                files
+            } else if fresh.len() >= min_files {
+                fresh
+            } else {
+                continue;
+            };
+            let progress = AtomicU64::new(0);
+            self.compact_group(
+                &mut manifest,
+                (&table, &date, source),
+                &pick,
+                &run,
+                &progress,
+            )?;
+            rewritten += 1;
+        }
+        if rewritten > 0 {
+            // The catalog's `files` table follows the manifest.
+            Catalog::open_for_write(&ds, &manifest)?;
+        }
+        Ok(rewritten)
+    }
+
     /// Pass 3: retention.
     fn retire(&self, manifest: &mut Manifest, dry_run: bool) -> Result<Vec<RetireAction>> {
         let Some(days) = self.cfg.retention_days else {

@@ -9,6 +9,8 @@
 //! look, and a poll every second stands in when they are not available. The process holds the
 //! dataset's writer's lock for as long as it runs (so `run` and `ingest` are refused with a clear
 //! message) and its commit lock only while a cycle commits, so readers wait at most that long.
+//! The small files each cycle writes are compacted as they pile up (per source, table and day),
+//! so the file count and the memory stay bounded over days.
 //! SIGTERM and SIGINT end it after the current cycle (exit 0); SIGHUP reloads the configuration.
 
 use std::collections::HashMap;
@@ -45,6 +47,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     stop_after: Option<Duration>,
 }
+
+/// Files of one source, table and day that a cycle's compaction lets pile up (each cycle
+/// writes one or two): they are then rewritten as one, which keeps the dataset's file count, the
+/// manifest and the readers' views bounded however long `watch` runs.
+const COMPACT_AFTER_FILES: usize = 16;
 
 /// The signals the loop reacts to between cycles.
 struct Signals {
@@ -169,6 +176,8 @@ impl Follower {
         let dataset = &self.config.storage.dataset;
         let (mut findings, mut anomalies, mut alerts) = (0, 0, Value::Null);
         if summary.rows > 0 {
+            logcrunch::archive::Archiver::new(&self.config.archive, dataset, now_us())
+                .compact_recent(&summary.days, COMPACT_AFTER_FILES)?;
             let (new_findings, detection) = super::judge_new_rows(&self.config, dataset, &summary)?;
             findings = new_findings;
             anomalies = detection.map_or(0, |d| d.new);
