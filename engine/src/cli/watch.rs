@@ -78,7 +78,7 @@ impl Signals {
 struct Wakeups {
     rx: std::sync::mpsc::Receiver<()>,
     /// Kept alive while it sends; `None` when polling.
-    _watcher: Option<notify::RecommendedWatcher>,
+    watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Wakeups {
@@ -94,11 +94,11 @@ impl Wakeups {
         match watcher {
             Ok(w) => Wakeups {
                 rx,
-                _watcher: Some(w),
+                watcher: Some(w),
             },
             Err(e) => {
                 tracing::warn!(error = %e, dir = %dir.display(), "no file-system notifications; polling every second");
-                Wakeups { rx, _watcher: None }
+                Wakeups { rx, watcher: None }
             }
         }
     }
@@ -106,7 +106,7 @@ impl Wakeups {
     /// Waits up to `timeout` for a notification (or, when polling, for a second at most);
     /// whether the files should be looked at.
     fn wait(&self, timeout: Duration) -> bool {
-        if self._watcher.is_none() {
+        if self.watcher.is_none() {
             std::thread::sleep(timeout.min(Duration::from_secs(1)));
             return true;
         }

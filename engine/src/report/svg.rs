@@ -87,6 +87,21 @@ impl Frame {
 
     /// The opening tag, the y grid with its labels and the x labels.
     fn open(&self, out: &mut String, id: &str, title: &str, labels: &[String], unit: &str) {
+        self.start(out, id, title, unit);
+        let step = labels.len().div_ceil(6).max(1);
+        for (i, label) in labels.iter().enumerate().step_by(step) {
+            let _ = write!(
+                out,
+                r#"<text class="tick" x="{x:.1}" y="{y}" text-anchor="middle">{l}</text>"#,
+                x = self.x(i),
+                y = self.height - 8.0,
+                l = escape(&short_time(label)),
+            );
+        }
+    }
+
+    /// The opening tag and the y grid with its labels (in `unit`).
+    fn start(&self, out: &mut String, id: &str, title: &str, unit: &str) {
         let _ = write!(
             out,
             r#"<svg id="{id}" class="chart" viewBox="0 0 {WIDTH} {h}" role="img" aria-label="{t}" preserveAspectRatio="xMidYMid meet">"#,
@@ -103,16 +118,6 @@ impl Frame {
                 tx = MARGIN.0 - 6.0,
                 ty = y + 4.0,
                 label = escape(&format!("{}{unit}", short_number(v))),
-            );
-        }
-        let step = labels.len().div_ceil(6).max(1);
-        for (i, label) in labels.iter().enumerate().step_by(step) {
-            let _ = write!(
-                out,
-                r#"<text class="tick" x="{x:.1}" y="{y}" text-anchor="middle">{l}</text>"#,
-                x = self.x(i),
-                y = self.height - 8.0,
-                l = escape(&short_time(label)),
             );
         }
     }
@@ -267,24 +272,7 @@ pub fn bars(id: &str, title: &str, bars: &[Bar], unit: &str) -> String {
     let max = bars.iter().map(|b| b.value).fold(0.0f64, f64::max);
     let frame = Frame::new(220.0, bars.len(), max);
     let mut out = String::new();
-    let _ = write!(
-        out,
-        r#"<svg id="{id}" class="chart" viewBox="0 0 {WIDTH} {h}" role="img" aria-label="{t}">"#,
-        h = frame.height,
-        t = escape(title),
-    );
-    for v in frame.ticks() {
-        let _ = write!(
-            out,
-            r#"<line class="grid" x1="{x0}" x2="{x1}" y1="{y:.1}" y2="{y:.1}"/><text class="tick" x="{tx}" y="{ty:.1}" text-anchor="end">{l}</text>"#,
-            x0 = MARGIN.0,
-            x1 = WIDTH - MARGIN.1,
-            y = frame.y(v),
-            tx = MARGIN.0 - 6.0,
-            ty = frame.y(v) + 4.0,
-            l = short_number(v),
-        );
-    }
+    frame.start(&mut out, id, title, "");
     let width = (frame.slot() * 0.8).max(0.5);
     let step = bars.len().div_ceil(16).max(1);
     for (i, bar) in bars.iter().enumerate() {
