@@ -3,7 +3,7 @@
 # (rotating it with rename+create every ROTATE_S seconds) while `watch` follows it; the resident
 # memory of the watch process is sampled every SAMPLE_S seconds. At the end: lines written, rows
 # in the dataset (they must be equal), Parquet files in the manifest, and RSS at the start, the
-# end and its maximum.
+# end and its maximum, and the median cycle time early and late.
 #   scripts/soak-watch.sh [DURATION_S=600] [LINES_PER_S=2000] [INTERVAL=2s]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,4 +65,14 @@ files=$(python3 -c "import json; print(len(json.load(open('ds/manifest.json'))['
 echo "duration ${duration}s at ${rate} lines/s, interval ${interval}, rotation every ${rotate_s}s"
 echo "lines written: ${written}; rows in the dataset: ${rows}; cycles: $(wc -l < events.jsonl); Parquet files: ${files}"
 echo "watch RSS: start ${first} KiB, end ${last} KiB, max ${max} KiB; exit code ${code}"
+# A cycle's cost must not grow with the time watch has run: median cycle time of the first and
+# the last tenth of the cycles that had rows.
+python3 - <<'PY'
+import json, statistics
+c = [e["cycle_s"] for e in map(json.loads, open("events.jsonl")) if e.get("rows") and "cycle_s" in e]
+k = max(1, len(c) // 10)
+if c:
+    print("cycle time median: first tenth %.3f s, last tenth %.3f s (%d cycles with rows)"
+          % (statistics.median(c[:k]), statistics.median(c[-k:]), len(c)))
+PY
 [ "$rows" -eq "$written" ] && [ "$code" -eq 0 ]

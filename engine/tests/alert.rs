@@ -627,7 +627,17 @@ fn anomaly_and_security_rules_fire_on_what_the_run_found() {
     assert!(digest.contains("To: sec@example.com"), "{digest}");
     // The spike is an anomaly of high severity, whatever the rule's; tagged requests come with
     // their clients and sample lines.
-    assert!(digest.contains("[high] p50 anomaly on route *"), "{digest}");
+    // p50, p95 and p99 of one route make one alert.
+    let title = digest
+        .lines()
+        .find(|l| l.contains("[high] latency anomaly on route * ("))
+        .unwrap_or_else(|| panic!("no latency alert: {digest}"));
+    assert!(title.contains("p50"), "{title}");
+    assert_eq!(
+        digest.matches("] latency anomaly on route * (").count(),
+        1,
+        "{digest}"
+    );
     assert!(digest.contains("ms vs expected"), "{digest}");
     assert!(digest.contains("requests tagged"), "{digest}");
     assert!(
@@ -639,4 +649,112 @@ fn anomaly_and_security_rules_fire_on_what_the_run_found() {
         digest.contains("observed") && digest.contains("expected"),
         "{digest}"
     );
+}
+
+/// `watch` follows a log that a writer keeps appending to: a latency spike in the written traffic
+/// is one email on the SMTP server, within a few intervals of the spike being written, and only
+/// one: the routes and quantiles that cross their thresholds a cycle or two later join it within
+/// `group_wait`, and what later cycles see again is in its cooldown.
+#[test]
+fn watch_mails_a_spike_in_the_written_traffic_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(&d.join("mail"), 0, &[]);
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    // 3 h 40 min at 4 requests a second; the last 40 minutes are written while `watch` runs, with
+    // a latency spike from their 10th to their 20th minute.
+    logcrunch(d)
+        .args(["generate", "--format", "nginx_timed", "--rps", "4"])
+        .args(["--lines", "52800", "--seed", "3", "-o", "all.log"])
+        .args(["--inject", "latency-spike@2024-01-01T03:10:00Z+10m"])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(d.join("all.log")).unwrap();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let at = |stamp: &str| lines.iter().position(|l| l.contains(stamp)).unwrap();
+    let (history, spike_end) = (at("01/Jan/2024:03:00:"), at("01/Jan/2024:03:20:"));
+    std::fs::write(d.join("in/a.log"), lines[..history].concat()).unwrap();
+    std::fs::write(
+        d.join("cfg.yaml"),
+        format!(
+            "logs:\n  source_dir: in\n  format: nginx_timed\nstorage:\n  dataset: data\n\
+             alerting:\n  enabled: true\n  group_wait: 3s\n  rules:\n    \
+             - {{name: anomalies, kind: anomaly, min_severity: medium}}\n\
+             email:\n  host: 127.0.0.1\n  port: {}\n  from: logcrunch@example.com\n  \
+             to: [ops@example.com]\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let mut watch = common::start_watch(d, "1s");
+    let said = || std::fs::read_to_string(d.join("watch.out")).unwrap_or_default();
+    let rows = || -> u64 {
+        said()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|e| e["rows"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{what}: {}",
+                said()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    until("the history is ingested", &|| rows() == history as u64);
+    let early = server.received();
+    assert!(
+        early.is_empty(),
+        "steady traffic raised an alert: {early:?}"
+    );
+    // The writer: 2,000 lines a second, in blocks every 100 ms.
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("in/a.log"))
+        .unwrap();
+    let mut spike_written = None;
+    for (i, block) in lines[history..].chunks(200).enumerate() {
+        use std::io::Write;
+        log.write_all(block.concat().as_bytes()).unwrap();
+        log.flush().unwrap();
+        if spike_written.is_none() && history + (i + 1) * 200 >= spike_end {
+            spike_written = Some(std::time::SystemTime::now());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    until("every line is ingested", &|| rows() == lines.len() as u64);
+    let first_mail = wait_for(&server, 1);
+    let mailed = std::fs::read_dir(d.join("mail"))
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "json").then(|| p.metadata().unwrap().modified().unwrap())
+        })
+        .min();
+    let latency = mailed.map_or(Duration::MAX, |t| {
+        t.duration_since(spike_written.unwrap()).unwrap_or_default()
+    });
+    // Later cycles, with the whole spike and the traffic after it, send nothing more.
+    std::thread::sleep(Duration::from_secs(4));
+    Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(watch.wait().unwrap().success(), "{}", said());
+    let got = server.received();
+    eprintln!(
+        "spike written; the email came within {:.1} s (1 s interval, 3 s group_wait)",
+        latency.as_secs_f64()
+    );
+    let subjects: Vec<&str> = got.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert!(!first_mail.is_empty(), "no email for the spike: {}", said());
+    assert_eq!(got.len(), 1, "{subjects:?}\n{got:?}");
+    let subject = got[0]["subject"].as_str().unwrap();
+    assert!(subject.contains("latency anomaly on route"), "{subject}");
+    assert!(latency < Duration::from_secs(20), "{latency:?}");
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::query_json;
+use common::{query_json, start_watch};
 
 fn line(seq: u64) -> String {
     format!(
@@ -30,23 +30,6 @@ fn config(d: &Path) {
         "logs:\n  source_dir: logs\n  format: combined\nstorage:\n  dataset: ds\nlogging:\n  file: app/logcrunch.log\n",
     )
     .unwrap();
-}
-
-fn start_watch(d: &Path, interval: &str) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("logcrunch"))
-        .current_dir(d)
-        .args([
-            "--config",
-            "cfg.yaml",
-            "watch",
-            "--interval",
-            interval,
-            "--json",
-        ])
-        .stdout(std::fs::File::create(d.join("watch.out")).unwrap())
-        .stderr(std::fs::File::create(d.join("watch.err")).unwrap())
-        .spawn()
-        .unwrap()
 }
 
 /// What `watch` said so far (its events and its stderr), for failure messages.

@@ -44,6 +44,9 @@ pub struct AlertingConfig {
     pub attempts: u32,
     /// Wait before the second attempt; it doubles for each further one (`2s`, `500ms`).
     pub backoff: String,
+    /// How long `watch` holds a new alert so that those of the next cycles (the other routes and
+    /// metrics of the same incident) go out in the same email (`30s`; `0s` sends at once).
+    pub group_wait: String,
     /// The rules.
     pub rules: Vec<Rule>,
 }
@@ -56,6 +59,7 @@ impl Default for AlertingConfig {
             cooldown: "6h".into(),
             attempts: 3,
             backoff: "2s".into(),
+            group_wait: "30s".into(),
             rules: vec![
                 Rule::new(
                     "anomalies",
@@ -102,6 +106,7 @@ impl AlertingConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         parse_duration(&self.cooldown).map_err(|e| format!("alerting.cooldown: {e}"))?;
         parse_duration(&self.backoff).map_err(|e| format!("alerting.backoff: {e}"))?;
+        parse_duration(&self.group_wait).map_err(|e| format!("alerting.group_wait: {e}"))?;
         if self.attempts == 0 {
             return Err("alerting.attempts must be at least 1".into());
         }
@@ -465,7 +470,7 @@ impl<'a> Alerter<'a> {
                     .filter(|l| l >= min_severity)
                     .map(|l| sql_string(l.name()))
                     .collect();
-                if !table_exists(catalog, "anomalies")? {
+                if !catalog.has_table("anomalies")? {
                     return Ok(Vec::new());
                 }
                 let events = rows(
@@ -483,23 +488,30 @@ impl<'a> Alerter<'a> {
                 if (events.len() as u64) < self.config.min_anomalies_for_alert {
                     return Ok(Vec::new());
                 }
-                let mut by_key: BTreeMap<String, Alert> = BTreeMap::new();
+                // One alert per route and family of metrics (a latency spike moves p50, p95
+                // and p99 together, in one run or in the cycles of `watch` that follow each
+                // other within the cooldown).
+                let mut by_key: BTreeMap<String, (Alert, Vec<String>)> = BTreeMap::new();
                 for e in events {
-                    let key = format!("{} {}", e[0], e[1]);
-                    let a = by_key.entry(key.clone()).or_insert_with(|| {
-                        let mut a = self.alert(
-                            rule,
-                            key.clone(),
-                            format!("{} anomaly on route {}", e[0], e[1]),
-                        );
-                        a.commands.push(format!(
-                            "logcrunch detect --metric {} --route '{}' {window}",
-                            e[0], e[1]
-                        ));
+                    let family = crate::detect::Metric::parse(&e[0])
+                        .map_or("value", crate::detect::Metric::family);
+                    let key = format!("{family} {}", e[1]);
+                    let (a, metrics) = by_key.entry(key.clone()).or_insert_with(|| {
+                        let mut a = self.alert(rule, key.clone(), String::new());
                         a.commands
                             .push(format!("logcrunch stats show --route '{}' {window}", e[1]));
-                        a
+                        (a, Vec::new())
                     });
+                    if !metrics.contains(&e[0]) {
+                        a.commands.insert(
+                            metrics.len(),
+                            format!(
+                                "logcrunch detect --metric {} --route '{}' {window}",
+                                e[0], e[1]
+                            ),
+                        );
+                        metrics.push(e[0].clone());
+                    }
                     let value = |v: &str| {
                         let x = num(v);
                         match e[0].as_str() {
@@ -515,7 +527,8 @@ impl<'a> Alerter<'a> {
                     };
                     a.severity = a.severity.max(level);
                     a.evidence.push(format!(
-                        "{} .. {}: observed {} vs expected {} (score {:.1}, {} by {})",
+                        "{} {} .. {}: observed {} vs expected {} (score {:.1}, {} by {})",
+                        e[0],
                         e[2],
                         e[3],
                         value(&e[5]),
@@ -525,7 +538,15 @@ impl<'a> Alerter<'a> {
                         e[8]
                     ));
                 }
-                Ok(by_key.into_values().collect())
+                Ok(by_key
+                    .into_iter()
+                    .map(|(key, (mut a, metrics))| {
+                        let (family, route) = key.split_once(' ').unwrap_or((&key, ""));
+                        a.title =
+                            format!("{family} anomaly on route {route} ({})", metrics.join(", "));
+                        a
+                    })
+                    .collect())
             }
             RuleKind::ErrorRate {
                 threshold,
@@ -733,7 +754,7 @@ impl<'a> Alerter<'a> {
                         .push(format!("logcrunch report security {window}"));
                     out.push(a);
                 }
-                if table_exists(catalog, "findings")? {
+                if catalog.has_table("findings")? {
                     let found = rows(
                         catalog,
                         &format!(
@@ -824,7 +845,7 @@ impl<'a> Alerter<'a> {
 #[cfg(feature = "duckdb")]
 /// The outbox: pending messages first, then the latest sent ones (`limit` of those).
 pub fn outbox(catalog: &Catalog, pending_only: bool, limit: usize) -> Result<Vec<Message>> {
-    if !table_exists(catalog, "alert_outbox")? {
+    if !catalog.has_table("alert_outbox")? {
         return Ok(Vec::new());
     }
     let sql = format!(
@@ -989,18 +1010,6 @@ fn escape(s: &str) -> String {
 
 fn num(s: &str) -> f64 {
     s.parse().unwrap_or(0.0)
-}
-
-#[cfg(feature = "duckdb")]
-fn table_exists(catalog: &Catalog, name: &str) -> Result<bool> {
-    Ok(!rows(
-        catalog,
-        &format!(
-            "SELECT 1 FROM information_schema.tables WHERE table_name = {}",
-            sql_string(name)
-        ),
-    )?
-    .is_empty())
 }
 
 #[cfg(feature = "duckdb")]

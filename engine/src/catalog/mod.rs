@@ -538,8 +538,32 @@ impl Catalog {
                     ),
                 })
         };
-        let run = sql_string(run);
         let (from, until) = (day_us(first)?, day_us(last)? + 86_400_000_000);
+        self.replace_findings(
+            findings_sql,
+            run,
+            &format!(
+                "DELETE FROM findings WHERE epoch_us(first_seen) >= {from} AND epoch_us(first_seen) < {until}"
+            ),
+        )
+    }
+
+    /// Stores the findings `findings_sql` selects in place of those stored with the same rule,
+    /// client and first event, leaving the others as they are (what `watch` judges is a few
+    /// minutes, not whole days). Detected runs are kept as [`Catalog::store_findings`] keeps them.
+    pub fn merge_findings(&self, findings_sql: &str, run: &str) -> Result<()> {
+        self.replace_findings(
+            findings_sql,
+            run,
+            "DELETE FROM findings o USING fresh_findings f
+                 WHERE o.rule = f.rule AND o.client_ip = f.client_ip AND o.first_seen = f.first_seen",
+        )
+    }
+
+    /// Replaces what `delete` removes from `findings` by what `findings_sql` selects, in one
+    /// transaction (the new findings are the temporary table `fresh_findings` meanwhile).
+    fn replace_findings(&self, findings_sql: &str, run: &str, delete: &str) -> Result<()> {
+        let run = sql_string(run);
         let tx = self.conn.unchecked_transaction()?;
         tx.execute_batch(&format!(
             "CREATE OR REPLACE TEMP TABLE fresh_findings AS {findings_sql};
@@ -549,14 +573,25 @@ impl Catalog {
                  SELECT f.*, coalesce(o.detected_run, {run}) AS detected_run
                  FROM fresh_findings f LEFT JOIN findings o
                    ON o.rule = f.rule AND o.client_ip = f.client_ip AND o.first_seen = f.first_seen;
-             DELETE FROM findings
-                 WHERE epoch_us(first_seen) >= {from} AND epoch_us(first_seen) < {until};
+             {delete};
              INSERT INTO findings SELECT * FROM kept_findings;
              DROP TABLE fresh_findings;
              DROP TABLE kept_findings;"
         ))?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Whether the catalog has a table (or view) called `name`.
+    pub fn has_table(&self, name: &str) -> Result<bool> {
+        Ok(self.conn.query_row(
+            &format!(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = {}",
+                sql_string(name)
+            ),
+            [],
+            |r| r.get::<_, u64>(0),
+        )? > 0)
     }
 
     /// How many stored findings `run` detected first.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use logcrunch::alert::smtp::Mailer;
-use logcrunch::alert::{self, Alerter, Message, Scope};
+use logcrunch::alert::{self, Alert, Alerter, Message, Scope};
 use logcrunch::catalog::Table;
 use logcrunch::catalog::{self, Catalog};
 use logcrunch::config::Config;
@@ -156,23 +156,53 @@ pub fn run_step(
     scope: Option<&Scope>,
     dry_run: bool,
 ) -> anyhow::Result<serde_json::Value> {
-    let categories =
-        logcrunch::security::SignatureFile::load(config.security.signatures.as_deref())?.categories;
-    let alerter = Alerter::new(&config.alerting, &config.email, &categories);
-    let now = now_us();
-    let (_lock, cat) = catalog::open_writer(dataset)?;
     let alerts = match scope {
-        Some(s) => alerter.evaluate(&cat, s, now)?,
+        Some(s) => evaluate(config, dataset, s)?,
         None => Vec::new(),
     };
+    deliver(
+        config,
+        dataset,
+        &alerts,
+        scope.map_or("", |s| s.run.as_str()),
+        dry_run,
+    )
+}
+
+/// The threat categories the alert rules name (those of the configured signatures).
+fn categories(config: &Config) -> anyhow::Result<Vec<logcrunch::security::Category>> {
+    Ok(logcrunch::security::SignatureFile::load(config.security.signatures.as_deref())?.categories)
+}
+
+/// The alerts of the rules over `scope`, those still in their cooldown left out.
+pub fn evaluate(config: &Config, dataset: &Path, scope: &Scope) -> anyhow::Result<Vec<Alert>> {
+    let categories = categories(config)?;
+    let alerter = Alerter::new(&config.alerting, &config.email, &categories);
+    let (_lock, cat) = catalog::open_writer(dataset)?;
+    Ok(alerter.evaluate(&cat, scope, now_us())?)
+}
+
+/// Queues `alerts` as the digests of `run` (one per recipient) and delivers everything pending;
+/// with `dry_run`, prints the digests instead.
+pub fn deliver(
+    config: &Config,
+    dataset: &Path,
+    alerts: &[Alert],
+    run: &str,
+    dry_run: bool,
+) -> anyhow::Result<serde_json::Value> {
+    let now = now_us();
     if dry_run {
-        let run = scope.map_or("", |s| s.run.as_str());
-        print_messages(&alert::digests(&alerts, run, now))?;
+        print_messages(&alert::digests(alerts, run, now))?;
         return Ok(serde_json::json!({"alerts": alerts.len(), "dry_run": true}));
     }
-    let queued = match scope {
-        Some(s) => alerter.queue(&cat, &alerts, &s.run, now)?,
-        None => Vec::new(),
+    let categories = categories(config)?;
+    let alerter = Alerter::new(&config.alerting, &config.email, &categories);
+    let (_lock, cat) = catalog::open_writer(dataset)?;
+    let queued = if alerts.is_empty() {
+        Vec::new()
+    } else {
+        alerter.queue(&cat, alerts, run, now)?
     };
     let pending = alert::outbox(&cat, true, 0)?;
     let (mut sent, mut failed) = (0, Vec::new());

@@ -775,7 +775,7 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
     // Behaviour is judged again on the days this run added rows to, and the findings are stored
     // in the catalog (table `findings`) for alerting.
     let (new_findings, detection) = match &summary {
-        Some(s) => judge_new_rows(config, &dataset, s)?,
+        Some(s) => judge_new_rows(config, &dataset, &NewRows::Days(s))?,
         None => (0, None),
     };
     let mut written = Vec::new();
@@ -831,7 +831,12 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
             print_highlights(&highlights, &written)?;
         }
     }
-    let alerts = alert_new_rows(config, &dataset, summary.as_ref(), dry_run)?;
+    let alerts = alert_new_rows(
+        config,
+        &dataset,
+        summary.as_ref().map(NewRows::Days).as_ref(),
+        dry_run,
+    )?;
     if !alerts.is_null() && !a.json && !dry_run {
         println!(
             "alerts: {} new, {} sent, {} pending",
@@ -865,64 +870,124 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
     }
 }
 
-/// What `run` and `watch` judge after an ingest: the behaviour of the clients on the days it added
-/// rows to (findings stored in the catalog), and anomalies over those days with up to
-/// `seasonal_days` of history before them (events stored for those days). Returns the number of
-/// new findings and the detection.
+/// The rows a writer judges after an ingest.
+enum NewRows<'a> {
+    /// `run`: the days (`YYYY-MM-DD`) the ingest added rows to, judged whole.
+    Days(&'a IngestSummary),
+    /// `watch`: the times (µs, inclusive) of the rows a cycle added, and its run.
+    Span {
+        run: &'a str,
+        first_us: i64,
+        last_us: i64,
+    },
+}
+
+const DAY_US: i64 = 86_400_000_000;
+const HOUR_US: i64 = 3_600_000_000;
+
+impl NewRows<'_> {
+    fn run(&self) -> &str {
+        match self {
+            NewRows::Days(s) => &s.run_id,
+            NewRows::Span { run, .. } => run,
+        }
+    }
+
+    /// The first and last day's times (µs, `[from, until)`), for `Days`.
+    fn days_us(s: &IngestSummary) -> Option<(i64, i64)> {
+        let from = logcrunch::parse::value::parse_time_arg(s.days.first()?)?;
+        let to = logcrunch::parse::value::parse_time_arg(s.days.last()?)?;
+        Some((from, to + DAY_US))
+    }
+
+    /// The alert rules' scope: the days of `run`; for `watch`, the new rows and at least the
+    /// hour before the last (so that rates are over enough requests).
+    fn alert_scope(&self) -> Option<logcrunch::alert::Scope> {
+        let (from_us, until_us) = match self {
+            NewRows::Days(s) => Self::days_us(s)?,
+            NewRows::Span {
+                first_us, last_us, ..
+            } => ((*first_us).min(last_us - HOUR_US), last_us + 1),
+        };
+        Some(logcrunch::alert::Scope {
+            run: self.run().to_string(),
+            from_us,
+            until_us,
+        })
+    }
+}
+
+/// What `run` and `watch` judge after an ingest: the behaviour of the clients (findings stored in
+/// the catalog) and anomalies with up to `seasonal_days` of history (events stored). `run`
+/// judges the days it added rows to whole; `watch` the span of its new rows after the longest
+/// behaviour window, and the anomalies of complete buckets (the bucket of the last row is still
+/// filling, and its traffic would look like a drop) starting up to an hour before its new rows.
+/// Returns the number of new findings and the detection.
 fn judge_new_rows(
     config: &Config,
     dataset: &std::path::Path,
-    s: &IngestSummary,
+    new: &NewRows,
 ) -> anyhow::Result<(u64, Option<analyse::Detection>)> {
-    let (Some(first), Some(last)) = (s.days.first(), s.days.last()) else {
-        return Ok((0, None));
-    };
     let opts = report_options(config)?;
-    let days = Detector::days_filter(first, last);
-    let new_findings = Detector::new(&opts.behaviour, &days, &days, &opts.categories)
-        .store(dataset, &s.run_id, first, last)?;
-    let (Some(from), Some(to)) = (
-        logcrunch::parse::value::parse_time_arg(first),
-        logcrunch::parse::value::parse_time_arg(last),
-    ) else {
-        return Ok((new_findings, None));
-    };
-    let day = 86_400_000_000;
-    let history = (config.anomaly_detection.seasonal_days as i64 + 1) * day;
+    let history = (config.anomaly_detection.seasonal_days as i64 + 1) * DAY_US;
+    let (new_findings, detect_range, store_range) =
+        match new {
+            NewRows::Days(s) => {
+                let (Some(first), Some(last)) = (s.days.first(), s.days.last()) else {
+                    return Ok((0, None));
+                };
+                let days = Detector::days_filter(first, last);
+                let found = Detector::new(&opts.behaviour, &days, &days, &opts.categories)
+                    .store(dataset, &s.run_id, first, last)?;
+                let Some((from, until)) = NewRows::days_us(s) else {
+                    return Ok((found, None));
+                };
+                (found, (from - history, until), (from, until))
+            }
+            NewRows::Span {
+                run,
+                first_us,
+                last_us,
+            } => {
+                let from = first_us - opts.behaviour.longest_window_us();
+                let span = Detector::span_filter(from, *last_us);
+                let found = Detector::new(&opts.behaviour, &span, &span, &opts.categories)
+                    .store_span(dataset, run, from - from.rem_euclid(DAY_US))?;
+                let bucket = config.anomaly_detection.bucket_us().map_err(Error::Usage)?;
+                let until = last_us - last_us.rem_euclid(bucket);
+                let store_from = first_us - first_us.rem_euclid(bucket) - HOUR_US;
+                if until <= store_from {
+                    return Ok((found, None));
+                }
+                (found, (until - history, until), (store_from, until))
+            }
+        };
     let detection = analyse::detect_dataset(
         config,
         dataset,
-        Some(from - history),
-        Some(to + day),
+        Some(detect_range.0),
+        Some(detect_range.1),
         &logcrunch::detect::Metric::DATASET,
         &config.anomaly_detection.methods,
         Vec::new(),
         None,
-        Some((&s.run_id, (from, to + day))),
+        Some((new.run(), store_range)),
     )?;
     Ok((new_findings, Some(detection)))
 }
 
-/// The alert rules over the days an ingest added rows to, then delivery of everything pending
-/// (`null` when alerting is off or there is no dataset).
+/// The alert rules over the new rows (see [`NewRows::alert_scope`]), then delivery of everything
+/// pending (`null` when alerting is off or there is no dataset).
 fn alert_new_rows(
     config: &Config,
     dataset: &std::path::Path,
-    summary: Option<&IngestSummary>,
+    new: Option<&NewRows>,
     dry_run: bool,
 ) -> anyhow::Result<serde_json::Value> {
     if !config.alerting.enabled || !dataset.is_dir() {
         return Ok(serde_json::Value::Null);
     }
-    let scope = summary.and_then(|s| {
-        let from = logcrunch::parse::value::parse_time_arg(s.days.first()?)?;
-        let to = logcrunch::parse::value::parse_time_arg(s.days.last()?)?;
-        Some(logcrunch::alert::Scope {
-            run: s.run_id.clone(),
-            from_us: from,
-            until_us: to + 86_400_000_000,
-        })
-    });
+    let scope = new.and_then(NewRows::alert_scope);
     alerting::run_step(config, dataset, scope.as_ref(), dry_run)
 }
 

@@ -3,8 +3,9 @@
 //! A long-running writer built from the same steps as `run`: each cycle ingests what was appended
 //! (the ingest's planning already tells grown, rotated, compressed, truncated and replaced files
 //! apart by their content, so rotation in any form neither loses nor repeats rows), then judges
-//! the new rows (behaviour rules, anomaly detection) and runs the alert rules through the same
-//! outbox as `run`. A cycle starts when `--interval` has passed since the last one, or sooner when
+//! the span of time of the new rows (behaviour rules, anomaly detection of complete buckets) and
+//! runs the alert rules through the same outbox as `run`; judging minutes rather than days keeps
+//! a cycle's cost flat as the day fills. A cycle starts when `--interval` has passed since the last one, or sooner when
 //! `--batch-bytes` were appended; file-system notifications (inotify through `notify`) say when to
 //! look, and a poll every second stands in when they are not available. The process holds the
 //! dataset's writer's lock for as long as it runs (so `run` and `ingest` are refused with a clear
@@ -21,7 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use arrow::array::{Array, AsArray};
 use clap::Args;
+use logcrunch::alert::Alert;
 use logcrunch::catalog::WriterLock;
 use logcrunch::config::Config;
 use logcrunch::error::Error;
@@ -164,34 +167,145 @@ impl Follower {
             .sum())
     }
 
-    /// Ingests what was appended, judges the new rows and runs the alert rules; the cycle's event.
-    fn cycle(&self, dry_run: bool) -> anyhow::Result<(Value, HashMap<PathBuf, u64>)> {
+    /// Ingests what was appended, judges the new rows and evaluates the alert rules.
+    fn cycle(&self) -> anyhow::Result<Cycle> {
         let started = Instant::now();
         let inputs = self.inputs()?;
         let seen = sizes(&inputs);
         if inputs.is_empty() {
-            return Ok((json!({"rows": 0}), seen));
+            return Ok(Cycle {
+                event: json!({"rows": 0}),
+                seen,
+                alerts: Vec::new(),
+                run: String::new(),
+            });
         }
         let summary = self.engine.run(&inputs, &Progress::default())?;
         let dataset = &self.config.storage.dataset;
-        let (mut findings, mut anomalies, mut alerts) = (0, 0, Value::Null);
+        let (mut findings, mut anomalies, mut alerts) = (0, 0, Vec::new());
+        if let Some((first_us, last_us)) = new_rows_span(dataset, &summary)? {
+            let new = super::NewRows::Span {
+                run: &summary.run_id,
+                first_us,
+                last_us,
+            };
+            let (new_findings, detection) = super::judge_new_rows(&self.config, dataset, &new)?;
+            findings = new_findings;
+            anomalies = detection.map_or(0, |d| d.new);
+            if let Some(scope) = new.alert_scope().filter(|_| self.config.alerting.enabled) {
+                alerts = super::alerting::evaluate(&self.config, dataset, &scope)?;
+            }
+        }
         if summary.rows > 0 {
             logcrunch::archive::Archiver::new(&self.config.archive, dataset, now_us())
                 .compact_recent(&summary.days, COMPACT_AFTER_FILES)?;
-            let (new_findings, detection) = super::judge_new_rows(&self.config, dataset, &summary)?;
-            findings = new_findings;
-            anomalies = detection.map_or(0, |d| d.new);
-            alerts = super::alert_new_rows(&self.config, dataset, Some(&summary), dry_run)?;
         }
-        Ok((
-            event(&summary, findings, anomalies, alerts, started.elapsed()),
+        Ok(Cycle {
+            event: event(&summary, findings, anomalies, started.elapsed()),
             seen,
-        ))
+            alerts,
+            run: summary.run_id,
+        })
     }
 }
 
+/// What a cycle did: its event, the sizes of the files it saw, the alerts it raised and its run.
+struct Cycle {
+    event: Value,
+    seen: HashMap<PathBuf, u64>,
+    alerts: Vec<Alert>,
+    run: String,
+}
+
+/// Alerts held for `alerting.group_wait` after the first of them, so that those of the next
+/// cycles (the other routes and metrics of one incident, which cross their thresholds a cycle or
+/// two apart) go out in the same digest; one alert per rule and key.
+#[derive(Default)]
+struct Held {
+    run: String,
+    since: Option<Instant>,
+    alerts: Vec<Alert>,
+}
+
+impl Held {
+    fn add(&mut self, run: &str, alerts: Vec<Alert>) {
+        for a in alerts {
+            if self
+                .alerts
+                .iter()
+                .any(|h| h.rule == a.rule && h.key == a.key)
+            {
+                continue;
+            }
+            if self.alerts.is_empty() {
+                self.since = Some(Instant::now());
+                self.run = run.to_string();
+            }
+            self.alerts.push(a);
+        }
+    }
+
+    /// Sends the held alerts once they have waited `wait` (at once with `now`); otherwise, after
+    /// a cycle with rows, retries what the outbox still holds. What happened, for the event.
+    /// They stay held when this fails (the next cycle tries again).
+    fn flush(
+        &mut self,
+        config: &Config,
+        now: bool,
+        had_rows: bool,
+        dry_run: bool,
+    ) -> anyhow::Result<Value> {
+        if !config.alerting.enabled || !config.storage.dataset.is_dir() {
+            return Ok(Value::Null);
+        }
+        let wait = parse_duration(&config.alerting.group_wait).map_err(anyhow::Error::msg)?;
+        let due = self.since.is_some_and(|t| now || t.elapsed() >= wait);
+        let retry = had_rows && self.alerts.is_empty();
+        if !(due || retry) {
+            return Ok(json!({"held": self.alerts.len()}));
+        }
+        let alerts = if due { &self.alerts[..] } else { &[] };
+        let out =
+            super::alerting::deliver(config, &config.storage.dataset, alerts, &self.run, dry_run)?;
+        if due {
+            self.alerts.clear();
+            self.since = None;
+        }
+        Ok(out)
+    }
+}
+
+/// The first and last time (µs) of the access-log rows an ingest wrote (`None` when it wrote
+/// none with a time), from its files' Parquet statistics.
+fn new_rows_span(dataset: &Path, s: &IngestSummary) -> anyhow::Result<Option<(i64, i64)>> {
+    if s.rows == 0 {
+        return Ok(None);
+    }
+    let manifest = logcrunch::catalog::manifest::Manifest::load(dataset)?;
+    let files: Vec<String> = manifest
+        .files
+        .iter()
+        .filter(|f| f.run == s.run_id && f.table == "logs")
+        .map(|f| logcrunch::catalog::sql_string(&dataset.join(&f.path).display().to_string()))
+        .collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let catalog = logcrunch::catalog::Catalog::open(dataset)?;
+    let result = catalog.query(&format!(
+        "SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM read_parquet([{}])",
+        files.join(", ")
+    ))?;
+    let span = result.batches.first().and_then(|b| {
+        let col = |i: usize| b.column(i).as_primitive::<arrow::datatypes::Int64Type>();
+        (b.num_rows() == 1 && col(0).is_valid(0) && col(1).is_valid(0))
+            .then(|| (col(0).value(0), col(1).value(0)))
+    });
+    Ok(span)
+}
+
 /// The JSON event of a cycle.
-fn event(s: &IngestSummary, findings: u64, anomalies: u64, alerts: Value, took: Duration) -> Value {
+fn event(s: &IngestSummary, findings: u64, anomalies: u64, took: Duration) -> Value {
     json!({
         "time": format_rfc3339(now_us()),
         "rows": s.rows,
@@ -201,7 +315,6 @@ fn event(s: &IngestSummary, findings: u64, anomalies: u64, alerts: Value, took: 
         "cycle_s": (took.as_secs_f64() * 1000.0).round() / 1000.0,
         "new_findings": findings,
         "new_anomalies": anomalies,
-        "alerts": alerts,
         "sources": s.sources.iter().filter(|x| x.rows > 0 || x.bad_lines > 0).map(|x| json!({
             "path": x.path, "status": x.status, "rows": x.rows, "bad_lines": x.bad_lines,
         })).collect::<Vec<_>>(),
@@ -228,6 +341,7 @@ pub fn watch(
     let mut last = None::<Instant>;
     let mut seen = HashMap::new();
     let mut totals = (0u64, 0u64);
+    let mut held = Held::default();
     status(
         &a,
         &format!(
@@ -268,10 +382,11 @@ pub fn watch(
         last = Some(Instant::now());
         // A cycle that fails (a file that vanished while it was read, a full disk) commits
         // nothing; the next one tries again.
-        let ev = match follower.cycle(dry_run) {
-            Ok((ev, now_seen)) => {
-                seen = now_seen;
-                ev
+        let mut ev = match follower.cycle() {
+            Ok(c) => {
+                seen = c.seen;
+                held.add(&c.run, c.alerts);
+                c.event
             }
             Err(e) => {
                 let message = format!("{e:#}");
@@ -284,6 +399,14 @@ pub fn watch(
                 json!({"time": format_rfc3339(now_us()), "rows": 0, "bad_lines": 0, "error": message})
             }
         };
+        let had_rows = ev["rows"].as_u64().unwrap_or(0) > 0;
+        ev["alerts"] = held
+            .flush(&follower.config, false, had_rows, dry_run)
+            .unwrap_or_else(|e| {
+                let message = format!("{e:#}");
+                tracing::warn!(error = %message, "alerts not sent; trying again next cycle");
+                json!({"error": message, "held": held.alerts.len()})
+            });
         totals.0 += 1;
         totals.1 += ev["rows"].as_u64().unwrap_or(0);
         if a.json {
@@ -305,6 +428,13 @@ pub fn watch(
                 ),
             );
         }
+    }
+    let last = held.flush(&follower.config, true, false, dry_run)?;
+    if a.json && !last.is_null() {
+        println!(
+            "{}",
+            json!({"time": format_rfc3339(now_us()), "rows": 0, "alerts": last})
+        );
     }
     status(
         &a,

@@ -205,6 +205,17 @@ impl Metric {
         }
     }
 
+    /// What the metric measures, which alerts group by: `latency` (the quantiles), `traffic`,
+    /// `errors` (the rates) or `value`.
+    pub fn family(self) -> &'static str {
+        match self {
+            Metric::P50 | Metric::P95 | Metric::P99 => "latency",
+            Metric::Requests => "traffic",
+            Metric::ClientErrors | Metric::ServerErrors => "errors",
+            Metric::Value => "value",
+        }
+    }
+
     /// Parses a metric name.
     pub fn parse(s: &str) -> Result<Metric> {
         Metric::DATASET

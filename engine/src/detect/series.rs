@@ -261,7 +261,10 @@ pub fn dataset_events(
     let (Some(lo), Some(hi)) = bounds else {
         return Ok(Vec::new());
     };
-    let first = key(range.since.unwrap_or(lo));
+    // The series start at the first stored minute, not at `since`: before it there is no
+    // traffic because there are no logs, not because no one came (zeros there made the start of
+    // a dataset look like a surge).
+    let first = key(lo);
     let last = key(hi);
     let end = range
         .until

@@ -80,6 +80,26 @@ pub struct BehaviourConfig {
     pub user_agent_switching: Window,
 }
 
+impl BehaviourConfig {
+    /// The longest window of any rule, in µs: what a judge of new rows must look back over.
+    pub fn longest_window_us(&self) -> i64 {
+        [
+            self.brute_force,
+            self.probing,
+            self.crawling,
+            self.flood,
+            self.sensitive_files,
+            self.attacks,
+            self.bad_user_agent,
+            self.user_agent_switching,
+        ]
+        .iter()
+        .map(|w| w.window_s as i64 * 1_000_000)
+        .max()
+        .unwrap_or(0)
+    }
+}
+
 impl Default for BehaviourConfig {
     fn default() -> Self {
         BehaviourConfig {
@@ -232,6 +252,16 @@ fn utf8(array: &dyn Array) -> Result<arrow::array::ArrayRef> {
         format: "behaviour events".into(),
         source,
     })
+}
+
+/// The valid strings of a string-like array, in order.
+fn texts(array: &dyn Array) -> Result<Vec<String>> {
+    let items = utf8(array)?;
+    let items = items.as_string::<i32>();
+    Ok((0..items.len())
+        .filter(|&k| items.is_valid(k))
+        .map(|k| items.value(k).to_string())
+        .collect())
 }
 
 /// The most events within `window_us` (inclusive) of sorted `times`.
@@ -422,6 +452,16 @@ impl Detector {
         )
     }
 
+    /// The filter of the times `from_us..=until_us` (µs since the epoch), with the days they
+    /// fall on for the partitions.
+    pub fn span_filter(from_us: i64, until_us: i64) -> String {
+        let day = |us: i64| format_rfc3339(us)[..10].to_string();
+        format!(
+            "{} AND ts >= make_timestamp({from_us}) AND ts <= make_timestamp({until_us})",
+            Self::days_filter(&day(from_us), &day(until_us))
+        )
+    }
+
     /// The one scan that finds every rule's events: a hash of the client, the time (µs), a bit per
     /// rule (bit i for rule i), and hashes of the path and the user agent. Only numbers cross over:
     /// the clients' addresses are looked up for the offenders alone.
@@ -503,8 +543,84 @@ impl Detector {
     }
 
     #[cfg(feature = "duckdb")]
+    /// Judges a span of time in `dataset` (the detector's filters select it, see
+    /// [`Detector::span_filter`]: new rows and the longest window before them) and merges the
+    /// findings into its catalog; returns how many findings `run` detected first. A client with
+    /// a finding stored whose first event is at or after `since_us` has that finding extended
+    /// by its events after the finding's last one (whatever their count in this span); other
+    /// clients are judged against the thresholds. So a finding of `watch` covers a client's
+    /// events from the window that first crossed the threshold on, as the spans go by.
+    pub fn store_span(&self, dataset: &Path, run: &str, since_us: i64) -> Result<u64> {
+        let (_lock, catalog) = crate::catalog::open_writer(dataset)?;
+        let prior = self.stored_findings(&catalog, since_us)?;
+        let findings = self.find_extending(&catalog, &prior)?;
+        catalog.merge_findings(&findings_values_sql(&findings), run)?;
+        catalog.findings_of_run(run)
+    }
+
+    #[cfg(feature = "duckdb")]
+    /// The findings stored with a first event at or after `since_us`, per rule and client hash
+    /// (the latest when a client has several).
+    fn stored_findings(
+        &self,
+        catalog: &Catalog,
+        since_us: i64,
+    ) -> Result<Vec<PremixedMap<Finding>>> {
+        let mut per_rule: Vec<PremixedMap<Finding>> =
+            self.rules.iter().map(|_| PremixedMap::default()).collect();
+        if !catalog.has_table("findings")? {
+            return Ok(per_rule);
+        }
+        let result = catalog.query(&format!(
+            "SELECT rule, hash(client_ip), client_ip, epoch_us(first_seen), epoch_us(last_seen),
+                    events, peak, samples
+             FROM findings WHERE epoch_us(first_seen) >= {since_us} ORDER BY last_seen"
+        ))?;
+        for batch in &result.batches {
+            let name = utf8(batch.column(0))?;
+            let name = name.as_string::<i32>();
+            let ih = batch.column(1).as_primitive::<UInt64Type>();
+            let ip = utf8(batch.column(2))?;
+            let ip = ip.as_string::<i32>();
+            let int = |c: usize| batch.column(c).as_primitive::<Int64Type>();
+            let (first, last, events, peak) = (int(3), int(4), int(5), int(6));
+            let samples = batch.column(7).as_list::<i32>();
+            for row in 0..batch.num_rows() {
+                let Some(i) = self.rules.iter().position(|r| r.name == name.value(row)) else {
+                    continue;
+                };
+                let finding = Finding {
+                    rule: self.rules[i].name,
+                    description: self.rules[i].description,
+                    client_ip: ip.value(row).to_string(),
+                    first_seen_us: first.value(row),
+                    last_seen_us: last.value(row),
+                    events: events.value(row) as u64,
+                    peak: peak.value(row) as u64,
+                    samples: texts(&samples.value(row))?,
+                };
+                per_rule[i].insert(ih.value(row), finding);
+            }
+        }
+        Ok(per_rule)
+    }
+
+    #[cfg(feature = "duckdb")]
     /// Finds every rule's offending clients, ordered by rule, first event and client.
     pub fn find(&self, catalog: &Catalog) -> Result<Vec<Finding>> {
+        let none: Vec<PremixedMap<Finding>> =
+            self.rules.iter().map(|_| PremixedMap::default()).collect();
+        self.find_extending(catalog, &none)
+    }
+
+    #[cfg(feature = "duckdb")]
+    /// [`Detector::find`], extending the findings of `prior` (per rule, by client hash) instead
+    /// of judging those clients again.
+    fn find_extending(
+        &self,
+        catalog: &Catalog,
+        prior: &[PremixedMap<Finding>],
+    ) -> Result<Vec<Finding>> {
         let started = std::time::Instant::now();
         let events = self.collect(catalog)?;
         tracing::debug!(
@@ -512,11 +628,17 @@ impl Detector {
             "behaviour events"
         );
         let mut found = Vec::new();
-        for (rule, per) in self.rules.iter().zip(events.per_rule) {
+        for ((rule, per), prior) in self.rules.iter().zip(events.per_rule).zip(prior) {
             let started = std::time::Instant::now();
-            let mut hits = offenders(rule, per, &events.hashes);
+            let mut hits = offenders(rule, per, &events.hashes, prior);
             let judged = started.elapsed();
-            for chunk in hits.chunks_mut(1000) {
+            // Extended findings come with their address and samples.
+            hits.sort_by_key(|(_, f)| !f.client_ip.is_empty());
+            let new = hits
+                .iter()
+                .take_while(|(_, f)| f.client_ip.is_empty())
+                .count();
+            for chunk in hits[..new].chunks_mut(1000) {
                 self.add_evidence(catalog, rule, chunk)?;
             }
             tracing::debug!(
@@ -577,12 +699,7 @@ impl Detector {
             let ip = ip.as_string::<i32>();
             let list = batch.column(2).as_list::<i32>();
             for row in 0..batch.num_rows() {
-                let items = utf8(&list.value(row))?;
-                let items = items.as_string::<i32>();
-                let samples = (0..items.len())
-                    .filter(|&k| items.is_valid(k))
-                    .map(|k| items.value(k).to_string())
-                    .collect();
+                let samples = texts(&list.value(row))?;
                 evidence.insert(ih.value(row), (ip.value(row).to_string(), samples));
             }
         }
@@ -599,25 +716,52 @@ impl Detector {
 /// The clients whose events reach `rule`'s threshold within its window, as (client hash,
 /// finding without its address and samples), in order of client id. Clients are judged in
 /// parallel: the events query is done by then.
-fn offenders(rule: &Rule, per: RuleEvents, hashes: &[u64]) -> Vec<(u64, Finding)> {
+fn offenders(
+    rule: &Rule,
+    per: RuleEvents,
+    hashes: &[u64],
+    prior: &PremixedMap<Finding>,
+) -> Vec<(u64, Finding)> {
     use rayon::prelude::*;
     let threshold = rule.window.threshold.max(1);
     let window_us = rule.window.window_s as i64 * 1_000_000;
-    // `ts` sorted, at least `threshold` long.
+    // Events a client needs before it is judged: one when it has a finding to extend.
+    let needs = |client: usize| {
+        if prior.contains_key(&hashes[client]) {
+            1
+        } else {
+            threshold
+        }
+    };
+    // `ts` sorted, at least `needs(client)` long.
     let judge = |client: usize, ts: Vec<i64>| -> Option<(u64, Finding)> {
+        let hash = hashes[client];
         let peak = peak(&ts, window_us);
+        let last = *ts.last()?;
+        if let Some(p) = prior.get(&hash) {
+            let new = ts.iter().filter(|&&t| t > p.last_seen_us).count() as u64;
+            return (new > 0).then(|| {
+                let finding = Finding {
+                    last_seen_us: p.last_seen_us.max(last),
+                    events: p.events + new,
+                    peak: p.peak.max(peak),
+                    ..p.clone()
+                };
+                (hash, finding)
+            });
+        }
         (peak >= threshold).then(|| {
             let finding = Finding {
                 rule: rule.name,
                 description: rule.description,
                 client_ip: String::new(),
                 first_seen_us: ts[0],
-                last_seen_us: ts[ts.len() - 1],
+                last_seen_us: last,
                 events: ts.len() as u64,
                 peak,
                 samples: Vec::new(),
             };
-            (hashes[client], finding)
+            (hash, finding)
         })
     };
     match per {
@@ -626,7 +770,7 @@ fn offenders(rule: &Rule, per: RuleEvents, hashes: &[u64]) -> Vec<(u64, Finding)
         RuleEvents::Times(per) => per
             .into_par_iter()
             .enumerate()
-            .filter(|(_, ts)| ts.len() as u64 >= threshold)
+            .filter(|(client, ts)| ts.len() as u64 >= needs(*client))
             .filter_map(|(client, mut ts)| {
                 ts.sort();
                 judge(client, ts)
@@ -637,7 +781,7 @@ fn offenders(rule: &Rule, per: RuleEvents, hashes: &[u64]) -> Vec<(u64, Finding)
             .into_par_iter()
             .enumerate()
             .filter_map(|(client, mut k)| {
-                let mut ts = k.first_times(threshold)?;
+                let mut ts = k.first_times(needs(client))?;
                 ts.sort_unstable();
                 judge(client, ts)
             })
@@ -707,6 +851,62 @@ pub fn findings_values_sql(findings: &[Finding]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_span_extends_stored_findings_and_judges_new_clients() {
+        let rule = Rule {
+            name: "flood",
+            description: "request flood",
+            cond: "true".into(),
+            error_cond: None,
+            distinct: Distinct::No,
+            window: w(3, 10),
+        };
+        let s = 1_000_000;
+        let stored = Finding {
+            rule: "flood",
+            description: "request flood",
+            client_ip: "10.0.0.2".into(),
+            first_seen_us: 5 * s,
+            last_seen_us: 100 * s,
+            events: 10,
+            peak: 5,
+            samples: vec!["a.log:1 GET / 200".into()],
+        };
+        let mut prior = PremixedMap::default();
+        prior.insert(0xb, stored.clone());
+        prior.insert(0xc, stored.clone());
+        // a: a new offender; b: stored, two events after its last (one before it is the
+        // lookback, already counted); c: stored, nothing new; d: one event, below the threshold.
+        let per = RuleEvents::Times(vec![
+            vec![200 * s, 201 * s, 202 * s],
+            vec![130 * s, 90 * s, 120 * s],
+            vec![95 * s],
+            vec![300 * s],
+        ]);
+        let mut hits = offenders(&rule, per, &[0xa, 0xb, 0xc, 0xd], &prior);
+        hits.sort_by_key(|(h, _)| *h);
+        assert_eq!(hits.len(), 2, "{hits:?}");
+        let (a, b) = (&hits[0], &hits[1]);
+        assert_eq!(a.0, 0xa);
+        assert_eq!(
+            (a.1.first_seen_us, a.1.last_seen_us, a.1.events, a.1.peak),
+            (200 * s, 202 * s, 3, 3)
+        );
+        assert!(
+            a.1.client_ip.is_empty(),
+            "a new finding gets its evidence later"
+        );
+        assert_eq!(b.0, 0xb);
+        assert_eq!(
+            b.1,
+            Finding {
+                last_seen_us: 130 * s,
+                events: 12,
+                ..stored
+            }
+        );
+    }
 
     #[test]
     fn peak_counts_events_within_the_window_inclusive() {

@@ -19,45 +19,69 @@ const PROGRAMS: &[&str] = &[
     "awk",
     "base64",
     "bash",
+    "bcdedit",
     "bitsadmin",
     "busybox",
     "certutil",
+    "chattr",
     "chmod",
     "chown",
     "cmd",
     "cmd.exe",
     "crontab",
+    "cscript",
     "csh",
     "curl",
     "dash",
+    "dmesg",
     "egrep",
+    "findstr",
+    "forfiles",
     "gawk",
     "gcc",
     "getent",
+    "getfacl",
     "grep",
+    "gunzip",
+    "hexdump",
     "hostname",
     "icacls",
     "iex",
     "ifconfig",
+    "ifdown",
     "ifup",
     "ipconfig",
     "iptables",
     "irm",
     "iwr",
+    "jrunscript",
+    "killall",
     "ksh",
     "ls",
     "lsb_release",
+    "lsblk",
+    "lscpu",
+    "lsof",
     "lua",
+    "mkfifo",
+    "mknod",
     "mshta",
+    "msiexec",
+    "mysqldump",
+    "nbtstat",
     "nc",
     "ncat",
     "netcat",
+    "netsh",
     "netstat",
     "nohup",
     "nslookup",
+    "openssl",
     "perl",
+    "pgrep",
     "php",
     "ping.exe",
+    "pkill",
     "powershell",
     "powershell.exe",
     "printenv",
@@ -66,46 +90,67 @@ const PROGRAMS: &[&str] = &[
     "python",
     "python2",
     "python3",
+    "qwinsta",
     "reg",
     "regsvr32",
+    "rsync",
     "ruby",
     "rundll32",
     "schtasks",
     "scp",
     "sed",
+    "setfacl",
     "sh",
     "sleep.exe",
     "socat",
+    "sqlite3",
     "ssh",
+    "sshpass",
     "sudo",
+    "sysctl",
+    "systemctl",
     "systeminfo",
     "taskkill",
     "tasklist",
+    "tcpdump",
     "tcsh",
     "telnet",
     "tftp",
+    "traceroute",
+    "tracert",
     "uname",
     "uptime",
     "useradd",
+    "usermod",
     "vim",
+    "vssadmin",
     "wevtutil",
     "wget",
+    "whereis",
     "whoami",
     "wmic",
+    "wscript",
     "xargs",
+    "xxd",
     "zsh",
 ];
 
 /// Programs whose names are also words, commands only with a command line's arguments (sorted).
 const WORD_PROGRAMS: &[&str] = &[
+    "alias",
+    "arp",
     "call",
     "cat",
     "copy",
     "cp",
+    "cut",
     "date",
+    "dd",
     "del",
+    "df",
     "dig",
     "dir",
+    "du",
     "echo",
     "env",
     "eval",
@@ -114,14 +159,22 @@ const WORD_PROGRAMS: &[&str] = &[
     "expr",
     "file",
     "find",
+    "free",
     "head",
+    "history",
     "host",
     "id",
+    "ip",
+    "java",
     "kill",
     "last",
     "less",
+    "ln",
+    "locate",
     "mail",
+    "mkdir",
     "more",
+    "mount",
     "mv",
     "net",
     "nl",
@@ -133,13 +186,23 @@ const WORD_PROGRAMS: &[&str] = &[
     "printf",
     "ps",
     "read",
+    "reboot",
+    "rev",
     "rm",
+    "rmdir",
+    "route",
+    "sc",
+    "service",
     "set",
     "sh.exe",
+    "shutdown",
     "sleep",
     "sort",
+    "source",
+    "ss",
     "start",
     "strings",
+    "su",
     "system",
     "tac",
     "tail",
@@ -149,11 +212,15 @@ const WORD_PROGRAMS: &[&str] = &[
     "time",
     "timeout",
     "touch",
+    "tr",
     "type",
+    "unset",
     "unzip",
     "ver",
     "vi",
     "w",
+    "wc",
+    "which",
     "who",
     "whoami.exe",
     "zip",
@@ -236,11 +303,11 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
     let is = |list: &[&str]| listed(list, name);
     let numbers = NUMBER_TAKERS.contains(&name);
     if opener == Opener::Value {
-        let program = is(PROGRAMS) || is(WORD_PROGRAMS);
+        let program = sure_program(name) || is(WORD_PROGRAMS);
         return program
             && (arguments_follow(text, end, numbers) || program_follows(text, end, word));
     }
-    if is(PROGRAMS) || glob_of_system_path(word) {
+    if sure_program(name) || glob_of_system_path(word) {
         return true;
     }
     let (word_program, prefix) = (is(WORD_PROGRAMS), PREFIXES.contains(&name));
@@ -295,7 +362,7 @@ fn command_word_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>
     };
     word.make_ascii_lowercase();
     let name = program_name(word);
-    listed(PROGRAMS, name)
+    sure_program(name)
         || (listed(WORD_PROGRAMS, name)
             && command_line_follows(text, end, opener, NUMBER_TAKERS.contains(&name)))
 }
@@ -303,6 +370,15 @@ fn command_word_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>
 /// Whether the word that ends at `end` opened a brace list (`{echo,hello}`): shell syntax only.
 fn brace_list(text: &[u8], start: usize, end: usize) -> bool {
     text.get(skip_blanks(text, start)) == Some(&b'{') && text.get(end) == Some(&b',')
+}
+
+/// Whether `name` is a program whatever follows it: one of [`PROGRAMS`], with or without a
+/// Windows `.exe`.
+fn sure_program(name: &[u8]) -> bool {
+    listed(PROGRAMS, name)
+        || name
+            .strip_suffix(b".exe")
+            .is_some_and(|n| listed(PROGRAMS, n))
 }
 
 /// Whether `name` is in `list` (sorted).
@@ -316,7 +392,7 @@ fn listed(list: &[&str], name: &[u8]) -> bool {
 fn written_line_break_ends(text: &[u8], i: usize, word: &[u8]) -> bool {
     matches!(text.get(i + 1), Some(b'n' | b'r'))
         && (!text.get(i + 2).is_some_and(u8::is_ascii_alphanumeric)
-            || listed(PROGRAMS, word)
+            || sure_program(word)
             || listed(WORD_PROGRAMS, word))
 }
 
@@ -517,7 +593,7 @@ fn program_follows(text: &[u8], end: usize, word: &mut Vec<u8>) -> bool {
     let i = skip_blanks(text, end);
     i > end
         && read_word(text, i, word).is_some()
-        && listed(PROGRAMS, program_name(&word.to_ascii_lowercase()))
+        && sure_program(program_name(&word.to_ascii_lowercase()))
 }
 
 #[cfg(test)]

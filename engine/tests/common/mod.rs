@@ -186,3 +186,22 @@ pub fn category_mask(t: &Tagger, names: &[&str]) -> u32 {
         .map(|c| 1 << c.bit)
         .sum()
 }
+
+/// Starts `logcrunch --config cfg.yaml watch --interval INTERVAL --json` in `d`, its events going
+/// to `watch.out` and its stderr to `watch.err`.
+pub fn start_watch(d: &Path, interval: &str) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("logcrunch"))
+        .current_dir(d)
+        .args([
+            "--config",
+            "cfg.yaml",
+            "watch",
+            "--interval",
+            interval,
+            "--json",
+        ])
+        .stdout(std::fs::File::create(d.join("watch.out")).unwrap())
+        .stderr(std::fs::File::create(d.join("watch.err")).unwrap())
+        .spawn()
+        .unwrap()
+}
