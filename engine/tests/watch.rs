@@ -2,7 +2,7 @@
 //! logrotate does: afterwards the dataset holds each written line exactly once (count, sum and
 //! distinct ids of a per-line sequence number). Also: a line appended is queryable within two
 //! intervals, readers are served while `watch` runs, other writers are refused with the holder
-//! named, and SIGTERM ends it with exit code 0.
+//! named, SIGTERM ends it with exit code 0, and an attack written across cycles is one finding.
 
 mod common;
 
@@ -258,4 +258,61 @@ fn an_appended_line_is_queryable_within_two_intervals_and_readers_are_served() {
     println!("seconds from append to query, interval 1 s: {waits:?}");
     // Two intervals, plus the time one query process takes to start and read.
     assert!(waits[waits.len() - 1] < 2.0 + 1.0, "{waits:?}");
+}
+
+/// A client that keeps attacking across cycles is one finding, its events counted once: each
+/// cycle judges its new rows with the longest rule window before them and extends the findings
+/// stored that day.
+#[test]
+fn an_attack_written_across_cycles_is_one_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d);
+    let log = d.join("logs/access.log");
+    let attempts = |minute: u64, second: u64| -> String {
+        (0..10)
+            .map(|k| {
+                format!(
+                    "10.9.9.9 - - [01/Mar/2024:10:{minute:02}:{:02} +0000] \"POST /login HTTP/1.1\" 401 12 \"-\" \"curl/8.0\"\n\
+                     10.1.1.{k} - - [01/Mar/2024:10:{minute:02}:{:02} +0000] \"GET /page/{k} HTTP/1.1\" 200 512 \"-\" \"browser\"\n",
+                    second + k,
+                    second + k
+                )
+            })
+            .collect()
+    };
+    let watch = start_watch(d, "1s");
+    // Three bursts of ten failed logins, each ingested by a cycle of its own: the second within
+    // the rule's window of the first, the third a quarter of an hour later, beyond the longest
+    // window a cycle looks back over (ten minutes).
+    for (n, (minute, second)) in [(0, 0), (0, 30), (15, 0)].into_iter().enumerate() {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        f.write_all(attempts(minute, second).as_bytes()).unwrap();
+        drop(f);
+        let rows = 20 * (n as u64 + 1);
+        assert_eq!(
+            caught_up(d, rows, Duration::from_secs(30)).0,
+            rows,
+            "{}",
+            said(d)
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let (code, _, stderr) = stop(d, watch);
+    assert_eq!(code, 0, "{stderr}");
+    let found = query_json(
+        d,
+        "ds",
+        "SELECT client_ip, events, strftime(first_seen, '%H:%M:%S') AS first, \
+         strftime(last_seen, '%H:%M:%S') AS last FROM findings WHERE rule = 'brute_force'",
+    );
+    assert_eq!(found.len(), 1, "{found:?}\n{}", said(d));
+    assert_eq!(found[0]["client_ip"], "10.9.9.9");
+    assert_eq!(found[0]["events"], 30, "{found:?}");
+    assert_eq!(found[0]["first"], "10:00:00");
+    assert_eq!(found[0]["last"], "10:15:09");
 }
