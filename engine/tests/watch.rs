@@ -222,7 +222,9 @@ fn every_line_once_through_every_kind_of_rotation() {
         "2,400 lines through 5 rotations: {} cycles, {files} Parquet files",
         cycles.len()
     );
-    assert!(files < 2 * 32 * 5, "{files} files");
+    // Per table (logs, stats): a rotated-away source is compacted to one file, the live one
+    // holds fewer than 16 before its are (70 files here before rotated sources were compacted).
+    assert!(files < 2 * (5 + 16), "{files} files");
 }
 
 #[test]

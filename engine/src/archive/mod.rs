@@ -869,11 +869,20 @@ impl Archiver {
     /// commits every few seconds): in each (table, source) group, the files not yet compacted
     /// are rewritten as one once there are `min_files` of them, and the compacted ones are merged
     /// once there are `min_files` of those, so a group never holds more than about twice
-    /// `min_files` files. Each rewrite is checked as `archive`'s compaction checks it. Returns the
-    /// number of groups rewritten.
-    pub fn compact_recent(&self, days: &[String], min_files: usize) -> Result<usize> {
+    /// `min_files` files. A source that `run` (the ingest just committed) did not add to, such as
+    /// a log rotated away, has its files compacted once there are two: otherwise frequent
+    /// rotations would leave every source a few files short of `min_files`, and the dataset's
+    /// file count (with every reader's cost) would grow with each one. Each rewrite is checked as
+    /// `archive`'s compaction checks it. Returns the number of groups rewritten.
+    pub fn compact_recent(&self, days: &[String], min_files: usize, run: &str) -> Result<usize> {
         let ds = Dataset::open_for_write(&self.dataset)?;
         let mut manifest = Manifest::load(&self.dataset)?;
+        let active: std::collections::HashSet<u64> = manifest
+            .files
+            .iter()
+            .filter(|f| f.run == run)
+            .map(|f| f.source)
+            .collect();
         let mut groups: BTreeMap<(String, String, u64), Vec<FileRecord>> = BTreeMap::new();
         for f in manifest.files.iter().filter(|f| days.contains(&f.date)) {
             groups
@@ -886,9 +895,14 @@ impl Archiver {
         for ((date, table, source), files) in groups {
             let (merged, fresh): (Vec<FileRecord>, Vec<FileRecord>) =
                 files.iter().cloned().partition(|f| f.compacted);
+            let enough = if active.contains(&source) {
+                min_files
+            } else {
+                2
+            };
             let pick = if merged.len() >= min_files {
                 files
-            } else if fresh.len() >= min_files {
+            } else if fresh.len() >= enough {
                 fresh
             } else {
                 continue;

@@ -198,7 +198,7 @@ impl Follower {
         }
         if summary.rows > 0 {
             logcrunch::archive::Archiver::new(&self.config.archive, dataset, now_us())
-                .compact_recent(&summary.days, COMPACT_AFTER_FILES)?;
+                .compact_recent(&summary.days, COMPACT_AFTER_FILES, &summary.run_id)?;
         }
         Ok(Cycle {
             event: event(&summary, findings, anomalies, started.elapsed()),

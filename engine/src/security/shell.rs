@@ -288,6 +288,9 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
         // Most values hold no blank: nothing to read there.
         return false;
     }
+    if opener != Opener::Value && runs_assigned_variables(text, start) {
+        return true;
+    }
     let Some(end) = read_word(text, start, word) else {
         return false;
     };
@@ -312,8 +315,81 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
     }
     let (word_program, prefix) = (is(WORD_PROGRAMS), PREFIXES.contains(&name));
     (word_program
-        && (command_line_follows(text, end, opener, numbers) || brace_list(text, start, end)))
+        && (command_line_follows(text, end, opener, numbers)
+            || brace_list(text, start, end)
+            || operand_follows(text, end, name)))
         || (prefix && command_after_prefix(text, end, opener, word))
+}
+
+/// Word programs whose first argument is a host name (`host evil.example`).
+const HOST_TAKERS: &[&[u8]] = &[b"dig", b"host", b"ping", b"whois"];
+
+/// The objects `ip` works on (`ip a`, `ip route`).
+const IP_OBJECTS: &[&[u8]] = &[
+    b"a", b"addr", b"address", b"l", b"link", b"n", b"neigh", b"r", b"route",
+];
+
+/// Whether the word after a word program at `end` is one the program takes and prose rarely
+/// puts there: a dotted host name after a lookup program, an object after `ip`.
+fn operand_follows(text: &[u8], end: usize, name: &[u8]) -> bool {
+    let i = end
+        + text[end..]
+            .iter()
+            .take_while(|c| matches!(c, b' ' | b'\t'))
+            .count();
+    if i == end {
+        return false;
+    }
+    let n = text[i..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-'))
+        .count();
+    let operand = &text[i..i + n];
+    let ends = text
+        .get(i + n)
+        .is_none_or(|c| matches!(c, b' ' | b'\t' | b';' | b'|' | b'&' | b'\n' | b'`' | b')'));
+    let dotted = operand.contains(&b'.')
+        && operand.first().is_some_and(u8::is_ascii_alphanumeric)
+        && operand.last().is_some_and(u8::is_ascii_alphabetic);
+    ends && ((HOST_TAKERS.contains(&name) && dotted)
+        || (name == b"ip" && IP_OBJECTS.iter().any(|o| operand.eq_ignore_ascii_case(o))))
+}
+
+/// Whether the word at `start` is made of variables only (`$X`, `${a}${b}`), each of which the
+/// text assigns before it at the start of a command (`X=id;$X`): the shell runs what they hold.
+fn runs_assigned_variables(text: &[u8], start: usize) -> bool {
+    let mut i = start
+        + text[start..]
+            .iter()
+            .take_while(|c| matches!(c, b' ' | b'\t'))
+            .count();
+    let mut names = Vec::new();
+    while text.get(i) == Some(&b'$') {
+        let braced = text.get(i + 1) == Some(&b'{');
+        let from = i + 1 + usize::from(braced);
+        let n = text[from..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        if n == 0 || (braced && text.get(from + n) != Some(&b'}')) {
+            return false;
+        }
+        names.push(&text[from..from + n]);
+        i = from + n + usize::from(braced);
+    }
+    let ends = text
+        .get(i)
+        .is_none_or(|c| matches!(c, b' ' | b'\t' | b';' | b'|' | b'&' | b'\n' | b')' | b'`'));
+    let assigned = |name: &[u8]| {
+        text[..start].windows(name.len() + 2).any(|w| {
+            matches!(
+                w[0],
+                b';' | b'|' | b'&' | b'\n' | b' ' | b'\t' | b'(' | b'`'
+            ) && &w[1..=name.len()] == name
+                && w[name.len() + 1] == b'='
+        }) || (text[..start].starts_with(name) && text.get(name.len()) == Some(&b'='))
+    };
+    !names.is_empty() && ends && names.iter().all(|n| assigned(n))
 }
 
 /// Whether the value of an assignment whose `=` is at `eq` is followed, after a blank, by a
@@ -415,6 +491,7 @@ fn read_word(text: &[u8], start: usize, word: &mut Vec<u8>) -> Option<usize> {
                 }
                 i += 2;
             }
+            b'$' if text.get(i + 1) == Some(&b'\'') => i = ansi_c_quoted(text, i + 2, word),
             b'$' => match expansion(text, i) {
                 Expansion::Empty(n) => i += n,
                 Expansion::Shell(n) => {
@@ -431,6 +508,48 @@ fn read_word(text: &[u8], start: usize, word: &mut Vec<u8>) -> Option<usize> {
         }
     }
     (!word.is_empty()).then_some(i)
+}
+
+/// Reads bash's ANSI-C quoting (`$'\x69\x64'`, `$'\151d'`) from `i`, just after `$'`, into
+/// `word`: escapes are decoded, the letters, digits and path characters they give kept; returns
+/// where the quote ends.
+fn ansi_c_quoted(text: &[u8], mut i: usize, word: &mut Vec<u8>) -> usize {
+    let digits = |from: usize, radix: u32, most: usize| -> (u32, usize) {
+        let n = text[from..]
+            .iter()
+            .take(most)
+            .take_while(|c| (**c as char).is_digit(radix))
+            .count();
+        let value = text[from..from + n].iter().fold(0, |v, c| {
+            v * radix + (*c as char).to_digit(radix).unwrap_or(0)
+        });
+        (value, n)
+    };
+    while i < text.len() && text[i] != b'\'' && word.len() < MAX_WORD {
+        let (c, len) = match (text[i], text.get(i + 1)) {
+            (b'\\', Some(b'x')) => {
+                let (v, n) = digits(i + 2, 16, 2);
+                (v, 2 + n)
+            }
+            (b'\\', Some(b'u')) => {
+                let (v, n) = digits(i + 2, 16, 4);
+                (v, 2 + n)
+            }
+            (b'\\', Some(b'0'..=b'7')) => {
+                let (v, n) = digits(i + 1, 8, 3);
+                (v, 1 + n)
+            }
+            (b'\\', Some(&c)) => (u32::from(c), 2),
+            (c, _) => (u32::from(c), 1),
+        };
+        if let Ok(c) = u8::try_from(c)
+            && (c.is_ascii_alphanumeric() || b"./_-".contains(&c))
+        {
+            word.push(c);
+        }
+        i += len;
+    }
+    i + 1
 }
 
 /// What a `$` at `i` expands to, as far as reading a command goes, with its length in bytes.
@@ -611,6 +730,12 @@ mod tests {
     fn commands_after_separators_in_any_spelling() {
         for s in [
             ";id",
+            ";X=id;$X",
+            "a;host evil.example",
+            "a|ip addr",
+            ";$'\\x69\\x64'",
+            "a|$'\\167'hoami",
+            "a;c=who;d=ami;${c}${d} -a",
             "x|id|",
             "a;cat /etc/passwd",
             "a&&whoami",
@@ -691,6 +816,11 @@ mod tests {
             "curl/7.68.0",
             "wget/1.21.2 (linux-gnu)",
             "python-requests/2.31.0",
+            "a=1;$b",
+            "see the host; host name here",
+            "rock | ip and sound",
+            "x=5; cost $x",
+            "price=$x;x=2",
         ] {
             assert!(!injected(s.as_bytes()), "{s}");
         }
