@@ -867,9 +867,12 @@ impl Archiver {
 
     /// Compacts the partitions of `days` while they are still being filled (by `watch`, which
     /// commits every few seconds): in each (table, source) group, the files not yet compacted
-    /// are rewritten as one once there are `min_files` of them, and the compacted ones are merged
-    /// once there are `min_files` of those, so a group never holds more than about twice
-    /// `min_files` files. A source that `run` (the ingest just committed) did not add to, such as
+    /// are rewritten as one once there are `min_files` of them, and the smallest compacted ones
+    /// are merged once `min_files` of them fit in [`MERGE_ROWS`] rows together. A merge sorts its
+    /// rows' times in memory, so merging a whole day again and again (a busy log's day is tens of
+    /// millions of rows) would cost memory and time that grow with the day; this way a merge
+    /// holds at most `MERGE_ROWS` rows, and a group holds its large files (one per
+    /// `MERGE_ROWS` rows or so) and fewer than about `2 * min_files` small ones. A source that `run` (the ingest just committed) did not add to, such as
     /// a log rotated away, has its files compacted once there are two: otherwise frequent
     /// rotations would leave every source a few files short of `min_files`, and the dataset's
     /// file count (with every reader's cost) would grow with each one. Each rewrite is checked as
@@ -894,14 +897,15 @@ impl Archiver {
         let mut rewritten = 0;
         for ((date, table, source), files) in groups {
             let (merged, fresh): (Vec<FileRecord>, Vec<FileRecord>) =
-                files.iter().cloned().partition(|f| f.compacted);
+                files.into_iter().partition(|f| f.compacted);
             let enough = if active.contains(&source) {
                 min_files
             } else {
                 2
             };
-            let pick = if merged.len() >= min_files {
-                files
+            let mergeable = smallest_within(merged, MERGE_ROWS);
+            let pick = if mergeable.len() >= min_files {
+                mergeable
             } else if fresh.len() >= enough {
                 fresh
             } else {
@@ -1256,7 +1260,52 @@ fn parse_checksum(hex: &str, size: u64) -> Result<Digest> {
     Ok(Digest { size, hash })
 }
 
+/// Rows a merge of compacted files by [`Archiver::compact_recent`] holds at most (their times
+/// are sorted in memory: about 50 MB).
+pub const MERGE_ROWS: u64 = 2_000_000;
+
+/// The smallest of `files`, as many as fit in `limit` rows together (each below it).
+fn smallest_within(mut files: Vec<FileRecord>, limit: u64) -> Vec<FileRecord> {
+    files.retain(|f| f.rows < limit);
+    files.sort_by_key(|f| f.rows);
+    let mut total = 0;
+    files
+        .into_iter()
+        .take_while(|f| {
+            total += f.rows;
+            total <= limit
+        })
+        .collect()
+}
+
 /// The day (µs since the epoch, at midnight UTC) of a `YYYY-MM-DD` argument.
 pub fn parse_as_of(text: &str) -> Option<i64> {
     parse_date(text).map(|d| d * DAY_US)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_take_the_smallest_compacted_files_that_fit() {
+        let file = |rows: u64| FileRecord {
+            table: "logs".into(),
+            path: format!("f{rows}"),
+            source: 1,
+            run: "r".into(),
+            date: "2024-01-01".into(),
+            rows,
+            bytes: 0,
+            compacted: true,
+        };
+        let rows = |picked: Vec<FileRecord>| picked.iter().map(|f| f.rows).collect::<Vec<_>>();
+        let files = vec![file(900), file(100), file(5_000), file(300), file(400)];
+        assert_eq!(rows(smallest_within(files.clone(), 1_000)), [100, 300, 400]);
+        assert_eq!(
+            rows(smallest_within(files, 10_000)),
+            [100, 300, 400, 900, 5_000]
+        );
+        assert!(smallest_within(vec![file(2_000)], 1_000).is_empty());
+    }
 }
