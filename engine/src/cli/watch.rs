@@ -275,6 +275,16 @@ impl Held {
     }
 }
 
+/// Bytes appended since `seen`; 0 when the directory cannot be listed now (a log renamed by
+/// rotation between the listing and its `stat`): the next interval's cycle looks again, and a
+/// cycle that fails is retried, so a rotation never ends `watch`.
+fn appended_or_zero(follower: &Follower, seen: &HashMap<PathBuf, u64>) -> u64 {
+    follower.appended(seen).unwrap_or_else(|e| {
+        tracing::debug!(error = %format!("{e:#}"), "cannot list the logs now; looking again later");
+        0
+    })
+}
+
 /// The first and last time (µs) of the access-log rows an ingest wrote (`None` when it wrote
 /// none with a time), from its files' Parquet statistics.
 fn new_rows_span(dataset: &Path, s: &IngestSummary) -> anyhow::Result<Option<(i64, i64)>> {
@@ -375,7 +385,7 @@ pub fn watch(
         });
         let go = due.is_zero()
             || (wakeups.wait(due.min(Duration::from_millis(250)))
-                && follower.appended(&seen)? >= a.batch_bytes);
+                && appended_or_zero(&follower, &seen) >= a.batch_bytes);
         if !go {
             continue;
         }
