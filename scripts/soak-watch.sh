@@ -5,6 +5,7 @@
 # in the dataset (they must be equal), Parquet files in the manifest, and RSS at the start, the
 # end and its maximum, and the median cycle time early and late.
 #   scripts/soak-watch.sh [DURATION_S=600] [LINES_PER_S=2000] [INTERVAL=2s]
+# SOAK_EVENTS=FILE keeps watch's --json events (one per cycle) for a closer look.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-600}; rate=${2:-2000}; interval=${3:-2s}
@@ -74,5 +75,8 @@ k = max(1, len(c) // 10)
 if c:
     print("cycle time median: first tenth %.3f s, last tenth %.3f s (%d cycles with rows)"
           % (statistics.median(c[:k]), statistics.median(c[-k:]), len(c)))
+    print("cycle time median by tenth: " + " ".join("%.2f" % statistics.median(c[i:i + k])
+                                                    for i in range(0, len(c), k)))
 PY
+[ -n "${SOAK_EVENTS:-}" ] && cp events.jsonl "$SOAK_EVENTS"
 [ "$rows" -eq "$written" ] && [ "$code" -eq 0 ]

@@ -237,8 +237,8 @@ fn goal(category: &str) -> (f64, f64) {
     match category {
         "sqli" => (0.95, 0.94),
         "xss" => (0.95, 0.97),
-        "traversal" => (0.95, 0.87),
-        "cmdi" => (0.95, 0.82),
+        "traversal" => (0.95, 0.89),
+        "cmdi" => (0.95, 0.83),
         "ssrf" => (0.80, 0.95),
         "ssti" => (0.80, 0.95),
         "open_redirect" => (0.80, 0.85),

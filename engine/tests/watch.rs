@@ -207,6 +207,16 @@ fn every_line_once_through_every_kind_of_rotation() {
         .collect();
     let rows: u64 = cycles.iter().map(|e| e["rows"].as_u64().unwrap()).sum();
     assert_eq!(rows, 2400, "the events count every row once");
+    for e in cycles.iter().filter(|e| e["rows"].as_u64() > Some(0)) {
+        let phases = e["phases"]
+            .as_object()
+            .expect("a cycle with rows times its phases");
+        let sum: f64 = phases.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!(
+            phases.contains_key("ingest_s") && sum <= e["cycle_s"].as_f64().unwrap() + 0.01,
+            "{e}"
+        );
+    }
     assert_eq!(
         cycles
             .iter()

@@ -181,6 +181,8 @@ impl Follower {
             });
         }
         let summary = self.engine.run(&inputs, &Progress::default())?;
+        let mut phases = Phases::started(started);
+        phases.lap("ingest_s");
         let dataset = &self.config.storage.dataset;
         let (mut findings, mut anomalies, mut alerts) = (0, 0, Vec::new());
         if let Some((first_us, last_us)) = new_rows_span(dataset, &summary)? {
@@ -192,20 +194,48 @@ impl Follower {
             let (new_findings, detection) = super::judge_new_rows(&self.config, dataset, &new)?;
             findings = new_findings;
             anomalies = detection.map_or(0, |d| d.new);
+            phases.lap("judge_s");
             if let Some(scope) = new.alert_scope().filter(|_| self.config.alerting.enabled) {
                 alerts = super::alerting::evaluate(&self.config, dataset, &scope)?;
+                phases.lap("alerts_s");
             }
         }
         if summary.rows > 0 {
             logcrunch::archive::Archiver::new(&self.config.archive, dataset, now_us())
                 .compact_recent(&summary.days, COMPACT_AFTER_FILES, &summary.run_id)?;
+            phases.lap("compact_s");
         }
+        let mut event = event(&summary, findings, anomalies, started.elapsed());
+        event["phases"] = phases.laps;
         Ok(Cycle {
-            event: event(&summary, findings, anomalies, started.elapsed()),
+            event,
             seen,
             alerts,
             run: summary.run_id,
         })
+    }
+}
+
+/// The time each phase of a cycle took, in seconds, for the cycle's event.
+struct Phases {
+    last: Instant,
+    laps: Value,
+}
+
+impl Phases {
+    fn started(at: Instant) -> Self {
+        Self {
+            last: at,
+            laps: json!({}),
+        }
+    }
+
+    /// Records the time since the previous lap under `name`.
+    fn lap(&mut self, name: &str) {
+        let now = Instant::now();
+        let took = now.duration_since(self.last).as_secs_f64();
+        self.laps[name] = json!((took * 1000.0).round() / 1000.0);
+        self.last = now;
     }
 }
 

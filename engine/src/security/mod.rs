@@ -492,6 +492,13 @@ mod tests {
             tags(&t, "/download", Some("file=../../../../etc/passwd"), "ua"),
             ["traversal"]
         );
+        for query in [
+            "file=/xampp/apache/conf/httpd.conf",
+            "inc=/home/site/.htpasswd",
+            "f=C:%5CProgram+Files%5CPHP%5Cphp.ini",
+        ] {
+            assert_eq!(tags(&t, "/view.php", Some(query), "ua"), ["traversal"]);
+        }
         assert_eq!(
             tags(&t, "/ping", Some("host=127.0.0.1;cat+/etc/shadow"), "ua"),
             ["traversal", "cmdi"]
@@ -609,6 +616,12 @@ mod tests {
             ("/share", Some("url=https://news.example.com/a?b=1"), "ua"),
             ("/products/{{product.id}}", Some("t={{ title }}"), "ua"),
             ("/api/proxy", Some("to=10.1.2.3&from=intranet"), "ua"),
+            (
+                "/docs",
+                Some("file=/guides/install.html&spec=/openapi.yaml"),
+                "ua",
+            ),
+            ("/feeds", Some("src=/rss.xml"), "ua"),
         ] {
             assert!(
                 tags(&t, path, query, ua).is_empty(),

