@@ -60,6 +60,16 @@ impl WriterLock {
     /// Takes the writer's lock of `dir` (creating the directory), or fails at once, naming the
     /// process that holds it, when another process writes the dataset.
     pub fn acquire(dir: &Path, command: &str) -> Result<WriterLock> {
+        Self::take(dir, command, false)
+    }
+
+    /// Takes the writer's lock of `dir`, waiting while another process holds it (the shards of
+    /// one sharded ingest queue for it).
+    pub fn wait(dir: &Path, command: &str) -> Result<WriterLock> {
+        Self::take(dir, command, true)
+    }
+
+    fn take(dir: &Path, command: &str, wait: bool) -> Result<WriterLock> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io("cannot create dataset directory", dir, e))?;
         let path = dir.join(WRITER_FILE);
@@ -72,6 +82,12 @@ impl WriterLock {
             .map_err(|e| Error::io("cannot open", &path, e))?;
         match file.try_lock() {
             Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) if wait => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                tracing::info!(holder = holder.trim(), "waiting for the dataset's writer");
+                file.lock()
+                    .map_err(|e| Error::io("cannot lock", &path, e))?;
+            }
             Err(std::fs::TryLockError::WouldBlock) => {
                 let holder = std::fs::read_to_string(&path).unwrap_or_default();
                 return Err(Error::DatasetWriter {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use logcrunch::catalog::RunEntry;
+use logcrunch::catalog::{RunEntry, WriterLock};
 use logcrunch::config::{Config, LoggingConfig};
 use logcrunch::error::{EXIT_BAD_RATIO, EXIT_FAILURE};
 use logcrunch::generate::{GenerateOptions, Generator, Profile};
@@ -196,6 +196,11 @@ struct IngestArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Ingest share K of N of the inputs (by content fingerprint), so that N processes started
+    /// with the same arguments ingest them once between them; shards of one dataset wait for
+    /// each other's commits.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<scan::Shard>,
 }
 
 #[derive(Args, Debug)]
@@ -429,8 +434,19 @@ fn ingest(config: &Config, a: IngestArgs) -> anyhow::Result<i32> {
         );
     }
     let own_log: Vec<PathBuf> = config.logging.file.iter().cloned().collect();
-    let inputs = scan::resolve_excluding(&a.paths, &own_log)?;
+    let mut inputs = scan::resolve_excluding(&a.paths, &own_log)?;
     let dataset = opts.dataset.clone();
+    let _writer = match a.shard {
+        Some(shard) => {
+            inputs = shard.select(inputs)?;
+            tracing::info!(%shard, inputs = inputs.len(), "shard of the inputs");
+            Some(WriterLock::wait(
+                &dataset,
+                &format!("ingest --shard {shard}"),
+            )?)
+        }
+        None => None,
+    };
     let engine = Ingest::new(opts, &patterns)?;
     let started = now_us();
     let summary = progress::with_progress(|p| engine.run(&inputs, p))?;

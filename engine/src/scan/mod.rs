@@ -18,6 +18,9 @@
 
 mod mmap;
 mod probe;
+mod shard;
+
+pub use shard::Shard;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
