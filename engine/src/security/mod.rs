@@ -496,6 +496,7 @@ mod tests {
             "file=/xampp/apache/conf/httpd.conf",
             "inc=/home/site/.htpasswd",
             "f=C:%5CProgram+Files%5CPHP%5Cphp.ini",
+            "page=admin/.htaccess",
         ] {
             assert_eq!(tags(&t, "/view.php", Some(query), "ua"), ["traversal"]);
         }
