@@ -2,8 +2,8 @@
 # Soak of `logcrunch watch`: a writer appends combined-format lines to a log at a steady rate
 # (rotating it with rename+create every ROTATE_S seconds) while `watch` follows it; the resident
 # memory of the watch process is sampled every SAMPLE_S seconds. At the end: lines written, rows
-# in the dataset (they must be equal), Parquet files in the manifest, and RSS at the start, the
-# end and its maximum, and the median cycle time early and late.
+# in the dataset (they must be equal), Parquet files in the manifest, RSS at the start, the end
+# and its maximum, the CPU time watch used, and the median cycle time early and late.
 #   scripts/soak-watch.sh [DURATION_S=600] [LINES_PER_S=2000] [INTERVAL=2s]
 # SOAK_EVENTS=FILE keeps watch's --json events (one per cycle) for a closer look.
 set -euo pipefail
@@ -61,11 +61,14 @@ for _ in $(seq 120); do
   sleep 1
 done
 last=$(rss)
+ticks=$(awk '{print $14 + $15}' "/proc/$watcher/stat" 2>/dev/null || echo 0)
+cpu=$(python3 -c "import os; print(round($ticks / os.sysconf('SC_CLK_TCK'), 1))")
 kill -TERM "$watcher"; wait "$watcher" && code=0 || code=$?
 files=$(python3 -c "import json; print(len(json.load(open('ds/manifest.json'))['files']))")
 echo "duration ${duration}s at ${rate} lines/s, interval ${interval}, rotation every ${rotate_s}s"
 echo "lines written: ${written}; rows in the dataset: ${rows}; cycles: $(wc -l < events.jsonl); Parquet files: ${files}"
 echo "watch RSS: start ${first} KiB, end ${last} KiB, max ${max} KiB; exit code ${code}"
+echo "watch CPU time: ${cpu} s over ${duration} s of writing"
 # A cycle's cost must not grow with the time watch has run: median cycle time of the first and
 # the last tenth of the cycles that had rows.
 python3 - <<'PY'

@@ -328,3 +328,41 @@ fn an_attack_written_across_cycles_is_one_finding() {
     assert_eq!(found[0]["first"], "10:00:00");
     assert_eq!(found[0]["last"], "10:15:09");
 }
+
+/// CPU seconds (user and system) a running process has used, from `/proc`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may hold blanks.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    let per_s = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    ticks
+        / String::from_utf8_lossy(&per_s.stdout)
+            .trim()
+            .parse::<f64>()
+            .unwrap()
+}
+
+/// Between cycles `watch` sleeps until a log changes: its own reads and directory listings are
+/// not changes (once they were, and each look at the directory woke it to look again, a core
+/// busy between cycles).
+#[test]
+fn between_cycles_watch_waits_without_spinning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    config(d);
+    let log = d.join("logs/access.log");
+    append(&log, 0, 100, 10_000);
+    let watch = start_watch(d, "60s");
+    assert_eq!(caught_up(d, 100, Duration::from_secs(30)).0, 100);
+    let before = cpu_seconds(watch.id());
+    // Four seconds of a writer appending ten times a second, below the batch that starts a
+    // cycle early: each append wakes watch to look at the sizes, nothing more.
+    append(&log, 100, 400, 75);
+    let used = cpu_seconds(watch.id()) - before;
+    let (code, _, stderr) = stop(d, watch);
+    assert_eq!(code, 0, "{stderr}");
+    println!("CPU seconds used by watch in 4 s of appends between cycles: {used:.2}");
+    assert!(used < 1.0, "watch used {used:.2} s of CPU between cycles");
+}

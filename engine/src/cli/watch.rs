@@ -88,8 +88,11 @@ impl Wakeups {
     fn new(dir: &Path) -> Wakeups {
         use notify::Watcher;
         let (tx, rx) = std::sync::mpsc::channel();
+        // Opening, reading or listing (watch's own reads and directory listings included) is not
+        // news, only a change is: woken by its own accesses, the loop would list the directory
+        // again and again, each listing an access.
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
                 let _ = tx.send(());
             }
         })
