@@ -322,14 +322,15 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
     let is = |list: &[&str]| listed(list, name);
     let numbers = NUMBER_TAKERS.contains(&name);
     if opener == Opener::Value {
-        let program = sure_program(name) || is(WORD_PROGRAMS);
+        let program = sure_program(name) || is(WORD_PROGRAMS) || cmdlet(name).is_some();
         return program
             && (arguments_follow(text, end, numbers) || program_follows(text, end, word));
     }
     if sure_program(name) || glob_of_system_path(word) {
         return true;
     }
-    let (word_program, prefix) = (is(WORD_PROGRAMS), PREFIXES.contains(&name));
+    let word_program = is(WORD_PROGRAMS) || cmdlet(name).is_some();
+    let prefix = PREFIXES.contains(&name);
     (word_program
         && (command_line_follows(text, end, opener, numbers)
             || brace_list(text, start, end)
@@ -498,6 +499,55 @@ fn sure_program(name: &[u8]) -> bool {
         || name
             .strip_suffix(b".exe")
             .is_some_and(|n| listed(PROGRAMS, n))
+        || cmdlet(name).is_some_and(|noun| noun >= 6)
+}
+
+/// PowerShell's approved verbs most used in cmdlet names (sorted: looked up by binary search).
+const CMDLET_VERBS: &[&str] = &[
+    "add",
+    "clear",
+    "compress",
+    "convertfrom",
+    "convertto",
+    "copy",
+    "disable",
+    "enable",
+    "expand",
+    "export",
+    "format",
+    "get",
+    "import",
+    "install",
+    "invoke",
+    "measure",
+    "move",
+    "new",
+    "out",
+    "read",
+    "register",
+    "remove",
+    "rename",
+    "resolve",
+    "restart",
+    "select",
+    "send",
+    "set",
+    "start",
+    "stop",
+    "test",
+    "write",
+];
+
+/// The length of the noun when `name` is a PowerShell cmdlet: an approved verb, a hyphen and a
+/// noun of letters (`get-content`, `new-object`). A long noun is a sure program; a short one
+/// (`get-item`, also `get-well`) is a word program, a command only with a command line after it.
+fn cmdlet(name: &[u8]) -> Option<usize> {
+    let dash = name.iter().position(|&c| c == b'-')?;
+    let noun = &name[dash + 1..];
+    (noun.len() >= 4
+        && noun.iter().all(u8::is_ascii_alphabetic)
+        && listed(CMDLET_VERBS, &name[..dash]))
+    .then_some(noun.len())
 }
 
 /// Whether `name` is in `list` (sorted).
@@ -774,7 +824,7 @@ mod tests {
 
     #[test]
     fn program_lists_are_sorted_for_binary_search() {
-        for list in [PROGRAMS, WORD_PROGRAMS] {
+        for list in [PROGRAMS, WORD_PROGRAMS, CMDLET_VERBS] {
             assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
         }
     }
@@ -828,6 +878,9 @@ mod tests {
             "&net user",
             ";ps aux",
             "|route print",
+            ";get-content c:/windows/win.ini",
+            "|get-childitem",
+            ";new-object net.webclient",
             ";id #",
             "\"\nnet user\"",
             "\"\nver&",
@@ -887,6 +940,8 @@ mod tests {
             "see the net; net income is high",
             "the ps; ps is a note",
             "the path; id #3",
+            "cards; get-well soon",
+            "q=get-content",
         ] {
             assert!(!injected(s.as_bytes()), "{s}");
         }
