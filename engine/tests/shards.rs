@@ -27,19 +27,15 @@ fn archive(d: &Path, files: u64, lines: u64) -> u64 {
     files * lines
 }
 
+/// The ingest of the archive's format into `ds`.
+const INGEST: [&str; 5] = ["ingest", "--dataset", "ds", "--format", "nginx_timed"];
+
 /// Starts `ingest --shard SHARD` of the archive into `ds`.
 fn start_shard(d: &Path, shard: &str) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("logcrunch"))
         .current_dir(d)
-        .args([
-            "ingest",
-            "--dataset",
-            "ds",
-            "--format",
-            "nginx_timed",
-            "--json",
-        ])
-        .args(["--threads", "1", "--shard", shard, "archive"])
+        .args(INGEST)
+        .args(["--json", "--threads", "1", "--shard", shard, "archive"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -60,17 +56,7 @@ fn stored(d: &Path) -> (u64, u64, u64) {
 
 /// What one process ingesting the whole archive stores.
 fn unsharded(d: &Path) -> (u64, u64, u64) {
-    logcrunch(d)
-        .args([
-            "ingest",
-            "--dataset",
-            "ds",
-            "--format",
-            "nginx_timed",
-            "archive",
-        ])
-        .assert()
-        .success();
+    logcrunch(d).args(INGEST).arg("archive").assert().success();
     stored(d)
 }
 

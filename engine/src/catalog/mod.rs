@@ -82,18 +82,18 @@ impl WriterLock {
             .map_err(|e| Error::io("cannot open", &path, e))?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) if wait => {
-                let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                tracing::info!(holder = holder.trim(), "waiting for the dataset's writer");
-                file.lock()
-                    .map_err(|e| Error::io("cannot lock", &path, e))?;
-            }
             Err(std::fs::TryLockError::WouldBlock) => {
                 let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                return Err(Error::DatasetWriter {
-                    path: dir.to_path_buf(),
-                    holder: holder.trim().to_string(),
-                });
+                if wait {
+                    tracing::info!(holder = holder.trim(), "waiting for the dataset's writer");
+                    file.lock()
+                        .map_err(|e| Error::io("cannot lock", &path, e))?;
+                } else {
+                    return Err(Error::DatasetWriter {
+                        path: dir.to_path_buf(),
+                        holder: holder.trim().to_string(),
+                    });
+                }
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("cannot lock", &path, e)),
         }

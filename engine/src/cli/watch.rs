@@ -5,8 +5,8 @@
 //! apart by their content, so rotation in any form neither loses nor repeats rows), then judges
 //! the span of time of the new rows (behaviour rules, anomaly detection of complete buckets) and
 //! runs the alert rules through the same outbox as `run`; judging minutes rather than days keeps
-//! a cycle's cost flat as the day fills. A cycle starts when `--interval` has passed since the last one, or sooner when
-//! `--batch-bytes` were appended; file-system notifications (inotify through `notify`) say when to
+//! a cycle's cost flat as the day fills. A cycle starts when `--interval` has passed since the
+//! last one, or sooner when `--batch-bytes` were appended; file-system notifications (inotify through `notify`) say when to
 //! look, and a poll every second stands in when they are not available. The process holds the
 //! dataset's writer's lock for as long as it runs (so `run` and `ingest` are refused with a clear
 //! message) and its commit lock only while a cycle commits, so readers wait at most that long.

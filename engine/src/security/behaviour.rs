@@ -566,8 +566,7 @@ impl Detector {
         catalog: &Catalog,
         since_us: i64,
     ) -> Result<Vec<PremixedMap<Finding>>> {
-        let mut per_rule: Vec<PremixedMap<Finding>> =
-            self.rules.iter().map(|_| PremixedMap::default()).collect();
+        let mut per_rule = self.no_findings();
         if !catalog.has_table("findings")? {
             return Ok(per_rule);
         }
@@ -608,9 +607,12 @@ impl Detector {
     #[cfg(feature = "duckdb")]
     /// Finds every rule's offending clients, ordered by rule, first event and client.
     pub fn find(&self, catalog: &Catalog) -> Result<Vec<Finding>> {
-        let none: Vec<PremixedMap<Finding>> =
-            self.rules.iter().map(|_| PremixedMap::default()).collect();
-        self.find_extending(catalog, &none)
+        self.find_extending(catalog, &self.no_findings())
+    }
+
+    /// No stored findings, per rule.
+    fn no_findings(&self) -> Vec<PremixedMap<Finding>> {
+        self.rules.iter().map(|_| PremixedMap::default()).collect()
     }
 
     #[cfg(feature = "duckdb")]
