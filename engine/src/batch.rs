@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray, TimestampMicrosecondBuilder,
-    UInt16Builder, UInt32Array, UInt64Builder,
+    ArrayRef, DictionaryArray, Int16Builder, Int32Array, Int64Builder, RecordBatch, StringArray,
+    TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::SchemaRef;
@@ -85,11 +85,11 @@ pub struct BatchBuilder {
     threats: Vec<u32>,
     ts: TimestampMicrosecondBuilder,
     strs: Vec<StrColumn>,
-    status: UInt16Builder,
-    bytes: UInt64Builder,
-    response_time: UInt64Builder,
-    upstream_time: UInt64Builder,
-    offset: UInt64Builder,
+    status: Int16Builder,
+    bytes: Int64Builder,
+    response_time: Int64Builder,
+    upstream_time: Int64Builder,
+    offset: Int64Builder,
     extras: Vec<StrColumn>,
     len: usize,
 }
@@ -115,11 +115,11 @@ impl BatchBuilder {
             threats: Vec::new(),
             ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             strs: (0..StrCol::ALL.len()).map(|_| StrColumn::new()).collect(),
-            status: UInt16Builder::new(),
-            bytes: UInt64Builder::new(),
-            response_time: UInt64Builder::new(),
-            upstream_time: UInt64Builder::new(),
-            offset: UInt64Builder::new(),
+            status: Int16Builder::new(),
+            bytes: Int64Builder::new(),
+            response_time: Int64Builder::new(),
+            upstream_time: Int64Builder::new(),
+            offset: Int64Builder::new(),
             extras: (0..extras).map(|_| StrColumn::new()).collect(),
             len: 0,
         }
@@ -147,13 +147,15 @@ impl BatchBuilder {
                 row.str(StrCol::UserAgent),
                 tags,
             ));
-            self.status.append_option(row.status);
-            self.bytes.append_option(row.bytes);
-            self.response_time.append_option(row.response_time_us);
+            self.status
+                .append_option(row.status.and_then(|s| i16::try_from(s).ok()));
+            self.bytes.append_option(row.bytes.map(signed));
+            self.response_time
+                .append_option(row.response_time_us.map(signed));
             self.upstream_time
-                .append_option(row.upstream_response_time_us);
+                .append_option(row.upstream_response_time_us.map(signed));
         }
-        self.offset.append_value(row.offset);
+        self.offset.append_value(signed(row.offset));
         for (i, b) in self.extras.iter_mut().enumerate() {
             b.push(row.extra(i));
         }
@@ -199,9 +201,9 @@ impl BatchBuilder {
         cols.extend(s);
         cols.push(Arc::new(self.response_time.finish()));
         cols.push(Arc::new(self.upstream_time.finish()));
-        cols.push(Arc::new(UInt32Array::from(std::mem::take(
-            &mut self.threats,
-        ))));
+        cols.push(Arc::new(Int32Array::from_iter_values(
+            self.threats.drain(..).map(|bits| bits as i32),
+        )));
         cols.push(source);
         cols.push(Arc::new(self.offset.finish()));
         for b in self.extras.iter_mut() {
@@ -209,6 +211,12 @@ impl BatchBuilder {
         }
         RecordBatch::try_new(Arc::clone(&self.schema), cols)
     }
+}
+
+/// A count or size as stored: the columns are signed (open table formats and Spark have no
+/// unsigned integers), and no log holds a value past `i64::MAX`, so larger ones saturate.
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// What ingest adds to each access-log row besides its fields: the route and the threat tags.
@@ -359,7 +367,7 @@ mod tests {
     use crate::parse::Patterns;
     use crate::schema::arrow_schema;
     use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
+    use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 
     #[test]
     fn rows_split_by_day_and_keep_types() {
@@ -403,16 +411,14 @@ mod tests {
         assert_eq!(col("user_agent").as_string::<i32>().value(0), "\u{fffd}ua");
         assert!(col("bytes").is_null(0));
         assert_eq!(
-            col("response_time_us")
-                .as_primitive::<UInt64Type>()
-                .value(0),
+            col("response_time_us").as_primitive::<Int64Type>().value(0),
             1000
         );
         assert_eq!(col("query").as_string::<i32>().value(0), "q");
         let second_line = text.iter().position(|c| *c == b'\n').unwrap() as u64 + 1;
         assert_eq!(
-            col("offset").as_primitive::<UInt64Type>().value(0),
-            100 + second_line
+            col("offset").as_primitive::<Int64Type>().value(0),
+            100 + second_line as i64
         );
     }
 }

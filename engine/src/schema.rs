@@ -3,6 +3,8 @@
 //! Formats map their fields onto these columns (`-` becomes null); fields a format has beyond them
 //! become extra `Utf8` columns after the canonical ones. Every Parquet file of the dataset carries
 //! all canonical columns, so queries never depend on which format a file came from.
+//! Integer columns are signed: Delta Lake, Iceberg and Spark have no unsigned integers, and
+//! files written before that rule held unsigned ones ([`signed`] says what they become).
 //! The schema of the per-minute `stats` table is here too: the statistics stage writes it and the
 //! catalog reads it, and neither should need the other for its shape.
 
@@ -110,7 +112,7 @@ pub fn error_schema() -> SchemaRef {
         DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
         false,
     ));
-    fields.push(Field::new("offset", DataType::UInt64, false));
+    fields.push(Field::new("offset", DataType::Int64, false));
     Arc::new(Schema::new(fields))
 }
 
@@ -124,22 +126,22 @@ pub fn arrow_schema(extras: &[String]) -> SchemaRef {
     )];
     fields.extend(StrCol::ALL[..7].iter().map(|c| utf8(c.name())));
     fields.push(utf8("route"));
-    fields.push(Field::new("status", DataType::UInt16, true));
-    fields.push(Field::new("bytes", DataType::UInt64, true));
+    fields.push(Field::new("status", DataType::Int16, true));
+    fields.push(Field::new("bytes", DataType::Int64, true));
     fields.extend(StrCol::ALL[7..].iter().map(|c| utf8(c.name())));
-    fields.push(Field::new("response_time_us", DataType::UInt64, true));
+    fields.push(Field::new("response_time_us", DataType::Int64, true));
     fields.push(Field::new(
         "upstream_response_time_us",
-        DataType::UInt64,
+        DataType::Int64,
         true,
     ));
-    fields.push(Field::new("threats", DataType::UInt32, false));
+    fields.push(Field::new("threats", DataType::Int32, false));
     fields.push(Field::new(
         "source",
         DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
         false,
     ));
-    fields.push(Field::new("offset", DataType::UInt64, false));
+    fields.push(Field::new("offset", DataType::Int64, false));
     fields.extend(extras.iter().map(|e| utf8(e)));
     Arc::new(Schema::new(fields))
 }
@@ -150,8 +152,8 @@ pub const STATS_TABLE: &str = "stats";
 /// The Arrow schema of the `stats` files: one row per (minute, route) with counters, quantiles and
 /// the serialised latency histogram.
 pub fn stats_schema() -> SchemaRef {
-    let u = |n: &str| Field::new(n, DataType::UInt64, false);
-    let q = |n: &str| Field::new(n, DataType::UInt64, true);
+    let u = |n: &str| Field::new(n, DataType::Int64, false);
+    let q = |n: &str| Field::new(n, DataType::Int64, true);
     Arc::new(Schema::new(vec![
         Field::new(
             "minute",
@@ -173,6 +175,26 @@ pub fn stats_schema() -> SchemaRef {
         q("max_us"),
         Field::new("hist", DataType::Binary, false),
     ]))
+}
+
+/// `schema` with unsigned integer columns (from files written before the columns became signed)
+/// as the signed type of the same width.
+pub fn signed(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let t = match f.data_type() {
+                DataType::UInt8 => DataType::Int8,
+                DataType::UInt16 => DataType::Int16,
+                DataType::UInt32 => DataType::Int32,
+                DataType::UInt64 => DataType::Int64,
+                t => t.clone(),
+            };
+            f.as_ref().clone().with_data_type(t)
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 #[cfg(test)]

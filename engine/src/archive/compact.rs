@@ -5,7 +5,9 @@
 //! `ts`) and compressed hard. The new file is written, fsynced and read back; it replaces the old
 //! ones only when its row count and every column's checksum equal theirs. The checksums are
 //! order-independent (a sum of per-value hashes), so sorting does not change them and any lost,
-//! duplicated or altered value does. Files stay per source, so `ingest --force` of one source still
+//! duplicated or altered value does. Unsigned integer columns of files written before the columns
+//! became signed are read as signed ([`crate::schema::signed`]), so a group may mix both and its
+//! new file has today's types. Files stay per source, so `ingest --force` of one source still
 //! replaces exactly its rows.
 
 use std::fs::File;
@@ -126,6 +128,35 @@ fn value_hashes(col: &ArrayRef, f: &mut dyn FnMut(u64)) -> Result<()> {
     Ok(())
 }
 
+/// `batch` with each column of a type other than `schema`'s (by name) cast to that type; a value
+/// the new type cannot hold fails rather than becoming null.
+fn conform(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let target = |f: &arrow::datatypes::Field| schema.field_with_name(f.name()).ok().cloned();
+    let fields = batch.schema().fields().clone();
+    if fields
+        .iter()
+        .all(|f| target(f).is_none_or(|t| t.data_type() == f.data_type()))
+    {
+        return Ok(batch);
+    }
+    let options = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let mut out_fields = Vec::with_capacity(fields.len());
+    let mut columns = Vec::with_capacity(fields.len());
+    for (f, col) in fields.iter().zip(batch.columns()) {
+        let field = target(f).unwrap_or_else(|| f.as_ref().clone());
+        columns.push(
+            arrow::compute::cast_with_options(col, field.data_type(), &options)
+                .map_err(arrow_err)?,
+        );
+        out_fields.push(field);
+    }
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(out_fields)), columns)
+        .map_err(arrow_err)
+}
+
 fn arrow_err(source: arrow::error::ArrowError) -> Error {
     Error::Arrow {
         format: "compaction".into(),
@@ -174,7 +205,7 @@ fn fingerprint_file(path: &Path, schema: &SchemaRef) -> Result<Fingerprint> {
                 .map_err(|e| damaged(path, e))?;
             let mut fp = Fingerprint::new(schema);
             for b in reader {
-                fp.add_all(&[b.map_err(|e| damaged(path, e))?])?;
+                fp.add_all(&[conform(b.map_err(|e| damaged(path, e))?, schema)?])?;
             }
             Ok(fp)
         })
@@ -201,6 +232,8 @@ pub struct Compacted {
 struct Input {
     path: PathBuf,
     reader: ParquetRecordBatchReader,
+    /// The types its batches are read as.
+    schema: SchemaRef,
     /// Loaded batches: first row, rows not yet written, the batch.
     loaded: std::collections::VecDeque<(usize, usize, RecordBatch)>,
     /// Rows loaded so far.
@@ -210,7 +243,7 @@ struct Input {
 }
 
 impl Input {
-    fn open(path: &Path) -> Result<Input> {
+    fn open(path: &Path, schema: &SchemaRef) -> Result<Input> {
         let size = std::fs::metadata(path)
             .map_err(|e| Error::io("cannot read", path, e))?
             .len();
@@ -219,6 +252,7 @@ impl Input {
         Ok(Input {
             path: path.to_path_buf(),
             reader: builder.build().map_err(|e| damaged(path, e))?,
+            schema: Arc::clone(schema),
             loaded: Default::default(),
             end: 0,
             bytes_per_row: size as f64 / rows as f64,
@@ -230,7 +264,7 @@ impl Input {
     fn load_to(&mut self, row: usize, fp: &mut Fingerprint, progress: &AtomicU64) -> Result<()> {
         while self.end <= row {
             let b = match self.reader.next() {
-                Some(b) => b.map_err(|e| damaged(&self.path, e))?,
+                Some(b) => conform(b.map_err(|e| damaged(&self.path, e))?, &self.schema)?,
                 None => {
                     return Err(damaged(
                         &self.path,
@@ -257,7 +291,10 @@ impl Input {
     /// which then make the fingerprints differ.
     fn drain(&mut self, fp: &mut Fingerprint) -> Result<()> {
         for b in self.reader.by_ref() {
-            fp.add_all(&[b.map_err(|e| damaged(&self.path, e))?])?;
+            fp.add_all(&[conform(
+                b.map_err(|e| damaged(&self.path, e))?,
+                &self.schema,
+            )?])?;
         }
         Ok(())
     }
@@ -286,10 +323,13 @@ pub fn compact(
         .iter()
         .map(|p| Ok(Arc::clone(open(p)?.schema())))
         .collect::<Result<Vec<SchemaRef>>>()?;
-    let Some(schema) = schemas.first().cloned() else {
+    let Some(schema) = schemas.first().map(|s| crate::schema::signed(s)) else {
         return Err(Error::Usage("nothing to compact".into()));
     };
-    if let Some(i) = schemas.iter().position(|s| s.fields() != schema.fields()) {
+    if let Some(i) = schemas
+        .iter()
+        .position(|s| crate::schema::signed(s).fields() != schema.fields())
+    {
         return Err(Error::Dataset {
             path: inputs[i].clone(),
             message: format!(
@@ -302,7 +342,7 @@ pub fn compact(
         .into_iter()
         .filter(|k| schema.column_with_name(k).is_some())
         .collect();
-    let order = sort_order(inputs, &keys)?;
+    let order = sort_order(inputs, &keys, &schema)?;
 
     let file = File::create(output).map_err(|e| Error::io("cannot create", output, e))?;
     let sync = file
@@ -315,7 +355,7 @@ pub fn compact(
     let mut writer = ParallelWriter::try_new(file, Arc::clone(&schema), props).map_err(perr)?;
     let mut sources = inputs
         .iter()
-        .map(|p| Input::open(p))
+        .map(|p| Input::open(p, &schema))
         .collect::<Result<Vec<_>>>()?;
     let mut before = Fingerprint::new(&schema);
     let step = props.max_row_group_row_count().unwrap_or(1 << 20).max(1);
@@ -375,13 +415,13 @@ pub fn compact(
 }
 
 /// (input, row) of every row of `inputs` in order of the `keys` columns, read alone.
-fn sort_order(inputs: &[PathBuf], keys: &[&str]) -> Result<Vec<(u32, u32)>> {
+fn sort_order(inputs: &[PathBuf], keys: &[&str], schema: &SchemaRef) -> Result<Vec<(u32, u32)>> {
     let per_file = inputs
         .par_iter()
         .map(|p| {
             let batches = reader(p, Some(keys))?
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| damaged(p, e))?;
+                .map(|b| conform(b.map_err(|e| damaged(p, e))?, schema))
+                .collect::<Result<Vec<_>>>()?;
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             Ok((batches, rows))
         })
@@ -421,10 +461,21 @@ fn sort_order(inputs: &[PathBuf], keys: &[&str]) -> Result<Vec<(u32, u32)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{StringArray, TimestampMicrosecondArray, UInt64Array};
-    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 
     fn batch(ts: &[i64], paths: &[Option<&str>]) -> RecordBatch {
+        let offsets: Vec<i64> = ts.iter().map(|t| t * 10).collect();
+        with_offsets(ts, paths, Arc::new(Int64Array::from(offsets)))
+    }
+
+    /// A batch as files written before the integer columns became signed hold it.
+    fn unsigned_batch(ts: &[i64], paths: &[Option<&str>]) -> RecordBatch {
+        let offsets: Vec<u64> = ts.iter().map(|t| *t as u64 * 10).collect();
+        with_offsets(ts, paths, Arc::new(UInt64Array::from(offsets)))
+    }
+
+    fn with_offsets(ts: &[i64], paths: &[Option<&str>], offsets: ArrayRef) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new(
                 "ts",
@@ -432,15 +483,14 @@ mod tests {
                 false,
             ),
             Field::new("path", DataType::Utf8, true),
-            Field::new("offset", DataType::UInt64, false),
+            Field::new("offset", offsets.data_type().clone(), false),
         ]));
-        let offsets: Vec<u64> = ts.iter().map(|t| *t as u64 * 10).collect();
         RecordBatch::try_new(
             schema,
             vec![
                 Arc::new(TimestampMicrosecondArray::from(ts.to_vec()).with_timezone("UTC")),
                 Arc::new(StringArray::from(paths.to_vec())),
-                Arc::new(UInt64Array::from(offsets)),
+                offsets,
             ],
         )
         .unwrap()
@@ -477,6 +527,24 @@ mod tests {
             })
             .collect();
         assert_eq!(ts, vec![1, 3, 5, 7, 9]);
+    }
+
+    #[test]
+    fn unsigned_files_of_older_datasets_compact_with_signed_ones_into_signed_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+        write(&a, &unsigned_batch(&[4, 2], &[Some("/d"), Some("/b")]));
+        write(&b, &batch(&[3, 1], &[Some("/c"), None]));
+        let out = dir.path().join("c.parquet");
+        let props = WriterProperties::builder().build();
+        let done = compact(&[a, b], &out, "ts", &props, &AtomicU64::new(0)).unwrap();
+        assert_eq!(done.rows, 4);
+        let got: Vec<RecordBatch> = reader(&out, None).unwrap().map(|b| b.unwrap()).collect();
+        let offsets: Vec<i64> = got
+            .iter()
+            .flat_map(|b| b.column(2).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(offsets, vec![10, 20, 30, 40]);
     }
 
     #[test]

@@ -293,9 +293,9 @@ pub struct RunEntry {
 fn sql_type(dt: &DataType) -> &'static str {
     match dt {
         DataType::Timestamp(..) => "TIMESTAMP",
-        DataType::UInt16 => "USMALLINT",
-        DataType::UInt32 => "UINTEGER",
-        DataType::UInt64 => "UBIGINT",
+        DataType::Int16 => "SMALLINT",
+        DataType::Int32 => "INTEGER",
+        DataType::Int64 => "BIGINT",
         DataType::Binary => "BLOB",
         _ => "VARCHAR",
     }
@@ -345,9 +345,28 @@ fn view_sql(dataset: &Path, manifest: &Manifest, temp: bool) -> String {
                 cols.join(", ")
             ));
         } else {
+            // Integer columns are cast to today's signed types: files written before the change
+            // hold unsigned ones, and the view reads both alike.
+            let casts: Vec<String> =
+                std::iter::once(format!("CAST({time} AS TIMESTAMP) AS {time}"))
+                    .chain(
+                        schema
+                            .fields()
+                            .iter()
+                            .filter(|f| f.data_type().is_integer())
+                            .map(|f| {
+                                format!(
+                                    "CAST(\"{0}\" AS {1}) AS \"{0}\"",
+                                    f.name(),
+                                    sql_type(f.data_type())
+                                )
+                            }),
+                    )
+                    .collect();
             sql.push_str(&format!(
-                "CREATE OR REPLACE {kind} {table} AS SELECT * REPLACE (CAST({time} AS TIMESTAMP) AS {time}) \
+                "CREATE OR REPLACE {kind} {table} AS SELECT * REPLACE ({}) \
                  FROM read_parquet([{}], hive_partitioning = true, union_by_name = true);\n",
+                casts.join(", "),
                 files.join(", ")
             ));
         }
@@ -711,4 +730,88 @@ pub fn open_writer(dataset: &Path) -> Result<(Dataset, Catalog)> {
 #[cfg(feature = "duckdb")]
 pub fn record_run(dataset: &Path, entry: &RunEntry) -> Result<()> {
     open_writer(dataset)?.1.record_run(entry)
+}
+
+#[cfg(all(test, feature = "duckdb"))]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, DictionaryArray, Int64Array, TimestampMicrosecondArray};
+    use arrow::datatypes::{Field, Int32Type, Schema};
+
+    /// A one-row `logs` file; `unsigned` writes the integer columns as datasets did before they
+    /// became signed.
+    fn write_logs_file(path: &Path, unsigned: bool, status: i64) {
+        let canonical = crate::schema::arrow_schema(&[]);
+        let fields: Vec<Field> = canonical
+            .fields()
+            .iter()
+            .map(|f| {
+                let t = match (unsigned, f.data_type()) {
+                    (true, DataType::Int16) => DataType::UInt16,
+                    (true, DataType::Int32) => DataType::UInt32,
+                    (true, DataType::Int64) => DataType::UInt64,
+                    (_, t) => t.clone(),
+                };
+                f.as_ref().clone().with_data_type(t)
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let number = |v: i64, t: &DataType| -> ArrayRef {
+            arrow::compute::cast(&Int64Array::from(vec![v]), t).unwrap()
+        };
+        let cols: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "ts" => Arc::new(TimestampMicrosecondArray::from(vec![0]).with_timezone("UTC")),
+                "status" => number(status, f.data_type()),
+                "bytes" => number(100, f.data_type()),
+                "threats" | "offset" => number(0, f.data_type()),
+                "source" => Arc::new(DictionaryArray::<Int32Type>::from_iter(["s"])) as ArrayRef,
+                _ => arrow::array::new_null_array(f.data_type(), 1),
+            })
+            .collect();
+        let batch = RecordBatch::try_new(Arc::clone(&schema), cols).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(File::create(path).unwrap(), schema, None)
+            .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+
+    #[test]
+    fn files_from_before_the_signed_columns_read_with_todays_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = Manifest::default();
+        for (name, unsigned, status) in [("old", true, 200), ("new", false, 404)] {
+            let rel = format!("logs/date=2024-01-01/{name}.parquet");
+            write_logs_file(&dir.path().join(&rel), unsigned, status);
+            manifest.files.push(manifest::FileRecord {
+                table: "logs".into(),
+                path: rel,
+                source: 0,
+                run: name.into(),
+                date: "2024-01-01".into(),
+                rows: 1,
+                bytes: 0,
+                compacted: false,
+            });
+        }
+        manifest.save(dir.path()).unwrap();
+        let catalog = Catalog::open(dir.path()).unwrap();
+        let result = catalog
+            .query(
+                "SELECT typeof(status) || ' ' || typeof(bytes) || ' ' || typeof(threats) \
+                 || ' ' || sum(status) OVER () || ' ' || sum(bytes) OVER () FROM logs LIMIT 1",
+            )
+            .unwrap();
+        let text = arrow::compute::cast(result.batches[0].column(0), &DataType::Utf8).unwrap();
+        assert_eq!(
+            text.as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap()
+                .value(0),
+            "SMALLINT BIGINT INTEGER 604 200"
+        );
+    }
 }

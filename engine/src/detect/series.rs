@@ -110,12 +110,12 @@ fn read_lean(path: &std::path::PathBuf, range: &Range) -> Result<(Vec<String>, V
             b.column_by_name(name)
                 .ok_or_else(|| damaged(format!("no column {name}")))
         };
+        // Counters are signed since the open-table-format change and unsigned in older files.
         let u = |name: &str| -> Result<UInt64Array> {
-            col(name)?
-                .as_any()
-                .downcast_ref::<UInt64Array>()
-                .cloned()
-                .ok_or_else(|| damaged(format!("{name} is not UInt64")))
+            arrow::compute::cast(col(name)?, &arrow::datatypes::DataType::UInt64)
+                .ok()
+                .and_then(|a| a.as_any().downcast_ref::<UInt64Array>().cloned())
+                .ok_or_else(|| damaged(format!("{name} is not a count")))
         };
         let minute = col("minute")?
             .as_any()

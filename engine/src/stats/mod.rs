@@ -26,9 +26,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BinaryBuilder, RecordBatch, StringArray, StringBuilder,
-    TimestampMicrosecondArray, TimestampMicrosecondBuilder, UInt16Array, UInt64Array,
-    UInt64Builder,
+    Array, ArrayRef, BinaryArray, BinaryBuilder, Int16Array, Int64Array, Int64Builder, RecordBatch,
+    StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::DataType;
 use hdrhistogram::Histogram;
@@ -759,9 +758,9 @@ impl Recorder {
             return;
         };
         let route = col("route").and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
-        let status = col("status").and_then(|c| c.as_any().downcast_ref::<UInt16Array>().cloned());
+        let status = col("status").and_then(|c| c.as_any().downcast_ref::<Int16Array>().cloned());
         let rt =
-            col("response_time_us").and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned());
+            col("response_time_us").and_then(|c| c.as_any().downcast_ref::<Int64Array>().cloned());
         let source = source as u32;
         let n = batch.num_rows();
         // The route ids first, in a loop of their own: the lookup is most of a row's cost.
@@ -796,8 +795,12 @@ impl Recorder {
             for (j, &route_id) in ids.iter().enumerate().take(end).skip(i) {
                 let st = status
                     .as_ref()
-                    .and_then(|s| s.is_valid(j).then(|| s.value(j)));
-                let us = rt.as_ref().and_then(|r| r.is_valid(j).then(|| r.value(j)));
+                    .and_then(|s| s.is_valid(j).then(|| s.value(j)))
+                    .and_then(|v| u16::try_from(v).ok());
+                let us = rt
+                    .as_ref()
+                    .and_then(|r| r.is_valid(j).then(|| r.value(j)))
+                    .and_then(|v| u64::try_from(v).ok());
                 for id in [route_id as usize, ALL_ID as usize] {
                     let cell = &mut cells[id];
                     if cell.counts.requests == 0 {
@@ -1115,15 +1118,23 @@ fn merge_cells<'c>(
     Ok((total, small))
 }
 
+/// A counter or quantile as stored (the columns are signed, as open table formats require).
+fn stored(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A stored counter or quantile read back (never negative, since [`stored`] wrote it).
+fn loaded(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
 /// One batch of [`stats_schema`] from parts.
 pub fn to_batch(parts: &[&Part]) -> Result<RecordBatch> {
     let n = parts.len();
     let mut minute = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut route = StringBuilder::with_capacity(n, n * 16);
-    let mut counters: Vec<UInt64Builder> =
-        (0..7).map(|_| UInt64Builder::with_capacity(n)).collect();
-    let mut quantiles: Vec<UInt64Builder> =
-        (0..5).map(|_| UInt64Builder::with_capacity(n)).collect();
+    let mut counters: Vec<Int64Builder> = (0..7).map(|_| Int64Builder::with_capacity(n)).collect();
+    let mut quantiles: Vec<Int64Builder> = (0..5).map(|_| Int64Builder::with_capacity(n)).collect();
     let mut hist = BinaryBuilder::with_capacity(n, n * 64);
     for p in parts {
         minute.append_value(p.minute);
@@ -1132,10 +1143,10 @@ pub fn to_batch(parts: &[&Part]) -> Result<RecordBatch> {
         for (b, v) in counters.iter_mut().zip([
             c.requests, c.c2xx, c.c3xx, c.c4xx, c.c5xx, c.timed, c.sum_us,
         ]) {
-            b.append_value(v);
+            b.append_value(stored(v));
         }
         for (i, b) in quantiles.iter_mut().enumerate() {
-            b.append_option(p.quantiles.map(|q| q[i]));
+            b.append_option(p.quantiles.map(|q| stored(q[i])));
         }
         hist.append_value(&p.hist);
     }
@@ -1446,8 +1457,8 @@ impl<'a> StatsReader<'a> {
         // Lean reads leave out what series do not use (zero in the rows), which the scan then
         // does not decompress.
         let cols = if read.lean {
-            "requests, 0::UBIGINT, 0::UBIGINT, c4xx, c5xx, timed, 0::UBIGINT, p50_us, \
-             0::UBIGINT, p95_us, p99_us, 0::UBIGINT"
+            "requests, 0::BIGINT, 0::BIGINT, c4xx, c5xx, timed, 0::BIGINT, p50_us, \
+             0::BIGINT, p95_us, p99_us, 0::BIGINT"
         } else {
             "requests, c2xx, c3xx, c4xx, c5xx, timed, sum_us, p50_us, p90_us, p95_us, p99_us, max_us"
         };
@@ -1465,8 +1476,8 @@ impl<'a> StatsReader<'a> {
             let u = |i: usize| {
                 b.column(i)
                     .as_any()
-                    .downcast_ref::<UInt64Array>()
-                    .expect("UBIGINT column")
+                    .downcast_ref::<Int64Array>()
+                    .expect("BIGINT column")
                     .clone()
             };
             let minute = b
@@ -1477,8 +1488,8 @@ impl<'a> StatsReader<'a> {
                 .clone();
             let route = arrow::compute::cast(b.column(1), &DataType::Utf8).expect("route is text");
             let route = route.as_any().downcast_ref::<StringArray>().expect("Utf8");
-            let cs: Vec<UInt64Array> = (2..9).map(u).collect();
-            let qs: Vec<UInt64Array> = (9..14).map(u).collect();
+            let cs: Vec<Int64Array> = (2..9).map(u).collect();
+            let qs: Vec<Int64Array> = (9..14).map(u).collect();
             let hs = hist.then(|| {
                 b.column(14)
                     .as_any()
@@ -1491,17 +1502,17 @@ impl<'a> StatsReader<'a> {
                     minute: minute.value(i),
                     route: route.value(i),
                     counts: Counts {
-                        requests: cs[0].value(i),
-                        c2xx: cs[1].value(i),
-                        c3xx: cs[2].value(i),
-                        c4xx: cs[3].value(i),
-                        c5xx: cs[4].value(i),
-                        timed: cs[5].value(i),
-                        sum_us: cs[6].value(i),
+                        requests: loaded(cs[0].value(i)),
+                        c2xx: loaded(cs[1].value(i)),
+                        c3xx: loaded(cs[2].value(i)),
+                        c4xx: loaded(cs[3].value(i)),
+                        c5xx: loaded(cs[4].value(i)),
+                        timed: loaded(cs[5].value(i)),
+                        sum_us: loaded(cs[6].value(i)),
                     },
                     quantiles: qs[0]
                         .is_valid(i)
-                        .then(|| std::array::from_fn(|k| qs[k].value(i))),
+                        .then(|| std::array::from_fn(|k| loaded(qs[k].value(i)))),
                     hist: hs.as_ref().map(|h| h.value(i)),
                 })?;
             }
@@ -1552,7 +1563,7 @@ mod tests {
     use super::*;
     use crate::schema::arrow_schema;
     use arrow::array::{
-        StringArray, TimestampMicrosecondArray, UInt16Array, UInt32Array, UInt64Array,
+        Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
     };
 
     fn batch(rows: &[(i64, &str, u16, u64)]) -> RecordBatch {
@@ -1572,16 +1583,16 @@ mod tests {
                     "route" => Arc::new(StringArray::from(
                         rows.iter().map(|r| r.1).collect::<Vec<_>>(),
                     )),
-                    "status" => Arc::new(UInt16Array::from(
-                        rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                    "status" => Arc::new(Int16Array::from(
+                        rows.iter().map(|r| r.2 as i16).collect::<Vec<_>>(),
                     )),
-                    "response_time_us" => Arc::new(UInt64Array::from(
-                        rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+                    "response_time_us" => Arc::new(Int64Array::from(
+                        rows.iter().map(|r| r.3 as i64).collect::<Vec<_>>(),
                     )),
                     "bytes" | "upstream_response_time_us" | "offset" => {
-                        Arc::new(UInt64Array::from(vec![0u64; n]))
+                        Arc::new(Int64Array::from(vec![0i64; n]))
                     }
-                    "threats" => Arc::new(UInt32Array::from(vec![0u32; n])),
+                    "threats" => Arc::new(Int32Array::from(vec![0i32; n])),
                     "source" => Arc::new(arrow::array::DictionaryArray::<
                         arrow::datatypes::Int32Type,
                     >::from_iter(std::iter::repeat_n(
