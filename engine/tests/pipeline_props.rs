@@ -124,7 +124,7 @@ fn files_per_date(dataset: &Path) -> std::collections::BTreeMap<String, usize> {
     std::fs::read_dir(dataset.join("logs"))
         .unwrap()
         .flatten()
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("date="))
         .map(|e| {
             let files = std::fs::read_dir(e.path())
                 .unwrap()

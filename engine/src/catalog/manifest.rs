@@ -214,7 +214,9 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Replaces the manifest of `dataset` atomically.
+    /// Replaces the manifest of `dataset` atomically, then brings the tables' Delta logs in line
+    /// with it ([`super::delta::publish`]: a log it cannot update is reported and caught up by the
+    /// next save; the manifest stays the dataset's truth for logcrunch).
     pub fn save(&self, dataset: &Path) -> Result<()> {
         let path = dataset.join(MANIFEST_FILE);
         let tmp: PathBuf = dataset.join(format!(".{MANIFEST_FILE}.tmp"));
@@ -227,7 +229,9 @@ impl Manifest {
         };
         write().map_err(|e| Error::io("cannot write", &tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot replace", &path, e))?;
-        sync_dir(dataset)
+        sync_dir(dataset)?;
+        super::delta::publish(dataset, self);
+        Ok(())
     }
 
     /// The next free source id.

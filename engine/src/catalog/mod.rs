@@ -14,6 +14,7 @@
 //! exactly the files the manifest lists. Readers attach the catalog read-only and build their own
 //! views from the manifest, which keeps a moved dataset readable.
 
+pub mod delta;
 pub mod manifest;
 mod table;
 
@@ -200,8 +201,9 @@ impl Dataset {
         &self.dir
     }
 
-    /// Removes temporary files and Parquet files that `manifest` does not list (left by a run that
-    /// crashed before its commit, or superseded by a `--force` whose cleanup was interrupted).
+    /// Removes temporary files (of the data and of the Delta logs) and Parquet files that
+    /// `manifest` does not list (left by a run that crashed before its commit, or superseded by a
+    /// `--force` whose cleanup was interrupted).
     pub fn recover(&self, manifest: &Manifest) -> Result<usize> {
         let listed: std::collections::HashSet<PathBuf> = manifest
             .files
@@ -220,6 +222,8 @@ impl Dataset {
                     std::fs::remove_file(&path)
                         .map_err(|e| Error::io("cannot remove", &path, e))?;
                     removed += 1;
+                } else if name == delta::LOG_DIR {
+                    removed += delta::remove_temporary(&path)?;
                 } else if name.starts_with("date=") && path.is_dir() {
                     let files =
                         std::fs::read_dir(&path).map_err(|e| Error::io("cannot list", &path, e))?;
