@@ -104,6 +104,16 @@ pub enum Error {
         /// What is wrong and what to do.
         message: String,
     },
+    /// Object storage refused or failed a request (after its retries).
+    #[error(
+        "object storage {location}: {message}\n  check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE), the endpoint (AWS_ENDPOINT_URL) and that the bucket exists"
+    )]
+    Storage {
+        /// The object or prefix (`s3://bucket/key`).
+        location: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Writing a Parquet file failed.
     #[error("cannot write Parquet file {path}: {source}")]
     Parquet {
@@ -175,6 +185,7 @@ impl Error {
             | Error::Dataset { .. }
             | Error::Parquet { .. }
             | Error::Arrow { .. }
+            | Error::Storage { .. }
             | Error::Corrupt { .. } => EXIT_FAILURE,
             #[cfg(feature = "duckdb")]
             Error::Query { .. } => EXIT_FAILURE,

@@ -440,6 +440,21 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("cannot sync", dir, e))
 }
 
+/// Environment variable naming a [`pause_point`] to pause at.
+pub const PAUSE_ENV: &str = "LOGCRUNCH_TEST_PAUSE";
+
+/// A named point of a commit's work where a test may stop the process (the archive's steps, the
+/// commits of a push to object storage): when [`PAUSE_ENV`] names it, the process prints
+/// `paused at NAME` on stderr and waits for a line on stdin (the test then kills it, or changes
+/// files and lets it go on).
+pub fn pause_point(name: &str) {
+    if std::env::var(PAUSE_ENV).is_ok_and(|v| v == name) {
+        eprintln!("paused at {name}");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,19 +40,7 @@ use crate::scan::Progress;
 use crate::sink::sync_dir;
 use raw::{Codec, Compression, Digest};
 
-/// Environment variable naming a [`checkpoint`] to pause at.
-pub const PAUSE_ENV: &str = "LOGCRUNCH_TEST_PAUSE";
-
-/// A named point of the archive's work where a test may stop the process: when `PAUSE_ENV` names
-/// it, the process prints `paused at NAME` on stderr and waits for a line on stdin (the test then
-/// kills it, or changes files and lets it go on).
-pub fn checkpoint(name: &str) {
-    if std::env::var(PAUSE_ENV).is_ok_and(|v| v == name) {
-        eprintln!("paused at {name}");
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-    }
-}
+pub use crate::sink::{PAUSE_ENV, pause_point as checkpoint};
 
 const DAY_US: i64 = 86_400_000_000;
 

@@ -39,39 +39,56 @@ const RETRIES: usize = 20;
 
 /// A table's file as its log lists it: its `add` action.
 #[derive(Debug, Clone, PartialEq)]
-struct Listed(Value);
+pub struct Listed(Value);
 
 impl Listed {
-    fn size(&self) -> u64 {
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
         self.0.get("size").and_then(Value::as_u64).unwrap_or(0)
     }
 
-    fn date(&self) -> &str {
+    /// Its `date` partition.
+    pub fn date(&self) -> &str {
         self.0
             .pointer("/partitionValues/date")
             .and_then(Value::as_str)
             .unwrap_or_default()
     }
+
+    /// Its rows, from the statistics (0 when it has none).
+    pub fn rows(&self) -> u64 {
+        self.0
+            .get("stats")
+            .and_then(Value::as_str)
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .and_then(|s| s.get("numRecords").and_then(Value::as_u64))
+            .unwrap_or(0)
+    }
+
+    /// The value of tag `key`.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.0.get("tags")?.get(key)?.as_str()
+    }
 }
 
 /// What a table's log says at one version.
 #[derive(Debug, Clone, Default)]
-struct Snapshot {
+pub struct Snapshot {
     /// Latest version read, `None` before the first commit.
-    version: Option<u64>,
+    pub version: Option<u64>,
     /// Active files by path relative to the table.
-    files: BTreeMap<String, Listed>,
+    pub files: BTreeMap<String, Listed>,
     /// The `metaData` action in force.
     meta: Option<Value>,
     /// The `protocol` action in force.
     protocol: Option<Value>,
     /// Latest `txn` version per application id.
-    txns: BTreeMap<String, i64>,
+    pub txns: BTreeMap<String, i64>,
 }
 
 impl Snapshot {
     /// Applies one action of a commit or checkpoint.
-    fn apply(&mut self, action: &Value) {
+    pub(crate) fn apply(&mut self, action: &Value) {
         if let Some(add) = action.get("add") {
             if let Some(path) = add.get("path").and_then(Value::as_str) {
                 self.files.insert(unescape(path), Listed(add.clone()));
@@ -137,21 +154,117 @@ fn unescape(path: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Snapshots of the logs this process has read or written, by table directory.
-static SEEN: Mutex<Option<HashMap<PathBuf, Snapshot>>> = Mutex::new(None);
-
-/// One table's transaction log.
+/// A file to add to a table.
 #[derive(Debug)]
-pub struct DeltaLog {
-    table: String,
-    dir: PathBuf,
+pub struct Added<'a> {
+    /// Its path relative to the table.
+    pub path: &'a str,
+    /// Its manifest record.
+    pub file: &'a FileRecord,
+    /// The `tags` of its `add` action.
+    pub tags: Option<Value>,
+}
+
+/// The `commitInfo` action of a commit made `now` that adds and removes that many files.
+pub fn commit_info(operation: &str, added: usize, removed: usize, now: i64) -> Value {
+    json!({"commitInfo": {
+        "timestamp": now,
+        "operation": operation,
+        "operationParameters": {"files_added": added, "files_removed": removed},
+        "engineInfo": format!("logcrunch/{}", env!("CARGO_PKG_VERSION")),
+        "isBlindAppend": removed == 0,
+    }})
 }
 
 /// Milliseconds since the epoch, now.
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Snapshots of the logs this process has read or written, by [`LogStore::location`].
+static SEEN: Mutex<Option<HashMap<String, Snapshot>>> = Mutex::new(None);
+
+/// Where a table's log lives: a local directory, or a prefix of object storage
+/// ([`super::remote`]).
+pub trait LogStore: Send + Sync {
+    /// The file `name` of the log, `None` when it does not exist.
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Writes `name` only if it does not exist; `false` when another writer has written it.
+    fn create(&self, name: &str, bytes: &[u8]) -> Result<bool>;
+    /// Writes or replaces `name` atomically.
+    fn replace(&self, name: &str, bytes: &[u8]) -> Result<()>;
+    /// Where the log is (a directory or a URL), for messages.
+    fn location(&self) -> String;
+}
+
+/// A log in a local `_delta_log` directory.
+#[derive(Debug)]
+struct LocalLog {
+    dir: PathBuf,
+}
+
+impl LogStore for LocalLog {
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.dir.join(name);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("cannot read", &path, e)),
+        }
+    }
+
+    fn create(&self, name: &str, bytes: &[u8]) -> Result<bool> {
+        // Written aside, then linked into place: the link fails if the name exists, and a reader
+        // never sees a half-written file.
+        let path = self.dir.join(name);
+        let tmp = self.write_aside(name, bytes)?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                crate::sink::sync_dir(&self.dir)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io("cannot commit", &path, e)),
+        }
+    }
+
+    fn replace(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.dir.join(name);
+        let tmp = self.write_aside(name, bytes)?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot replace", &path, e))?;
+        crate::sink::sync_dir(&self.dir)
+    }
+
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+}
+
+impl LocalLog {
+    /// Writes `bytes` to a temporary file beside `name` and syncs it.
+    fn write_aside(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io("cannot create", &self.dir, e))?;
+        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        };
+        write().map_err(|e| Error::io("cannot write", &tmp, e))?;
+        Ok(tmp)
+    }
+}
+
+/// One table's transaction log.
+pub struct DeltaLog {
+    table: String,
+    /// The table's directory holding the files being added (their footers give the schema).
+    dir: PathBuf,
+    store: Box<dyn LogStore>,
 }
 
 /// The name of commit `version` in the log.
@@ -160,16 +273,32 @@ fn commit_name(version: u64) -> String {
 }
 
 impl DeltaLog {
-    /// The log of `table` inside `dataset`.
+    /// The log of `table` inside the local `dataset`.
     pub fn new(dataset: &Path, table: &str) -> DeltaLog {
+        let dir = dataset.join(table);
         DeltaLog {
             table: table.to_string(),
-            dir: dataset.join(table),
+            store: Box::new(LocalLog {
+                dir: dir.join(LOG_DIR),
+            }),
+            dir,
         }
     }
 
-    fn log_dir(&self) -> PathBuf {
-        self.dir.join(LOG_DIR)
+    /// The log of `table` in `store`, adding files found under the local directory `files`.
+    pub fn with_store(table: &str, files: &Path, store: Box<dyn LogStore>) -> DeltaLog {
+        DeltaLog {
+            table: table.to_string(),
+            dir: files.to_path_buf(),
+            store,
+        }
+    }
+
+    fn failed(&self, message: String) -> Error {
+        Error::Dataset {
+            path: PathBuf::from(self.store.location()),
+            message,
+        }
     }
 
     /// Makes the log list exactly `manifest`'s files of this table (see the module text).
@@ -182,13 +311,25 @@ impl DeltaLog {
             .filter(|f| f.table == self.table)
             .filter_map(|f| Some((f.path.strip_prefix(&prefix)?.to_string(), f)))
             .collect();
-        for _ in 0..RETRIES {
-            let snap = self.snapshot()?;
+        self.commit_with(|snap| {
             if snap.version.is_none() && wanted.is_empty() {
                 return Ok(None);
             }
+            self.changes(snap, &wanted, manifest)
+        })
+    }
+
+    /// Commits the actions `build` makes from the log's latest state (`None`: nothing to
+    /// commit), at the next version; when another writer takes that version first, `build`
+    /// runs again on the state that includes it.
+    pub fn commit_with(
+        &self,
+        mut build: impl FnMut(&Snapshot) -> Result<Option<Vec<Value>>>,
+    ) -> Result<Option<u64>> {
+        for _ in 0..RETRIES {
+            let snap = self.snapshot()?;
             self.check_protocol(&snap)?;
-            let Some(actions) = self.changes(&snap, &wanted, manifest)? else {
+            let Some(actions) = build(&snap)? else {
                 return Ok(None);
             };
             let version = snap.version.map_or(0, |v| v + 1);
@@ -197,18 +338,15 @@ impl DeltaLog {
                 next.version = Some(version);
                 actions.iter().for_each(|a| next.apply(a));
                 if version > 0 && version % next.checkpoint_interval() == 0 {
-                    checkpoint::write(&self.log_dir(), version, &next)?;
+                    checkpoint::write(self.store.as_ref(), version, &next)?;
                 }
-                remember(&self.dir, next);
+                remember(&self.store.location(), next);
                 return Ok(Some(version));
             }
         }
-        Err(Error::Dataset {
-            path: self.log_dir(),
-            message: format!(
-                "other writers kept committing to the table's log; {RETRIES} attempts lost the race. Run the command again"
-            ),
-        })
+        Err(self.failed(format!(
+            "other writers kept committing to the table's log; {RETRIES} attempts lost the race. Run the command again"
+        )))
     }
 
     /// Refuses a table another writer upgraded to Delta features this writer does not know.
@@ -221,14 +359,11 @@ impl DeltaLog {
                 .unwrap_or(1)
         };
         if version("minWriterVersion") > 2 || version("minReaderVersion") > 1 {
-            return Err(Error::Dataset {
-                path: self.log_dir(),
-                message: format!(
-                    "the table's Delta protocol (reader {}, writer {}) asks for features logcrunch does not write (it writes reader 1, writer 2); write to a new dataset",
-                    version("minReaderVersion"),
-                    version("minWriterVersion")
-                ),
-            });
+            return Err(self.failed(format!(
+                "the table's Delta protocol (reader {}, writer {}) asks for features logcrunch does not write (it writes reader 1, writer 2); write to a new dataset",
+                version("minReaderVersion"),
+                version("minWriterVersion")
+            )));
         }
         Ok(())
     }
@@ -240,9 +375,14 @@ impl DeltaLog {
         wanted: &BTreeMap<String, &FileRecord>,
         manifest: &Manifest,
     ) -> Result<Option<Vec<Value>>> {
-        let added: Vec<(&String, &&FileRecord)> = wanted
+        let added: Vec<Added<'_>> = wanted
             .iter()
             .filter(|(p, _)| !snap.files.contains_key(*p))
+            .map(|(p, f)| Added {
+                path: p,
+                file: f,
+                tags: None,
+            })
             .collect();
         let removed: Vec<(&String, &Listed)> = snap
             .files
@@ -253,42 +393,16 @@ impl DeltaLog {
             return Ok(None);
         }
         let now = now_ms();
-        let mut actions = Vec::new();
-        if snap.version.is_none() {
-            actions.push(json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}));
-        }
-        let fields = self.widened(snap, added.iter().map(|(p, _)| self.dir.join(p)))?;
-        if let Some(fields) = fields {
-            actions.push(self.meta_data(snap, fields, now));
-        }
+        let sources: BTreeMap<u64, &SourceRecord> =
+            manifest.sources.iter().map(|s| (s.id, s)).collect();
+        let mut actions = self.additions(snap, &added, &sources, now)?;
         // Compaction replaces a (source, day)'s files by one file flagged `compacted`: neither
         // side changes the data.
         let rewritten: BTreeSet<&str> = added
             .iter()
-            .filter(|(_, f)| f.compacted)
-            .map(|(_, f)| f.date.as_str())
+            .filter(|a| a.file.compacted)
+            .map(|a| a.file.date.as_str())
             .collect();
-        let sources: BTreeMap<u64, &SourceRecord> =
-            manifest.sources.iter().map(|s| (s.id, s)).collect();
-        let mut txns = BTreeSet::new();
-        for (path, f) in &added {
-            let modified = std::fs::metadata(self.dir.join(path))
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(now, |d| d.as_millis() as i64);
-            actions.push(json!({"add": {
-                "path": path,
-                "partitionValues": {"date": f.date},
-                "size": f.bytes,
-                "modificationTime": modified,
-                "dataChange": !f.compacted,
-                "stats": json!({"numRecords": f.rows}).to_string(),
-            }}));
-            if !f.compacted {
-                txns.insert(f.source);
-            }
-        }
         for (path, l) in &removed {
             actions.push(json!({"remove": {
                 "path": path,
@@ -299,6 +413,57 @@ impl DeltaLog {
                 "size": l.size(),
             }}));
         }
+        let operation = match (added.is_empty(), rewritten.is_empty()) {
+            (true, _) => "DELETE",
+            (false, false) => "OPTIMIZE",
+            (false, true) => "WRITE",
+        };
+        actions.push(commit_info(operation, added.len(), removed.len(), now));
+        Ok(Some(actions))
+    }
+
+    /// The actions that add `added` to the table at `snap`: `protocol` on the first commit,
+    /// `metaData` on the first commit and when the files bring new columns, one `add` per file,
+    /// then a `txn` per source of the files that are data changes (not compaction's).
+    pub fn additions(
+        &self,
+        snap: &Snapshot,
+        added: &[Added<'_>],
+        sources: &BTreeMap<u64, &SourceRecord>,
+        now: i64,
+    ) -> Result<Vec<Value>> {
+        let mut actions = Vec::new();
+        if snap.version.is_none() {
+            actions.push(json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}));
+        }
+        let fields = self.widened(snap, added.iter().map(|a| self.dir.join(a.path)))?;
+        if let Some(fields) = fields {
+            actions.push(self.meta_data(snap, fields, now));
+        }
+        let mut txns = BTreeSet::new();
+        for a in added {
+            let f = a.file;
+            let modified = std::fs::metadata(self.dir.join(a.path))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(now, |d| d.as_millis() as i64);
+            let mut add = json!({
+                "path": a.path,
+                "partitionValues": {"date": f.date},
+                "size": f.bytes,
+                "modificationTime": modified,
+                "dataChange": !f.compacted,
+                "stats": json!({"numRecords": f.rows}).to_string(),
+            });
+            if let Some(tags) = &a.tags {
+                add["tags"] = tags.clone();
+            }
+            actions.push(json!({ "add": add }));
+            if !f.compacted {
+                txns.insert(f.source);
+            }
+        }
         for s in txns.iter().filter_map(|id| sources.get(id)) {
             actions.push(json!({"txn": {
                 "appId": source_app_id(s.fingerprint),
@@ -306,19 +471,7 @@ impl DeltaLog {
                 "lastUpdated": now,
             }}));
         }
-        let operation = match (added.is_empty(), rewritten.is_empty()) {
-            (true, _) => "DELETE",
-            (false, false) => "OPTIMIZE",
-            (false, true) => "WRITE",
-        };
-        actions.push(json!({"commitInfo": {
-            "timestamp": now,
-            "operation": operation,
-            "operationParameters": {"files_added": added.len(), "files_removed": removed.len()},
-            "engineInfo": format!("logcrunch/{}", env!("CARGO_PKG_VERSION")),
-            "isBlindAppend": removed.is_empty(),
-        }}));
-        Ok(Some(actions))
+        Ok(actions)
     }
 
     /// The table's columns widened by those of `files` (read from their footers), or `None`
@@ -360,7 +513,7 @@ impl DeltaLog {
         let keep =
             |key: &str, default: Value| old.and_then(|m| m.get(key)).cloned().unwrap_or(default);
         json!({"metaData": {
-            "id": keep("id", Value::String(table_id(&self.dir, now))),
+            "id": keep("id", Value::String(table_id(&self.store.location(), now))),
             "name": keep("name", Value::String(self.table.clone())),
             "format": {"provider": "parquet", "options": {}},
             "schemaString": schema,
@@ -375,67 +528,42 @@ impl DeltaLog {
 
     /// Writes commit `version` unless another writer wrote it first (then `false`).
     fn write_commit(&self, version: u64, actions: &[Value]) -> Result<bool> {
-        let dir = self.log_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         let mut text = Vec::new();
         for a in actions {
             serde_json::to_writer(&mut text, a).expect("actions serialise");
             text.push(b'\n');
         }
-        // Written aside, then linked into place: the link fails if the version exists, and a
-        // reader never sees a half-written commit.
-        let path = dir.join(commit_name(version));
-        let tmp = dir.join(format!(
-            ".{}.{}.tmp",
-            commit_name(version),
-            std::process::id()
-        ));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&text)?;
-            f.sync_all()
-        };
-        write().map_err(|e| Error::io("cannot write", &tmp, e))?;
-        let linked = std::fs::hard_link(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                crate::sink::sync_dir(&dir)?;
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                forget(&self.dir);
-                Ok(false)
-            }
-            Err(e) => Err(Error::io("cannot commit", &path, e)),
+        let created = self.store.create(&commit_name(version), &text)?;
+        if !created {
+            forget(&self.store.location());
         }
+        Ok(created)
     }
 
     /// The log's latest state: what this process last saw, brought up to date.
-    fn snapshot(&self) -> Result<Snapshot> {
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let location = self.store.location();
         let known = SEEN
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .and_then(|m| m.get(&self.dir).cloned());
+            .and_then(|m| m.get(&location).cloned());
         let mut snap = match known {
             Some(s) => s,
-            None => checkpoint::latest(&self.log_dir())?.unwrap_or_default(),
+            None => checkpoint::latest(self.store.as_ref())?.unwrap_or_default(),
         };
         loop {
             let next = snap.version.map_or(0, |v| v + 1);
-            let path = self.log_dir().join(commit_name(next));
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) => return Err(Error::io("cannot read", &path, e)),
+            let name = commit_name(next);
+            let Some(bytes) = self.store.read(&name)? else {
+                break;
             };
+            let text = String::from_utf8_lossy(&bytes);
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let action: Value = serde_json::from_str(line).map_err(|e| Error::Dataset {
-                    path: path.clone(),
-                    message: format!(
-                        "a Delta commit is not valid JSON ({e}); restore the file or delete the table's _delta_log (logcrunch writes it again)"
-                    ),
+                let action: Value = serde_json::from_str(line).map_err(|e| {
+                    self.failed(format!(
+                        "Delta commit {name} is not valid JSON ({e}); restore the file or delete the table's _delta_log (logcrunch writes it again)"
+                    ))
                 })?;
                 snap.apply(&action);
             }
@@ -461,16 +589,16 @@ pub fn remove_temporary(log_dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
-fn remember(dir: &Path, snap: Snapshot) {
+fn remember(location: &str, snap: Snapshot) {
     SEEN.lock()
         .unwrap_or_else(|p| p.into_inner())
         .get_or_insert_with(HashMap::new)
-        .insert(dir.to_path_buf(), snap);
+        .insert(location.to_string(), snap);
 }
 
-fn forget(dir: &Path) {
+fn forget(location: &str) {
     if let Some(m) = SEEN.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-        m.remove(dir);
+        m.remove(location);
     }
 }
 
@@ -479,9 +607,9 @@ pub fn source_app_id(fingerprint: u64) -> String {
     format!("logcrunch-source-{fingerprint:016x}")
 }
 
-/// A table id in UUID form, unique to the directory and the moment.
-fn table_id(dir: &Path, now: i64) -> String {
-    let h = xxhash_rust::xxh3::xxh3_128(format!("{}\0{now}", dir.display()).as_bytes());
+/// A table id in UUID form, unique to the log's location and the moment.
+fn table_id(location: &str, now: i64) -> String {
+    let h = xxhash_rust::xxh3::xxh3_128(format!("{location}\0{now}").as_bytes());
     let hex = format!("{h:032x}");
     format!(
         "{}-{}-4{}-8{}-{}",
@@ -733,8 +861,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(last["version"], CHECKPOINT_INTERVAL);
-        let from_checkpoint = checkpoint::latest(&log_dir).unwrap().unwrap();
-        forget(&log.dir);
+        let from_checkpoint = checkpoint::latest(log.store.as_ref()).unwrap().unwrap();
+        forget(&log.store.location());
         let replayed = {
             std::fs::rename(log_dir.join("_last_checkpoint"), ds.join("aside")).unwrap();
             let s = log.snapshot().unwrap();
@@ -759,7 +887,7 @@ mod tests {
         assert_eq!(sizes(&from_checkpoint), sizes(&replayed));
 
         // A process that starts afresh reads the checkpoint and the commits after it.
-        forget(&log.dir);
+        forget(&log.store.location());
         m.files.remove(0);
         assert_eq!(
             log.publish(&m).unwrap(),

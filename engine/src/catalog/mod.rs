@@ -16,6 +16,7 @@
 
 pub mod delta;
 pub mod manifest;
+pub mod remote;
 mod table;
 
 use std::fs::File;

@@ -98,6 +98,7 @@ pub fn alert(config: &Config, cmd: AlertCommand, dry_run: bool) -> anyhow::Resul
         }
         AlertCommand::Status(a) => {
             let dataset = a.dataset.unwrap_or_else(|| config.storage.dataset.clone());
+            logcrunch::catalog::remote::local_only(&dataset, "alert status")?;
             let cat = Catalog::open(&dataset)?;
             let list = alert::outbox(&cat, false, a.limit)?;
             let table = Table {

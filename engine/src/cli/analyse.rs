@@ -23,8 +23,9 @@ pub const EXIT_REGRESSION: i32 = 3;
 
 #[derive(Args, Debug)]
 pub struct DetectArgs {
-    /// Dataset directory (default: storage.dataset of the config).
-    #[arg(long, value_name = "DIR")]
+    /// Dataset directory, or s3://BUCKET/PREFIX on object storage (default: storage.dataset of
+    /// the config).
+    #[arg(long, value_name = "DIR|URL")]
     dataset: Option<PathBuf>,
     /// Only buckets at or after T (2024-01-31, 2024-01-31T12:00:00Z, or 24h / 7d ago).
     #[arg(long, value_name = "T")]
@@ -99,8 +100,9 @@ pub enum StatsCommand {
 
 #[derive(Args, Debug)]
 pub struct StatsRangeArgs {
-    /// Dataset directory (default: storage.dataset of the config).
-    #[arg(long, value_name = "DIR")]
+    /// Dataset directory, or s3://BUCKET/PREFIX on object storage (default: storage.dataset of
+    /// the config).
+    #[arg(long, value_name = "DIR|URL")]
     dataset: Option<PathBuf>,
     /// From T (2024-01-31, 2024-01-31T12:00:00Z, or 24h / 7d ago).
     #[arg(long, value_name = "T")]
@@ -248,7 +250,9 @@ pub fn detect(config: &Config, a: DetectArgs) -> anyhow::Result<i32> {
         let s = read_series(path)?;
         detect_all(&detector, &[s], &methods)
     } else {
-        let dataset = a.dataset.unwrap_or_else(|| config.storage.dataset.clone());
+        let dataset = catalog::remote::readable(
+            &a.dataset.unwrap_or_else(|| config.storage.dataset.clone()),
+        )?;
         let metrics: Vec<Metric> = if a.metric.is_empty() {
             Metric::DATASET.to_vec()
         } else {
@@ -366,7 +370,8 @@ pub fn stats(config: &Config, cmd: StatsCommand) -> anyhow::Result<i32> {
         StatsCommand::Show(a) => (a, None),
         StatsCommand::Snapshot { range, output } => (range, Some(output)),
     };
-    let dataset = a.dataset.unwrap_or_else(|| config.storage.dataset.clone());
+    let dataset =
+        catalog::remote::readable(&a.dataset.unwrap_or_else(|| config.storage.dataset.clone()))?;
     let range = Range {
         since: time("since", &a.since)?,
         until: time("until", &a.until)?,

@@ -82,6 +82,7 @@ fn ratio(before: u64, after: u64) -> String {
 
 pub fn archive(config: &Config, a: ArchiveArgs, dry_run: bool) -> anyhow::Result<i32> {
     let dataset = a.dataset.unwrap_or_else(|| config.storage.dataset.clone());
+    logcrunch::catalog::remote::local_only(&dataset, "archive")?;
     let archiver = archiver(config, &dataset, a.as_of.as_deref())?;
     if a.verify {
         let problems = with_progress(|p| archiver.verify_all(p))?;
@@ -226,6 +227,7 @@ pub fn print_summary(s: &ArchiveSummary) -> anyhow::Result<()> {
 
 pub fn restore(config: &Config, a: RestoreArgs, dry_run: bool) -> anyhow::Result<i32> {
     let dataset = a.dataset.unwrap_or_else(|| config.storage.dataset.clone());
+    logcrunch::catalog::remote::local_only(&dataset, "restore")?;
     let archiver = archiver(config, &dataset, None)?;
     let target = match (a.source, a.date) {
         (Some(s), _) => RestoreTarget::Source(s),

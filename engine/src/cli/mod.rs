@@ -34,7 +34,8 @@ const AUDIT: &str = "logcrunch_audit";
 
 const EXIT_CODES: &str = "EXIT CODES:
   0  success
-  1  the command failed (I/O error, unreadable input, corrupt dataset, query error)
+  1  the command failed (I/O error, unreadable input, corrupt dataset, query error,
+     object storage error)
   2  invalid invocation (arguments, configuration, patterns, missing input path)
   3  compare: a route regressed beyond --max-regression
   4  more bad lines than --max-bad-ratio allows (the good rows were still committed)";
@@ -103,8 +104,9 @@ struct ReportArgs {
     /// Which report.
     #[arg(value_enum)]
     kind: ReportKind,
-    /// Dataset directory (default: storage.dataset of the config).
-    #[arg(long, value_name = "DIR")]
+    /// Dataset directory, or s3://BUCKET/PREFIX on object storage (default: storage.dataset of
+    /// the config).
+    #[arg(long, value_name = "DIR|URL")]
     dataset: Option<PathBuf>,
     /// Only requests at or after T (2024-01-31, 2024-01-31T12:00:00Z, or 24h / 7d ago).
     #[arg(long, value_name = "T")]
@@ -177,8 +179,9 @@ struct IngestArgs {
     /// Files, directories (searched recursively for log files), globs, or - for stdin.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<String>,
-    /// Dataset directory (default: storage.dataset of the config).
-    #[arg(long, value_name = "DIR")]
+    /// Dataset directory, or s3://BUCKET/PREFIX on object storage (default: storage.dataset of
+    /// the config).
+    #[arg(long, value_name = "DIR|URL")]
     dataset: Option<PathBuf>,
     /// Log format, a name from the patterns file, or `auto` to detect it per file (default:
     /// logs.format of the config, `auto` unless changed).
@@ -208,8 +211,9 @@ struct QueryArgs {
     /// The SQL statement; the dataset is the view `logs`.
     #[arg(value_name = "SQL")]
     sql: String,
-    /// Dataset directory (default: storage.dataset of the config).
-    #[arg(long, value_name = "DIR")]
+    /// Dataset directory, or s3://BUCKET/PREFIX on object storage (default: storage.dataset of
+    /// the config).
+    #[arg(long, value_name = "DIR|URL")]
     dataset: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
@@ -435,16 +439,19 @@ fn ingest(config: &Config, a: IngestArgs) -> anyhow::Result<i32> {
     }
     let own_log: Vec<PathBuf> = config.logging.file.iter().cloned().collect();
     let mut inputs = scan::resolve_excluding(&a.paths, &own_log)?;
+    if let Some(shard) = a.shard {
+        inputs = shard.select(inputs)?;
+        tracing::info!(%shard, inputs = inputs.len(), "shard of the inputs");
+    }
+    if catalog::remote::is_remote(&opts.dataset) {
+        return ingest_remote(opts, &patterns, &inputs, a.json, max_bad);
+    }
     let dataset = opts.dataset.clone();
     let _writer = match a.shard {
-        Some(shard) => {
-            inputs = shard.select(inputs)?;
-            tracing::info!(%shard, inputs = inputs.len(), "shard of the inputs");
-            Some(WriterLock::wait(
-                &dataset,
-                &format!("ingest --shard {shard}"),
-            )?)
-        }
+        Some(shard) => Some(WriterLock::wait(
+            &dataset,
+            &format!("ingest --shard {shard}"),
+        )?),
         None => None,
     };
     let engine = Ingest::new(opts, &patterns)?;
@@ -458,6 +465,41 @@ fn ingest(config: &Config, a: IngestArgs) -> anyhow::Result<i32> {
         serde_json::to_value(&summary)?,
     )?;
     finish_ingest(&summary, a.json, max_bad)
+}
+
+/// Ingest into a dataset on object storage: the run writes into a private staging directory,
+/// whose files are then uploaded and committed ([`catalog::remote`]). Shards need no lock: each
+/// commits on its own.
+fn ingest_remote(
+    mut opts: IngestOptions,
+    patterns: &Patterns,
+    inputs: &[scan::Input],
+    json: bool,
+    max_bad: Option<f64>,
+) -> anyhow::Result<i32> {
+    if opts.force {
+        return Err(Error::Usage(
+            "--force replaces a source's rows in a local dataset only; on object storage, write the source into a new dataset prefix".into(),
+        )
+        .into());
+    }
+    let remote = std::sync::Arc::new(catalog::remote::Remote::open(&opts.dataset)?);
+    let staged = remote.stage()?;
+    opts.dataset = staged.dir().to_path_buf();
+    let engine = Ingest::new(opts, patterns)?;
+    let mut summary = progress::with_progress(|p| engine.run(inputs, p))?;
+    summary.dataset = remote.url().to_string();
+    let pushed = remote.push(&staged)?;
+    tracing::info!(dataset = remote.url(), files = pushed.files, bytes = pushed.bytes, versions = ?pushed.versions, "committed");
+    if !json {
+        eprintln!(
+            "committed {} files ({:.1} MB) to {}",
+            pushed.files,
+            pushed.bytes as f64 / 1e6,
+            remote.url()
+        );
+    }
+    finish_ingest(&summary, json, max_bad)
 }
 
 /// Adds a command to the catalog's `runs` table.
@@ -649,7 +691,8 @@ fn print_summary(s: &IngestSummary) -> anyhow::Result<()> {
 }
 
 fn query(config: &Config, a: QueryArgs) -> anyhow::Result<i32> {
-    let dataset = a.dataset.unwrap_or_else(|| config.storage.dataset.clone());
+    let dataset =
+        catalog::remote::readable(&a.dataset.unwrap_or_else(|| config.storage.dataset.clone()))?;
     let cat = catalog::Catalog::open(&dataset)?;
     let result = cat.query(&a.sql)?;
     let mut out = std::io::stdout().lock();
@@ -725,7 +768,8 @@ fn report_options(config: &Config) -> anyhow::Result<ReportOptions> {
 }
 
 fn report(config: &Config, a: ReportArgs) -> anyhow::Result<i32> {
-    let dataset = a.dataset.unwrap_or_else(|| config.storage.dataset.clone());
+    let dataset =
+        catalog::remote::readable(&a.dataset.unwrap_or_else(|| config.storage.dataset.clone()))?;
     let cat = catalog::Catalog::open(&dataset)?;
     let opts = ReportOptions {
         since: a.since,
@@ -765,6 +809,7 @@ fn run(config: &Config, a: RunArgs, dry_run: bool) -> anyhow::Result<i32> {
     let patterns = Patterns::load(config.patterns.as_deref())?;
     let dir = &config.logs.source_dir;
     let dataset = config.storage.dataset.clone();
+    catalog::remote::local_only(&dataset, "run")?;
     let own_log: Vec<PathBuf> = config.logging.file.iter().cloned().collect();
     let summary = match scan::resolve_excluding(&[dir.display().to_string()], &own_log) {
         Ok(inputs) => {

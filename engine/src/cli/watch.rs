@@ -375,6 +375,7 @@ pub fn watch(
         return Err(Error::Usage("--interval must be longer than 0".into()).into());
     }
     let dataset = config.storage.dataset.clone();
+    logcrunch::catalog::remote::local_only(&dataset, "watch")?;
     let _writer = WriterLock::acquire(&dataset, "watch")?;
     let signals = Signals::register()?;
     let session = format!("w{}", format_rfc3339(now_us()).replace([':', '-'], ""));

@@ -6,13 +6,13 @@
 //! tombstones: logcrunch deletes a file when it stops listing it, so there is nothing left to
 //! vacuum.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use serde_json::{Value, json};
 
-use super::Snapshot;
+use super::{LogStore, Snapshot};
 use crate::error::{Error, Result};
 
 /// The file naming the latest checkpoint.
@@ -114,97 +114,73 @@ fn actions(snap: &Snapshot) -> Vec<Value> {
     out
 }
 
-/// Writes the checkpoint of `snap` at `version` into `log_dir` and points `_last_checkpoint` at
-/// it; both are written aside and renamed into place.
-pub(super) fn write(log_dir: &Path, version: u64, snap: &Snapshot) -> Result<()> {
+/// Writes the checkpoint of `snap` at `version` into `store` and points `_last_checkpoint` at
+/// it.
+pub(super) fn write(store: &dyn LogStore, version: u64, snap: &Snapshot) -> Result<()> {
     let actions = actions(snap);
     let mut lines = Vec::new();
     for a in &actions {
         serde_json::to_writer(&mut lines, a).expect("actions serialise");
         lines.push(b'\n');
     }
-    let path = log_dir.join(format!("{version:020}.checkpoint.parquet"));
-    let tmp = log_dir.join(format!(".{version:020}.checkpoint.parquet.tmp"));
+    let name = format!("{version:020}.checkpoint.parquet");
+    let here = || PathBuf::from(format!("{}/{name}", store.location()));
     let reader = arrow::json::ReaderBuilder::new(schema())
         .with_batch_size(actions.len().max(1))
         .build(std::io::Cursor::new(lines))
-        .map_err(|e| damaged(&path, e))?;
-    let file = std::fs::File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(file, schema(), None).map_err(|source| {
-            Error::Parquet {
-                path: tmp.clone(),
-                source,
-            }
-        })?;
+        .map_err(|e| damaged(&here(), e))?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(Vec::new(), schema(), None)
+        .map_err(|e| damaged(&here(), e))?;
     for batch in reader {
-        let batch = batch.map_err(|e| damaged(&path, e))?;
-        writer.write(&batch).map_err(|source| Error::Parquet {
-            path: tmp.clone(),
-            source,
-        })?;
+        let batch = batch.map_err(|e| damaged(&here(), e))?;
+        writer.write(&batch).map_err(|e| damaged(&here(), e))?;
     }
-    let file = writer.into_inner().map_err(|source| Error::Parquet {
-        path: tmp.clone(),
-        source,
-    })?;
-    file.sync_all()
-        .map_err(|e| Error::io("cannot sync", &tmp, e))?;
-    let size = file
-        .metadata()
-        .map_err(|e| Error::io("cannot read", &tmp, e))?
-        .len();
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot replace", &path, e))?;
-    let last = json!({"version": version, "size": actions.len(), "sizeInBytes": size});
-    let last_path = log_dir.join(LAST);
-    let last_tmp = log_dir.join(format!(".{LAST}.tmp"));
-    std::fs::write(&last_tmp, last.to_string())
-        .map_err(|e| Error::io("cannot write", &last_tmp, e))?;
-    std::fs::rename(&last_tmp, &last_path)
-        .map_err(|e| Error::io("cannot replace", &last_path, e))?;
-    crate::sink::sync_dir(log_dir)
+    let bytes = writer.into_inner().map_err(|e| damaged(&here(), e))?;
+    store.replace(&name, &bytes)?;
+    let last = json!({"version": version, "size": actions.len(), "sizeInBytes": bytes.len()});
+    store.replace(LAST, last.to_string().as_bytes())
 }
 
-/// The state at the latest checkpoint of `log_dir`, or `None` when it has none.
-pub(super) fn latest(log_dir: &Path) -> Result<Option<Snapshot>> {
-    let last_path = log_dir.join(LAST);
-    let last: Value = match std::fs::read_to_string(&last_path) {
-        Ok(t) => serde_json::from_str(&t).map_err(|e| damaged(&last_path, e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("cannot read", &last_path, e)),
+/// The state at the latest checkpoint in `store`, or `None` when it has none.
+pub(super) fn latest(store: &dyn LogStore) -> Result<Option<Snapshot>> {
+    let last_path = PathBuf::from(format!("{}/{LAST}", store.location()));
+    let Some(text) = store.read(LAST)? else {
+        return Ok(None);
     };
+    let last: Value = serde_json::from_slice(&text).map_err(|e| damaged(&last_path, e))?;
     let version = last
         .get("version")
         .and_then(Value::as_u64)
         .ok_or_else(|| damaged(&last_path, "it names no version"))?;
     let parts = last.get("parts").and_then(Value::as_u64).unwrap_or(0);
-    let files: Vec<_> = if parts == 0 {
-        vec![log_dir.join(format!("{version:020}.checkpoint.parquet"))]
+    let names: Vec<String> = if parts == 0 {
+        vec![format!("{version:020}.checkpoint.parquet")]
     } else {
         (1..=parts)
-            .map(|i| {
-                log_dir.join(format!(
-                    "{version:020}.checkpoint.{i:010}.{parts:010}.parquet"
-                ))
-            })
+            .map(|i| format!("{version:020}.checkpoint.{i:010}.{parts:010}.parquet"))
             .collect()
     };
     let mut snap = Snapshot {
         version: Some(version),
         ..Snapshot::default()
     };
-    for path in files {
-        read_into(&path, &mut snap)?;
+    for name in names {
+        let path = PathBuf::from(format!("{}/{name}", store.location()));
+        let bytes = store
+            .read(&name)?
+            .ok_or_else(|| damaged(&path, "_last_checkpoint names it, but it is missing"))?;
+        read_into(&path, bytes, &mut snap)?;
     }
     Ok(Some(snap))
 }
 
-/// Applies every action of the checkpoint file `path` to `snap`.
-fn read_into(path: &Path, snap: &mut Snapshot) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .map_err(|e| damaged(path, e))?;
+/// Applies every action of the checkpoint `bytes` (read from `path`) to `snap`.
+fn read_into(path: &Path, bytes: Vec<u8>, snap: &mut Snapshot) -> Result<()> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(bytes),
+    )
+    .and_then(|b| b.build())
+    .map_err(|e| damaged(path, e))?;
     for batch in reader {
         let batch = batch.map_err(|e| damaged(path, e))?;
         let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
