@@ -69,7 +69,9 @@ pub struct LogsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// Dataset directory (Parquet partitions, manifest, quarantine).
+    /// Dataset directory (Parquet partitions, manifest, quarantine), `file://` URL of one, or
+    /// `s3://bucket/prefix`.
+    #[serde(deserialize_with = "dataset_location")]
     pub dataset: PathBuf,
 }
 
@@ -273,6 +275,11 @@ fn de_size<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<usize, D::Err
     }
 }
 
+fn dataset_location<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<PathBuf, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::catalog::remote::dataset_location(&text).map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +292,21 @@ mod tests {
         assert_eq!(parse_size("1g"), Some(1 << 30));
         assert_eq!(parse_size("12 parsecs"), None);
         assert_eq!(parse_size(""), None);
+    }
+
+    #[test]
+    fn the_dataset_is_a_directory_a_file_url_or_an_s3_url() {
+        let dataset = |v: &str| {
+            Config::parse(&format!("storage:\n  dataset: {v}\n"), Path::new("c.yaml"))
+                .map(|c| c.storage.dataset)
+        };
+        assert_eq!(
+            dataset("file:///srv/logs").unwrap(),
+            PathBuf::from("/srv/logs")
+        );
+        assert_eq!(dataset("s3://b/p").unwrap(), PathBuf::from("s3://b/p"));
+        let e = dataset("gs://b/p").unwrap_err().to_string();
+        assert!(e.contains("c.yaml") && e.contains("gs://"), "{e}");
     }
 
     #[test]

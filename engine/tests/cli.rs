@@ -528,3 +528,22 @@ fn a_reader_waits_for_a_commit_and_gives_up_after_its_wait() {
         .code(1)
         .stderr(contains("longer than a reader waits"));
 }
+
+/// `--dataset` takes a directory, the `file://` URL of one (the same dataset), or `s3://`; any
+/// other scheme is a usage error (exit 2) that names it.
+#[test]
+fn file_urls_name_the_dataset_directory_and_other_schemes_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("a.log"), lines(0..40)).unwrap();
+    let url = format!("file://{}", d.join("ds").display());
+    ingest_json(d, &["--dataset", &url, "a.log"], 0);
+    assert_eq!(count(d), 40);
+    assert_eq!(count_in(d, &url), 40);
+    let out = logcrunch(d)
+        .args(["query", "--dataset", "gs://bucket/logs", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gs://"));
+}

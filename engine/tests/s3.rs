@@ -134,9 +134,12 @@ impl Seaweed {
     /// `logcrunch` in `dir` with the environment that reaches this server.
     fn logcrunch(&self, dir: &Path) -> Command {
         let mut c = Command::new(assert_cmd::cargo::cargo_bin("logcrunch"));
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         c.current_dir(dir)
             .env_remove("LOGCRUNCH_LOG")
-            .env("LOGCRUNCH_CACHE", dir.join("cache"));
+            .env("LOGCRUNCH_CACHE", dir.join("cache"))
+            .env("TMPDIR", tmp);
         self.env(&mut c);
         c
     }
@@ -182,43 +185,71 @@ fn logs(d: &Path, n: usize, lines: usize) -> Vec<String> {
 
 /// Count, sums and distinct (source, offset) pairs of the `logs` table of `dataset`.
 fn totals(s3: &Seaweed, d: &Path, dataset: &str) -> Value {
-    let out = s3
-        .logcrunch(d)
-        .args(["query", "--dataset", dataset, "--format", "json"])
-        .arg(
-            "SELECT count(*) AS n, sum(bytes)::BIGINT AS b, sum(status)::BIGINT AS s, \
-             sum(response_time_us)::BIGINT AS t, count(DISTINCT (source, \"offset\")) AS keys FROM logs",
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sql = "SELECT count(*) AS n, sum(bytes)::BIGINT AS b, sum(status)::BIGINT AS s, \
+               sum(response_time_us)::BIGINT AS t, count(DISTINCT (source, \"offset\")) AS keys \
+               FROM logs";
+    let out =
+        succeeded(
+            s3.logcrunch(d)
+                .args(["query", "--dataset", dataset, "--format", "json", sql]),
+        );
     serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
 }
 
-fn ingest(s3: &Seaweed, d: &Path, dataset: &str, files: &[String], extra: &[&str]) {
-    let out = s3
-        .logcrunch(d)
-        .args([
-            "ingest",
-            "-q",
-            "--dataset",
-            dataset,
-            "--format",
-            "nginx_timed",
-        ])
-        .args(extra)
-        .args(files)
-        .output()
-        .unwrap();
+/// Runs `c` and returns its output, after checking that it succeeded.
+fn succeeded(c: &mut Command) -> std::process::Output {
+    let out = c.output().unwrap();
     assert!(
         out.status.success(),
-        "ingest {extra:?} failed: {}",
+        "{:?} failed: {}",
+        c.get_args().collect::<Vec<_>>(),
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// Checks that `report KIND EXTRA` on the S3 dataset of the test (read through the cache
+/// directory `cache`) gives the report of the local one.
+fn same_reports(s3: &Seaweed, d: &Path, cache: &str, kind: &str, extra: &[&str]) {
+    let mut local = report(d, "local", kind, extra);
+    let out = succeeded(
+        s3.logcrunch(d)
+            .env("LOGCRUNCH_CACHE", d.join(cache))
+            .args([
+                "report",
+                kind,
+                "--dataset",
+                "s3://same/logs/ds",
+                "--format",
+                "json",
+            ])
+            .args(extra),
+    );
+    let mut remote: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for r in [&mut local, &mut remote] {
+        if let Some(o) = r.as_object_mut() {
+            o.remove("dataset");
+            o.remove("generated_at");
+        }
+    }
+    assert_eq!(local, remote, "report {kind} {extra:?}");
+}
+
+/// Runs `ingest -q --json`; returns its summary, after checking that `-q` left stderr empty.
+fn ingest(s3: &Seaweed, d: &Path, dataset: &str, files: &[String], extra: &[&str]) -> Value {
+    let out = succeeded(
+        s3.logcrunch(d)
+            .args(["ingest", "-q", "--json", "--dataset", dataset])
+            .args(["--format", "nginx_timed"])
+            .args(extra)
+            .args(files),
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "-q printed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// A running server with `bucket` made, and a scratch directory; `None` (skipped) without
@@ -238,7 +269,10 @@ fn an_s3_dataset_answers_as_the_same_ingest_into_a_local_directory() {
     let files = logs(d, 3, 4000);
     // Two runs each way: the second one appends to the tables' logs.
     for dataset in ["s3://same/logs/ds", "local"] {
-        ingest(&s3, d, dataset, &files[..2], &[]);
+        let first = ingest(&s3, d, dataset, &files[..2], &[]);
+        let on_s3 = dataset.starts_with("s3://");
+        assert_eq!(first.get("committed").is_some(), on_s3, "{first}");
+        assert!(!on_s3 || first["committed"]["files"].as_u64() > Some(0));
         ingest(&s3, d, dataset, &files[2..], &[]);
     }
     let remote = totals(&s3, d, "s3://same/logs/ds");
@@ -246,35 +280,33 @@ fn an_s3_dataset_answers_as_the_same_ingest_into_a_local_directory() {
     assert_eq!(remote["n"], 12_000);
     assert_eq!(remote["keys"], 12_000);
     for kind in ["traffic", "performance", "errors"] {
-        let mut a = report(d, "local", kind, &[]);
-        let mut c = s3.logcrunch(d);
-        let out = c
-            .args([
-                "report",
-                kind,
-                "--dataset",
-                "s3://same/logs/ds",
-                "--format",
-                "json",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut b: Value = serde_json::from_slice(&out.stdout).unwrap();
-        for r in [&mut a, &mut b] {
-            if let Some(o) = r.as_object_mut() {
-                o.remove("dataset");
-                o.remove("generated_at");
-            }
-        }
-        assert_eq!(a, b, "report {kind}");
+        same_reports(&s3, d, "cache", kind, &[]);
     }
+    // A report of the last day and a half, on an empty cache, reads those days only (and one
+    // to spare), and answers as the local dataset does.
+    same_reports(
+        &s3,
+        d,
+        "cache-days",
+        "traffic",
+        &["--since", "2024-02-03T12:00:00Z"],
+    );
+    let cached = |date: &str| {
+        let datasets = std::fs::read_dir(d.join("cache-days/datasets")).unwrap();
+        datasets.flatten().any(|ds| {
+            let day = ds.path().join("logs").join(format!("date={date}"));
+            std::fs::read_dir(day).is_ok_and(|mut files| files.next().is_some())
+        })
+    };
+    assert!(cached("2024-02-03") && cached("2024-02-02") && !cached("2024-02-01"));
+    same_reports(&s3, d, "cache-days", "traffic", &[]);
+    assert!(
+        cached("2024-02-01"),
+        "a report of every day fetched the rest"
+    );
     // Nothing new: nothing committed, nothing stored twice.
-    ingest(&s3, d, "s3://same/logs/ds", &files, &[]);
+    let again = ingest(&s3, d, "s3://same/logs/ds", &files, &[]);
+    assert_eq!(again["committed"]["files"], 0, "{again}");
     assert_eq!(totals(&s3, d, "s3://same/logs/ds"), remote);
 
     // An engine that is not logcrunch reads the S3 table through its Delta log.
@@ -286,15 +318,9 @@ fn an_s3_dataset_answers_as_the_same_ingest_into_a_local_directory() {
     if has_deltalake {
         let mut c = Command::new(&python);
         s3.env(&mut c);
-        let out = c
-            .arg(common::repo().join("testdata/engines/delta_summary.py"))
-            .arg("s3://same/logs/ds/logs")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeeded(
+            c.arg(common::repo().join("testdata/engines/delta_summary.py"))
+                .arg("s3://same/logs/ds/logs"),
         );
         let found: Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
         let traffic = report(d, "local", "traffic", &[]);
@@ -384,23 +410,86 @@ fn concurrent_shards_into_s3_store_every_row_once_even_after_a_kill() {
     }
     victim.kill().unwrap();
     let _ = victim.wait();
+    let stages = || {
+        std::fs::read_dir(d.join("tmp"))
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("logcrunch-stage-")
+            })
+            .count()
+    };
+    assert_eq!(stages(), 1, "the killed shard's staging directory");
     for k in 1..=2 {
         ingest(&s3, d, dataset, &files, &["--shard", &format!("{k}/2")]);
     }
+    assert_eq!(
+        stages(),
+        0,
+        "the next ingest removed the killed one's stage"
+    );
     assert_eq!(totals(&s3, d, dataset), expected, "after the kill");
     let requests = |dataset: &str| {
-        let out = s3
-            .logcrunch(d)
-            .args(["query", "--dataset", dataset, "--format", "json"])
-            .arg("SELECT sum(requests)::BIGINT AS r FROM stats WHERE route = '*'")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeeded(
+            s3.logcrunch(d)
+                .args(["query", "--dataset", dataset, "--format", "json"])
+                .arg("SELECT sum(requests)::BIGINT AS r FROM stats WHERE route = '*'"),
         );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()[0]["r"].clone()
     };
     assert_eq!(requests(dataset), requests("one"), "statistics once");
+    vacuum_removes_the_uploads_of_the_killed_shard(&s3, d, dataset, &expected);
+}
+
+/// The killed shard uploaded its rows' files but never committed them: delta-rs' full vacuum
+/// finds and removes them (as the README says), and the dataset keeps every row and takes more.
+fn vacuum_removes_the_uploads_of_the_killed_shard(
+    s3: &Seaweed,
+    d: &Path,
+    dataset: &str,
+    expected: &Value,
+) {
+    let python = venv_python();
+    let has_deltalake = Command::new(&python)
+        .args(["-c", "import deltalake"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_deltalake {
+        return;
+    }
+    let mut c = Command::new(&python);
+    s3.env(&mut c);
+    let out = succeeded(
+        c.arg(common::repo().join("testdata/engines/delta_vacuum.py"))
+            .arg(format!("{dataset}/logs")),
+    );
+    let removed: Vec<String> = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
+    assert!(!removed.is_empty(), "no orphaned upload found");
+    assert!(
+        removed
+            .iter()
+            .all(|f| f.contains("date=") && f.ends_with(".parquet")),
+        "{removed:?}"
+    );
+    assert_eq!(&totals(s3, d, dataset), expected, "after the vacuum");
+    logcrunch(d)
+        .args(["generate", "--format", "nginx_timed", "--lines", "500"])
+        .args([
+            "--seed",
+            "999",
+            "--start",
+            "2024-03-01T00:00:00Z",
+            "-o",
+            "extra.log",
+        ])
+        .assert()
+        .success();
+    ingest(s3, d, dataset, &["extra.log".to_string()], &[]);
+    assert_eq!(
+        totals(s3, d, dataset)["n"].as_u64(),
+        expected["n"].as_u64().map(|n| n + 500),
+        "an ingest after delta-rs' vacuum commits"
+    );
 }

@@ -131,7 +131,7 @@ impl Snapshot {
 }
 
 /// Delta paths are URI-encoded; the dataset's own names never need it, other writers' may.
-fn unescape(path: &str) -> String {
+pub(crate) fn unescape(path: &str) -> String {
     if !path.contains('%') {
         return path.to_string();
     }

@@ -66,6 +66,29 @@ pub fn is_remote(dataset: &Path) -> bool {
     s.starts_with("s3://") || s.starts_with("s3a://")
 }
 
+/// The dataset an argument or `storage.dataset` names: a directory, `file:///absolute/path`
+/// (that directory), or an `s3://` URL (kept as it is). Other URL schemes are refused.
+pub fn dataset_location(arg: &str) -> std::result::Result<PathBuf, String> {
+    let Some((scheme, rest)) = arg.split_once("://") else {
+        return Ok(PathBuf::from(arg));
+    };
+    match scheme {
+        "s3" | "s3a" => Ok(PathBuf::from(arg)),
+        "file" => {
+            let path = rest.strip_prefix("localhost").unwrap_or(rest);
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "{arg}: a file URL names an absolute path (file:///srv/logs), or give the directory itself"
+                ));
+            }
+            Ok(PathBuf::from(super::delta::unescape(path)))
+        }
+        _ => Err(format!(
+            "{arg}: datasets are directories, file:// or s3:// URLs; {scheme}:// is not supported (for GCS or Azure, use their S3-compatible endpoints through AWS_ENDPOINT_URL, or a mounted directory)"
+        )),
+    }
+}
+
 /// `dataset` itself when it is local; a remote dataset is refused for `command`, which needs a
 /// local one.
 pub fn local_only(dataset: &Path, command: &str) -> Result<()> {
@@ -78,15 +101,51 @@ pub fn local_only(dataset: &Path, command: &str) -> Result<()> {
     Ok(())
 }
 
+/// The days a reading command needs: every day, or the UTC days from `first` to `last`
+/// (`YYYY-MM-DD`, inclusive), as the tables' `date` partitions name them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Days {
+    first: Option<String>,
+    last: Option<String>,
+}
+
+impl Days {
+    /// Every day.
+    pub fn all() -> Days {
+        Days::default()
+    }
+
+    /// The days holding the times from `since` to `until` (µs since the epoch), with a day to
+    /// spare on each side (a relative `--since 24h` is read again later, a moment after).
+    pub fn between(since_us: Option<i64>, until_us: Option<i64>) -> Days {
+        let day = |us: i64, spare: i64| {
+            let (y, m, d) =
+                crate::parse::value::civil_from_days(us.div_euclid(86_400_000_000) + spare);
+            format!("{y:04}-{m:02}-{d:02}")
+        };
+        Days {
+            first: since_us.map(|us| day(us, -1)),
+            last: until_us.map(|us| day(us, 1)),
+        }
+    }
+
+    /// Whether the partition of `date` is needed (a file without a date always is).
+    fn holds(&self, date: &str) -> bool {
+        date.is_empty()
+            || (self.first.as_deref().is_none_or(|f| date >= f)
+                && self.last.as_deref().is_none_or(|l| date <= l))
+    }
+}
+
 /// The local directory a reading command opens for `dataset`: the dataset itself, or for a
-/// remote one its cache, brought up to date first ([`Remote::pull`]).
-pub fn readable(dataset: &Path) -> Result<PathBuf> {
+/// remote one its cache, brought up to date first for `days` ([`Remote::pull`]).
+pub fn readable(dataset: &Path, days: &Days) -> Result<PathBuf> {
     if !is_remote(dataset) {
         return Ok(dataset.to_path_buf());
     }
     let remote = Arc::new(Remote::open(dataset)?);
     let cache = remote.cache_dir();
-    remote.pull(&cache)?;
+    remote.pull(&cache, days)?;
     Ok(cache)
 }
 
@@ -430,6 +489,66 @@ pub struct Staged {
     dir: PathBuf,
     /// Each table's `txn` versions when the stage was made.
     txns: BTreeMap<&'static str, BTreeMap<String, i64>>,
+    /// Held while the stage is in use, so that another run can tell a stage abandoned by a
+    /// killed process (its lock free) from one in use.
+    _lock: std::fs::File,
+}
+
+/// Staging directories are `<temp dir>/logcrunch-stage-<pid>-<hash>`.
+const STAGE_PREFIX: &str = "logcrunch-stage-";
+/// The lock file a stage's process holds.
+const STAGE_LOCK: &str = ".stage.lock";
+/// A stage younger than this and without a lock file may be one being made; it is left alone.
+const STAGE_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A new staging directory under `root`, with its lock held. It is made under another name and
+/// renamed into place once locked, so no other run ever sees it unlocked.
+fn make_stage(root: &Path, url: &str) -> Result<(PathBuf, std::fs::File)> {
+    let name = format!(
+        "{}-{:x}",
+        std::process::id(),
+        xxhash_rust::xxh3::xxh3_64(format!("{url}{:?}", std::time::SystemTime::now()).as_bytes())
+    );
+    let making = root.join(format!(".{STAGE_PREFIX}{name}"));
+    let dir = root.join(format!("{STAGE_PREFIX}{name}"));
+    std::fs::create_dir_all(&making).map_err(|e| Error::io("cannot create", &making, e))?;
+    let lock_path = making.join(STAGE_LOCK);
+    let lock =
+        std::fs::File::create(&lock_path).map_err(|e| Error::io("cannot create", &lock_path, e))?;
+    lock.lock()
+        .map_err(|e| Error::io("cannot lock", &lock_path, e))?;
+    std::fs::rename(&making, &dir).map_err(|e| Error::io("cannot rename", &making, e))?;
+    Ok((dir, lock))
+}
+
+/// Removes the staging directories under `root` that a killed run left behind: those whose lock
+/// no process holds (a lock dies with its process). Failures are ignored: a stage left behind
+/// costs disk, not correctness.
+fn remove_abandoned_stages(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(STAGE_PREFIX)
+        {
+            continue;
+        }
+        let dir = entry.path();
+        let abandoned = match std::fs::File::open(dir.join(STAGE_LOCK)) {
+            Ok(lock) => lock.try_lock().is_ok(),
+            Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STAGE_GRACE)),
+        };
+        if abandoned {
+            tracing::info!(dir = %dir.display(), "removing a staging directory a killed run left");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
 
 impl Staged {
@@ -464,20 +583,16 @@ impl Remote {
     /// sources the tables know, so the run reads only what is new.
     pub fn stage(self: &Arc<Self>) -> Result<Staged> {
         let snapshots = self.snapshots()?;
-        let dir = std::env::temp_dir().join(format!(
-            "logcrunch-stage-{}-{:x}",
-            std::process::id(),
-            xxhash_rust::xxh3::xxh3_64(
-                format!("{}{:?}", self.url, std::time::SystemTime::now()).as_bytes()
-            )
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        let root = std::env::temp_dir();
+        remove_abandoned_stages(&root);
+        let (dir, lock) = make_stage(&root, &self.url)?;
         let staged = Staged {
             txns: snapshots
                 .iter()
                 .map(|(t, s)| (*t, s.txns.clone()))
                 .collect(),
             dir,
+            _lock: lock,
         };
         let route_groups = snapshots
             .get(crate::schema::STATS_TABLE)
@@ -577,9 +692,10 @@ impl Remote {
         Ok(pushed)
     }
 
-    /// Brings the cache directory `cache` in line with the dataset: downloads the files it
-    /// lacks, writes a manifest listing exactly the tables' files, and removes the rest.
-    pub fn pull(self: &Arc<Self>, cache: &Path) -> Result<()> {
+    /// Brings the cache directory `cache` in line with the dataset for `days`: downloads the
+    /// files of those days it lacks, writes a manifest listing the tables' files it holds, and
+    /// removes the rest. Files of other days stay cached if they were, else are left out.
+    pub fn pull(self: &Arc<Self>, cache: &Path, days: &Days) -> Result<()> {
         std::fs::create_dir_all(cache).map_err(|e| Error::io("cannot create", cache, e))?;
         // Readers of the same cache on this machine take turns bringing it up to date.
         let _writer = super::WriterLock::wait(cache, "pull")?;
@@ -597,6 +713,11 @@ impl Remote {
                 let path = format!("{table}/{rel}");
                 let local = cache.join(&path);
                 if std::fs::metadata(&local).map_or(true, |m| m.len() != listed.size()) {
+                    if !days.holds(listed.date()) {
+                        // Not needed now: left out of the cache's manifest until a command
+                        // reads its day.
+                        continue;
+                    }
                     missing.push((path.clone(), local));
                 }
                 let source = listed
@@ -701,6 +822,38 @@ mod tests {
             .map(|r| (r.fingerprint, r.offset, r.id))
             .collect();
         assert_eq!(offsets, [(1, 300, 0), (3, 40, 1)]);
+    }
+
+    #[test]
+    fn stages_of_killed_runs_are_removed_and_stages_in_use_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let (in_use, _held) = make_stage(root.path(), "s3://b/p").unwrap();
+        let (abandoned, lock) = make_stage(root.path(), "s3://b/q").unwrap();
+        std::fs::write(abandoned.join("part.parquet"), b"rows").unwrap();
+        drop(lock);
+        let being_made = root.path().join(format!("{STAGE_PREFIX}1-young"));
+        std::fs::create_dir(&being_made).unwrap();
+        remove_abandoned_stages(root.path());
+        assert!(in_use.join(STAGE_LOCK).exists());
+        assert!(!abandoned.exists());
+        assert!(
+            being_made.exists(),
+            "a young stage without its lock yet is left"
+        );
+    }
+
+    #[test]
+    fn file_urls_name_directories_and_unknown_schemes_are_refused() {
+        let at = |s: &str| dataset_location(s);
+        assert_eq!(at("data"), Ok(PathBuf::from("data")));
+        assert_eq!(
+            at("file:///srv/my%20logs"),
+            Ok(PathBuf::from("/srv/my logs"))
+        );
+        assert_eq!(at("file://localhost/srv/x"), Ok(PathBuf::from("/srv/x")));
+        assert_eq!(at("s3://b/p"), Ok(PathBuf::from("s3://b/p")));
+        assert!(at("file://relative/x").unwrap_err().contains("absolute"));
+        assert!(at("gs://b/p").unwrap_err().contains("gs://"));
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub struct TestArgs {
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     /// Dataset directory (default: storage.dataset of the config).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = logcrunch::catalog::remote::dataset_location)]
     dataset: Option<PathBuf>,
     /// Sent messages to list besides the pending ones.
     #[arg(long, default_value_t = 20)]

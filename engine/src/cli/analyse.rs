@@ -25,7 +25,7 @@ pub const EXIT_REGRESSION: i32 = 3;
 pub struct DetectArgs {
     /// Dataset directory, or s3://BUCKET/PREFIX on object storage (default: storage.dataset of
     /// the config).
-    #[arg(long, value_name = "DIR|URL")]
+    #[arg(long, value_name = "DIR|URL", value_parser = logcrunch::catalog::remote::dataset_location)]
     dataset: Option<PathBuf>,
     /// Only buckets at or after T (2024-01-31, 2024-01-31T12:00:00Z, or 24h / 7d ago).
     #[arg(long, value_name = "T")]
@@ -74,7 +74,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "P", default_value_t = 0.01)]
     alpha: f64,
     /// Dataset of `@` specs (default: storage.dataset of the config).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = logcrunch::catalog::remote::dataset_location)]
     dataset: Option<PathBuf>,
     /// Output format (`html`: one page, the regressed routes highlighted).
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
@@ -102,7 +102,7 @@ pub enum StatsCommand {
 pub struct StatsRangeArgs {
     /// Dataset directory, or s3://BUCKET/PREFIX on object storage (default: storage.dataset of
     /// the config).
-    #[arg(long, value_name = "DIR|URL")]
+    #[arg(long, value_name = "DIR|URL", value_parser = logcrunch::catalog::remote::dataset_location)]
     dataset: Option<PathBuf>,
     /// From T (2024-01-31, 2024-01-31T12:00:00Z, or 24h / 7d ago).
     #[arg(long, value_name = "T")]
@@ -252,6 +252,7 @@ pub fn detect(config: &Config, a: DetectArgs) -> anyhow::Result<i32> {
     } else {
         let dataset = catalog::remote::readable(
             &a.dataset.unwrap_or_else(|| config.storage.dataset.clone()),
+            &catalog::remote::Days::between(time("since", &a.since)?, time("until", &a.until)?),
         )?;
         let metrics: Vec<Metric> = if a.metric.is_empty() {
             Metric::DATASET.to_vec()
@@ -370,13 +371,15 @@ pub fn stats(config: &Config, cmd: StatsCommand) -> anyhow::Result<i32> {
         StatsCommand::Show(a) => (a, None),
         StatsCommand::Snapshot { range, output } => (range, Some(output)),
     };
-    let dataset =
-        catalog::remote::readable(&a.dataset.unwrap_or_else(|| config.storage.dataset.clone()))?;
     let range = Range {
         since: time("since", &a.since)?,
         until: time("until", &a.until)?,
         routes: a.route,
     };
+    let dataset = catalog::remote::readable(
+        &a.dataset.unwrap_or_else(|| config.storage.dataset.clone()),
+        &catalog::remote::Days::between(range.since, range.until),
+    )?;
     let cat = Catalog::open(&dataset)?;
     let summaries = StatsReader::new(&cat).summaries(&range, sigfig)?;
     if let Some(path) = output {

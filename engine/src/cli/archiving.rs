@@ -15,7 +15,7 @@ use super::progress::with_progress;
 #[derive(Args, Debug)]
 pub struct ArchiveArgs {
     /// Dataset directory (default: storage.dataset of the config).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = logcrunch::catalog::remote::dataset_location)]
     dataset: Option<PathBuf>,
     /// Judge partition ages against this day (YYYY-MM-DD) instead of today.
     #[arg(long, value_name = "DATE")]
@@ -45,7 +45,7 @@ pub struct RestoreArgs {
     #[arg(long)]
     force: bool,
     /// Dataset directory (default: storage.dataset of the config).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = logcrunch::catalog::remote::dataset_location)]
     dataset: Option<PathBuf>,
     /// Print what was restored as JSON on stdout.
     #[arg(long)]

@@ -106,7 +106,7 @@ struct ReportArgs {
     kind: ReportKind,
     /// Dataset directory, or s3://BUCKET/PREFIX on object storage (default: storage.dataset of
     /// the config).
-    #[arg(long, value_name = "DIR|URL")]
+    #[arg(long, value_name = "DIR|URL", value_parser = logcrunch::catalog::remote::dataset_location)]
     dataset: Option<PathBuf>,
     /// Only requests at or after T (2024-01-31, 2024-01-31T12:00:00Z, or 24h / 7d ago).
     #[arg(long, value_name = "T")]
@@ -181,7 +181,7 @@ struct IngestArgs {
     paths: Vec<String>,
     /// Dataset directory, or s3://BUCKET/PREFIX on object storage (default: storage.dataset of
     /// the config).
-    #[arg(long, value_name = "DIR|URL")]
+    #[arg(long, value_name = "DIR|URL", value_parser = logcrunch::catalog::remote::dataset_location)]
     dataset: Option<PathBuf>,
     /// Log format, a name from the patterns file, or `auto` to detect it per file (default:
     /// logs.format of the config, `auto` unless changed).
@@ -213,7 +213,7 @@ struct QueryArgs {
     sql: String,
     /// Dataset directory, or s3://BUCKET/PREFIX on object storage (default: storage.dataset of
     /// the config).
-    #[arg(long, value_name = "DIR|URL")]
+    #[arg(long, value_name = "DIR|URL", value_parser = logcrunch::catalog::remote::dataset_location)]
     dataset: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
@@ -464,7 +464,7 @@ fn ingest(config: &Config, a: IngestArgs) -> anyhow::Result<i32> {
         started,
         serde_json::to_value(&summary)?,
     )?;
-    finish_ingest(&summary, a.json, max_bad)
+    finish_ingest(&summary, None, a.json, max_bad)
 }
 
 /// Ingest into a dataset on object storage: the run writes into a private staging directory,
@@ -491,15 +491,7 @@ fn ingest_remote(
     summary.dataset = remote.url().to_string();
     let pushed = remote.push(&staged)?;
     tracing::info!(dataset = remote.url(), files = pushed.files, bytes = pushed.bytes, versions = ?pushed.versions, "committed");
-    if !json {
-        eprintln!(
-            "committed {} files ({:.1} MB) to {}",
-            pushed.files,
-            pushed.bytes as f64 / 1e6,
-            remote.url()
-        );
-    }
-    finish_ingest(&summary, json, max_bad)
+    finish_ingest(&summary, Some(&pushed), json, max_bad)
 }
 
 /// Adds a command to the catalog's `runs` table.
@@ -527,13 +519,34 @@ fn record(
     Ok(())
 }
 
-fn finish_ingest(summary: &IngestSummary, json: bool, max_bad: Option<f64>) -> anyhow::Result<i32> {
+/// Prints the run's summary (with what an ingest into object storage committed) and picks the
+/// exit code.
+fn finish_ingest(
+    summary: &IngestSummary,
+    pushed: Option<&catalog::remote::Pushed>,
+    json: bool,
+    max_bad: Option<f64>,
+) -> anyhow::Result<i32> {
+    let mut out = std::io::stdout().lock();
     if json {
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, summary)?;
+        let mut value = serde_json::to_value(summary)?;
+        if let Some(p) = pushed {
+            value["committed"] = serde_json::to_value(p)?;
+        }
+        serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
     } else {
         print_summary(summary)?;
+        if let Some(p) = pushed {
+            writeln!(
+                out,
+                "committed {} file{} ({:.1} MB) to {}",
+                p.files,
+                if p.files == 1 { "" } else { "s" },
+                p.bytes as f64 / 1e6,
+                summary.dataset
+            )?;
+        }
     }
     exit_code_of(summary, max_bad)
 }
@@ -691,8 +704,10 @@ fn print_summary(s: &IngestSummary) -> anyhow::Result<()> {
 }
 
 fn query(config: &Config, a: QueryArgs) -> anyhow::Result<i32> {
-    let dataset =
-        catalog::remote::readable(&a.dataset.unwrap_or_else(|| config.storage.dataset.clone()))?;
+    let dataset = catalog::remote::readable(
+        &a.dataset.unwrap_or_else(|| config.storage.dataset.clone()),
+        &catalog::remote::Days::all(),
+    )?;
     let cat = catalog::Catalog::open(&dataset)?;
     let result = cat.query(&a.sql)?;
     let mut out = std::io::stdout().lock();
@@ -768,8 +783,15 @@ fn report_options(config: &Config) -> anyhow::Result<ReportOptions> {
 }
 
 fn report(config: &Config, a: ReportArgs) -> anyhow::Result<i32> {
-    let dataset =
-        catalog::remote::readable(&a.dataset.unwrap_or_else(|| config.storage.dataset.clone()))?;
+    // A bad --since or --until is reported by the reporter; here it only widens what is read.
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(logcrunch::parse::value::parse_time_arg)
+    };
+    let dataset = catalog::remote::readable(
+        &a.dataset.unwrap_or_else(|| config.storage.dataset.clone()),
+        &catalog::remote::Days::between(time(&a.since), time(&a.until)),
+    )?;
     let cat = catalog::Catalog::open(&dataset)?;
     let opts = ReportOptions {
         since: a.since,
