@@ -208,31 +208,24 @@ fn succeeded(c: &mut Command) -> std::process::Output {
     out
 }
 
-/// Checks that `report KIND EXTRA` on the S3 dataset of the test (read through the cache
-/// directory `cache`) gives the report of the local one.
-fn same_reports(s3: &Seaweed, d: &Path, cache: &str, kind: &str, extra: &[&str]) {
-    let mut local = report(d, "local", kind, extra);
-    let out = succeeded(
-        s3.logcrunch(d)
-            .env("LOGCRUNCH_CACHE", d.join(cache))
-            .args([
-                "report",
-                kind,
-                "--dataset",
-                "s3://same/logs/ds",
-                "--format",
-                "json",
-            ])
-            .args(extra),
-    );
-    let mut remote: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for r in [&mut local, &mut remote] {
-        if let Some(o) = r.as_object_mut() {
+/// Checks that `logcrunch ARGS --format json` answers the same on the S3 dataset of the test
+/// (read through the cache directory `cache`) as on the local one.
+fn same_answers(s3: &Seaweed, d: &Path, cache: &str, args: &[&str]) {
+    let answer = |dataset: &str| {
+        let out = succeeded(
+            s3.logcrunch(d)
+                .env("LOGCRUNCH_CACHE", d.join(cache))
+                .args(args)
+                .args(["--dataset", dataset, "--format", "json"]),
+        );
+        let mut v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if let Some(o) = v.as_object_mut() {
             o.remove("dataset");
             o.remove("generated_at");
         }
-    }
-    assert_eq!(local, remote, "report {kind} {extra:?}");
+        v
+    };
+    assert_eq!(answer("local"), answer("s3://same/logs/ds"), "{args:?}");
 }
 
 /// Runs `ingest -q --json`; returns its summary, after checking that `-q` left stderr empty.
@@ -280,16 +273,15 @@ fn an_s3_dataset_answers_as_the_same_ingest_into_a_local_directory() {
     assert_eq!(remote["n"], 12_000);
     assert_eq!(remote["keys"], 12_000);
     for kind in ["traffic", "performance", "errors"] {
-        same_reports(&s3, d, "cache", kind, &[]);
+        same_answers(&s3, d, "cache", &["report", kind]);
     }
     // A report of the last day and a half, on an empty cache, reads those days only (and one
     // to spare), and answers as the local dataset does.
-    same_reports(
+    same_answers(
         &s3,
         d,
         "cache-days",
-        "traffic",
-        &["--since", "2024-02-03T12:00:00Z"],
+        &["report", "traffic", "--since", "2024-02-03T12:00:00Z"],
     );
     let cached = |date: &str| {
         let datasets = std::fs::read_dir(d.join("cache-days/datasets")).unwrap();
@@ -299,10 +291,23 @@ fn an_s3_dataset_answers_as_the_same_ingest_into_a_local_directory() {
         })
     };
     assert!(cached("2024-02-03") && cached("2024-02-02") && !cached("2024-02-01"));
-    same_reports(&s3, d, "cache-days", "traffic", &[]);
+    same_answers(&s3, d, "cache-days", &["report", "traffic"]);
     assert!(
         cached("2024-02-01"),
         "a report of every day fetched the rest"
+    );
+    // A comparison of two periods of the dataset.
+    same_answers(
+        &s3,
+        d,
+        "cache",
+        &[
+            "compare",
+            "--baseline",
+            "@2024-02-01..2024-02-02",
+            "--current",
+            "@2024-02-02..2024-02-04",
+        ],
     );
     // Nothing new: nothing committed, nothing stored twice.
     let again = ingest(&s3, d, "s3://same/logs/ds", &files, &[]);

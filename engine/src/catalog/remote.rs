@@ -94,7 +94,7 @@ pub fn dataset_location(arg: &str) -> std::result::Result<PathBuf, String> {
 pub fn local_only(dataset: &Path, command: &str) -> Result<()> {
     if is_remote(dataset) {
         return Err(Error::Usage(format!(
-            "`{command}` works on a local dataset only, not on {}; ingest, query, report, detect and stats read and write object storage",
+            "`{command}` works on a local dataset only, not on {}; ingest, query, report, detect, stats and compare read and write object storage",
             dataset.display()
         )));
     }

@@ -58,7 +58,8 @@ pub struct DetectArgs {
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
-    /// The baseline: DIR, DIR@SINCE..UNTIL, @SINCE..UNTIL (the default dataset) or a snapshot file.
+    /// The baseline: DIR, DIR@SINCE..UNTIL, @SINCE..UNTIL (the default dataset) or a snapshot file;
+    /// DIR may be an s3:// URL.
     #[arg(long, value_name = "SPEC")]
     baseline: String,
     /// The period to judge, in the same forms.
@@ -73,8 +74,9 @@ pub struct CompareArgs {
     /// Significance level of the tests.
     #[arg(long, value_name = "P", default_value_t = 0.01)]
     alpha: f64,
-    /// Dataset of `@` specs (default: storage.dataset of the config).
-    #[arg(long, value_name = "DIR", value_parser = logcrunch::catalog::remote::dataset_location)]
+    /// Dataset of `@` specs, a directory or s3://BUCKET/PREFIX (default: storage.dataset of the
+    /// config).
+    #[arg(long, value_name = "DIR|URL", value_parser = logcrunch::catalog::remote::dataset_location)]
     dataset: Option<PathBuf>,
     /// Output format (`html`: one page, the regressed routes highlighted).
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]

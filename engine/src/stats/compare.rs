@@ -60,7 +60,8 @@ pub struct SnapshotRoute {
 /// One side of a comparison: where it comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Spec {
-    /// A dataset, whole or a time range (`DIR`, `DIR@SINCE..UNTIL`, `@SINCE..UNTIL`).
+    /// A dataset, whole or a time range (`DIR`, `DIR@SINCE..UNTIL`, `@SINCE..UNTIL`; `DIR` may be
+    /// an `s3://` URL).
     Dataset {
         /// The dataset directory.
         dir: PathBuf,
@@ -83,7 +84,7 @@ impl Spec {
         let dir = if dir.is_empty() {
             default_dataset.to_path_buf()
         } else {
-            PathBuf::from(dir)
+            crate::catalog::remote::dataset_location(dir).map_err(Error::Usage)?
         };
         if range.is_none() && dir.is_file() {
             return Ok(Spec::Snapshot(dir));
@@ -116,7 +117,11 @@ impl Spec {
     pub fn load(&self, sigfig: u8) -> Result<Vec<Summary>> {
         match self {
             Spec::Dataset { dir, since, until } => {
-                let cat = Catalog::open(dir)?;
+                let dir = crate::catalog::remote::readable(
+                    dir,
+                    &crate::catalog::remote::Days::between(*since, *until),
+                )?;
+                let cat = Catalog::open(&dir)?;
                 StatsReader::new(&cat).summaries(
                     &Range {
                         since: *since,
