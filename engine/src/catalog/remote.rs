@@ -596,8 +596,7 @@ impl Remote {
         };
         let route_groups = snapshots
             .get(crate::schema::STATS_TABLE)
-            .and_then(|s| s.files.values().find_map(|l| l.tag(ROUTES_TAG)))
-            .and_then(|t| serde_json::from_str(t).ok())
+            .map(route_groups_of)
             .unwrap_or_default();
         let manifest = Manifest {
             version: super::manifest::MANIFEST_VERSION,
@@ -746,6 +745,27 @@ impl Remote {
     }
 }
 
+/// The route groups the `stats` files were written with. Each run keeps the groups before it and
+/// may add routes, so each file's list extends an earlier one: the longest list first, then
+/// whatever other lists added (two writers that extended the same list at once), so no route that
+/// has series of its own is folded into `other` by a later run.
+fn route_groups_of(stats: &Snapshot) -> Vec<String> {
+    let mut lists: Vec<Vec<String>> = stats
+        .files
+        .values()
+        .filter_map(|l| l.tag(ROUTES_TAG))
+        .filter_map(|t| serde_json::from_str(t).ok())
+        .collect();
+    lists.sort_by_key(|l| std::cmp::Reverse(l.len()));
+    let mut groups: Vec<String> = Vec::new();
+    for route in lists.into_iter().flatten() {
+        if !groups.contains(&route) {
+            groups.push(route);
+        }
+    }
+    groups
+}
+
 /// The actions that add `files` of `table` (each tagged with its source's record, and `stats`
 /// files with the route groups) at `snap`, with the `txn` of each of their sources.
 fn appends(
@@ -803,6 +823,24 @@ mod tests {
         let mut s = Snapshot::default();
         actions.iter().for_each(|a| s.apply(a));
         s
+    }
+
+    #[test]
+    fn route_groups_are_every_run_s_groups_the_longest_list_first() {
+        let stats = |path: &str, routes: &[&str]| {
+            json!({"add": {"path": path, "size": 1, "partitionValues": {"date": "2024-01-01"},
+                "tags": {ROUTES_TAG: serde_json::to_string(routes).unwrap()}}})
+        };
+        // Sorted by path, the first run's file comes first: its shorter list is not the answer.
+        let snap = snapshot(&[
+            stats("date=2024-01-01/part-a.parquet", &["/a"]),
+            stats("date=2024-01-02/part-b.parquet", &["/a", "/b", "/c"]),
+            stats("date=2024-01-03/part-c.parquet", &["/a", "/d"]),
+            json!({"add": {"path": "date=2024-01-03/part-d.parquet", "size": 1,
+                "partitionValues": {"date": "2024-01-03"}}}),
+        ]);
+        assert_eq!(route_groups_of(&snap), ["/a", "/b", "/c", "/d"]);
+        assert!(route_groups_of(&Snapshot::default()).is_empty());
     }
 
     #[test]
