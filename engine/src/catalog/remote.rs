@@ -498,7 +498,7 @@ pub struct Staged {
 const STAGE_PREFIX: &str = "logcrunch-stage-";
 /// The lock file a stage's process holds.
 const STAGE_LOCK: &str = ".stage.lock";
-/// A stage younger than this and without a lock file may be one being made; it is left alone.
+/// A stage without a lock file was made before stages had one; it is removed once this old.
 const STAGE_GRACE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A new staging directory under `root`, with its lock held. It is made under another name and

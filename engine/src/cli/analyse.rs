@@ -252,9 +252,11 @@ pub fn detect(config: &Config, a: DetectArgs) -> anyhow::Result<i32> {
         let s = read_series(path)?;
         detect_all(&detector, &[s], &methods)
     } else {
+        let since = time("since", &a.since)?;
+        let until = time("until", &a.until)?;
         let dataset = catalog::remote::readable(
             &a.dataset.unwrap_or_else(|| config.storage.dataset.clone()),
-            &catalog::remote::Days::between(time("since", &a.since)?, time("until", &a.until)?),
+            &catalog::remote::Days::between(since, until),
         )?;
         let metrics: Vec<Metric> = if a.metric.is_empty() {
             Metric::DATASET.to_vec()
@@ -264,8 +266,6 @@ pub fn detect(config: &Config, a: DetectArgs) -> anyhow::Result<i32> {
                 .map(|m| Metric::parse(m))
                 .collect::<Result<_, _>>()?
         };
-        let since = time("since", &a.since)?;
-        let until = time("until", &a.until)?;
         let run = format!("detect-{}", logcrunch::parse::value::now_us());
         let range = (since.unwrap_or(i64::MIN / 2), until.unwrap_or(i64::MAX / 2));
         let d = detect_dataset(
