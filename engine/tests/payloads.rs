@@ -237,8 +237,8 @@ fn goal(category: &str) -> (f64, f64) {
     match category {
         "sqli" => (0.95, 0.94),
         "xss" => (0.95, 0.97),
-        "traversal" => (0.95, 0.89),
-        "cmdi" => (0.95, 0.83),
+        "traversal" => (0.95, 0.90),
+        "cmdi" => (0.95, 0.84),
         "ssrf" => (0.80, 0.95),
         "ssti" => (0.80, 0.95),
         "open_redirect" => (0.80, 0.85),
@@ -323,3 +323,95 @@ fn exposure_recall_on_held_out_sections_of_crs_restricted_files() {
 
 /// Held-out recall of the restricted files when last measured (81.6%), less about two points.
 const EXPOSURE_FLOOR: f64 = 0.80;
+
+/// CRS's list of operating-system and application files that an inclusion reads
+/// (`crs/lfi-os-files.data`: dotfiles, configuration names, server and system paths, compiled
+/// from Panoptic and SecLists), as families: entries grouped by their first path component
+/// without its version digits and leading dot (`apache2/conf` and `apache22/logs` are one family,
+/// `etc/...` another), each family development or held out by a hash of its name.
+fn os_file_families(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut families: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in text.lines().map(str::trim) {
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let entry = l.trim_start_matches('/');
+        let first = entry
+            .split('/')
+            .next()
+            .unwrap_or(entry)
+            .to_ascii_lowercase();
+        let family = first
+            .trim_start_matches('.')
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '_' || c == '-');
+        families
+            .entry(family.to_string())
+            .or_default()
+            .push(entry.to_string());
+    }
+    families
+}
+
+/// Whether a family is held out: FNV-1a of its name, odd.
+fn family_held_out(family: &str) -> bool {
+    let hash = family.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % 2 == 1
+}
+
+#[test]
+fn inclusion_recall_on_held_out_families_of_crs_os_files() {
+    let Some(realdata) = common::realdata() else {
+        return;
+    };
+    let text = std::fs::read_to_string(realdata.join("crs/lfi-os-files.data")).unwrap();
+    let tagger = common::tagger(1);
+    let want = common::category_mask(&tagger, &["traversal", "sensitive_file", "exploit"]);
+    let mut tags = TagScratch::default();
+    let (mut dev, mut held) = ([(0u32, 0u32); 2], [(0u32, 0u32); 2]);
+    let mut missed = Vec::new();
+    for (family, entries) in os_file_families(&text) {
+        let held_out = family_held_out(&family);
+        let score = if held_out { &mut held } else { &mut dev };
+        for entry in &entries {
+            // A parameter given the file's absolute path, and a request for it at the root.
+            let query = format!("q={}", encode(&format!("/{entry}"), b"&+"));
+            let path = format!("/{}", encode(entry, b"?"));
+            let places = [
+                (None, Some(query.as_bytes())),
+                (Some(path.as_bytes()), None),
+            ];
+            for (k, (p, q)) in places.into_iter().enumerate() {
+                let found = tagger.tag(p.or(Some(b"/")), q, None, None, &mut tags) & want != 0;
+                score[k].0 += u32::from(found);
+                score[k].1 += 1;
+                if !found && !held_out && k == 0 {
+                    missed.push(entry.clone());
+                }
+            }
+        }
+    }
+    let pct = |(h, n): (u32, u32)| 100.0 * h as f64 / n.max(1) as f64;
+    for m in missed.iter().take(60) {
+        println!("      missed in the query (development): {m}");
+    }
+    let sum = |s: [(u32, u32); 2]| (s[0].0 + s[1].0, s[0].1 + s[1].1);
+    println!(
+        "summary: development {:.1}% (query {:.1}%, path {:.1}%), held out {:.1}% (query {:.1}%, path {:.1}%)",
+        pct(sum(dev)),
+        pct(dev[0]),
+        pct(dev[1]),
+        pct(sum(held)),
+        pct(held[0]),
+        pct(held[1])
+    );
+    assert!(
+        pct(sum(held)) >= INCLUSION_FLOOR,
+        "inclusion: held-out recall {:.1}% fell below {INCLUSION_FLOOR}%",
+        pct(sum(held))
+    );
+}
+
+/// Held-out recall of the OS files when last measured (92.1%), less about two points.
+const INCLUSION_FLOOR: f64 = 90.0;

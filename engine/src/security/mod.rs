@@ -175,6 +175,10 @@ pub struct Tagger {
     fields: [FieldLiterals; 4],
     sigs: Vec<Sig>,
     categories: Vec<Category>,
+    /// The bits of `sensitive_file` and `traversal`, when the signatures have both: a query
+    /// parameter holding a file-system path that the path signatures call sensitive is an
+    /// inclusion of that file, tagged `traversal`.
+    inclusion: Option<(u32, u32)>,
 }
 
 /// Per-worker buffers of a [`Tagger`].
@@ -182,6 +186,8 @@ pub struct Tagger {
 pub struct TagScratch {
     text: Vec<u8>,
     tmp: Vec<u8>,
+    /// The normalised query while its values are judged as paths.
+    query: Vec<u8>,
     candidates: Vec<usize>,
     /// The tagger `cache` belongs to.
     tagger: u64,
@@ -330,12 +336,20 @@ impl Tagger {
             field(F_REFERER)?,
             field(F_UA)?,
         ];
+        let bit_of = |name: &str| {
+            file.categories
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| 1u32 << c.bit)
+        };
+        let inclusion = bit_of("sensitive_file").zip(bit_of("traversal"));
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Tagger {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             fields,
             sigs,
             categories: file.categories.clone(),
+            inclusion,
         })
     }
 
@@ -346,7 +360,8 @@ impl Tagger {
 
     fn scan(&self, raw: &[u8], field: Field, mask: u8, s: &mut TagScratch) -> u32 {
         let mut bits = 0u32;
-        let text: &[u8] = if field == Field::Query || normalize::needs_work(raw, field) {
+        let normalised = field == Field::Query || normalize::needs_work(raw, field);
+        let text: &[u8] = if normalised {
             let mut text = std::mem::take(&mut s.text);
             normalize::normalize(raw, field, &mut text, &mut s.tmp);
             if field == Field::Query {
@@ -367,19 +382,65 @@ impl Tagger {
                 }
             }
         }
+        // A detector reads a path as the program behind it gets it: decoded, but with its
+        // backslashes (a shell's escapes, a written `\n`) and slash runs as sent.
+        let mut unfolded = None;
         for &sig in &s.candidates {
             let sg = &self.sigs[sig];
             if bits & sg.bit != 0 {
                 continue;
             }
+            let detected = |detect: fn(&[u8]) -> bool| {
+                if field != Field::Path || !normalised {
+                    return detect(text);
+                }
+                let alt = unfolded.get_or_insert_with(|| {
+                    let (mut alt, mut tmp) = (Vec::new(), Vec::new());
+                    normalize::normalize(raw, Field::Header, &mut alt, &mut tmp);
+                    alt
+                });
+                detect(alt)
+            };
             if sg.confirm.as_ref().is_none_or(|re| re.is_match(text))
                 && !sg.unless.as_ref().is_some_and(|re| re.is_match(text))
-                && sg.detector.is_none_or(|detect| detect(text))
+                && sg.detector.is_none_or(detected)
             {
                 bits |= sg.bit;
             }
         }
+        if field == Field::Query
+            && let Some((sensitive, traversal)) = self.inclusion
+            && bits & traversal == 0
+            && self.includes_sensitive_file(sensitive, s)
+        {
+            bits |= traversal;
+        }
         bits
+    }
+
+    /// Whether a parameter of the query just normalised into `s.text` holds a file-system path
+    /// (`/…`, `\…`, `~/…`, `./…`, `C:\…`) that the path signatures, reading it as a request for
+    /// that file, call `sensitive` (`file=/home/u/.aws/credentials`, `inc=/config.prod.yml`):
+    /// the file an inclusion would read, judged by the same patterns as a direct request, cut
+    /// where an inclusion stops reading (a NUL, a `?`).
+    fn includes_sensitive_file(&self, sensitive: u32, s: &mut TagScratch) -> bool {
+        std::mem::swap(&mut s.text, &mut s.query);
+        let query = std::mem::take(&mut s.query);
+        let found = query
+            .split(|&c| c == b'&' || c == b'?')
+            .filter_map(|param| {
+                let eq = param.iter().position(|&c| c == b'=')?;
+                let value = param[eq + 1..].trim_ascii_start();
+                let end = value
+                    .iter()
+                    .position(|&c| c == 0 || c == b'#')
+                    .unwrap_or(value.len());
+                Some(value[..end].trim_ascii_end())
+            })
+            .filter(|value| file_path(value))
+            .any(|value| self.scan(value, Field::Path, F_PATH, s) & sensitive != 0);
+        s.query = query;
+        found
     }
 
     /// The threat bits of a request.
@@ -443,6 +504,19 @@ impl Tagger {
             .filter(|c| bits & (1 << c.bit) != 0)
             .map(|c| c.name.as_str())
             .collect()
+    }
+}
+
+/// Whether a parameter's value is written as a file-system path: absolute (`/x`, not the
+/// protocol-relative `//host`), from the home directory or the current one, or on a Windows
+/// drive or share.
+fn file_path(value: &[u8]) -> bool {
+    match value {
+        [b'/', b'/', ..] => false,
+        [b'/' | b'\\', c, ..] => *c != b' ',
+        [b'~' | b'.', b'/' | b'\\', ..] => true,
+        [d, b':', b'/' | b'\\', ..] => d.is_ascii_alphabetic(),
+        _ => false,
     }
 }
 
@@ -533,6 +607,36 @@ mod tests {
             tags(&t, "/wp-content/uploads/wso.php", None, "ua"),
             ["exploit"]
         );
+    }
+
+    #[test]
+    fn a_parameter_naming_a_sensitive_file_is_an_inclusion() {
+        let t = tagger(1);
+        for q in [
+            "file=/home/deploy/.aws/credentials",
+            "inc=%2Fconfig.prod.yml",
+            "page=~/.bash_history",
+            "f=C:%5Capp%5Cconfig.dev.json",
+            "doc=/srv/app/config.local.php%00.jpg",
+        ] {
+            assert!(tagged(&t, "/view", q, "traversal"), "{q}");
+        }
+        for q in [
+            "next=/account/settings",
+            "return=/.well-known/openid-configuration",
+            "img=/static/logo.png",
+            "u=//cdn.example/config.json",
+            "q=config.yml",
+        ] {
+            assert!(!tagged(&t, "/view", q, "traversal"), "{q}");
+        }
+    }
+
+    #[test]
+    fn a_path_reaches_the_shell_reader_with_its_backslashes() {
+        let t = tagger(1);
+        assert!(tagged(&t, "/files/%7Cc%5Cat%20%5Cn", "", "cmdi"));
+        assert!(tagged(&t, "/cgi-bin/x;i%5Cd%5Cn", "", "cmdi"));
     }
 
     /// Whether `name` is among the tags of the request.

@@ -41,7 +41,7 @@ fn hex(b: u8) -> Option<u8> {
 pub fn needs_work(text: &[u8], field: Field) -> bool {
     let path = field == Field::Path;
     text.iter().enumerate().any(|(i, &b)| match b {
-        b'%' | b'\\' | b'&' | b'+' => true,
+        b'%' | b'\\' | b'&' | b'+' | 0xc0.. => true,
         b'0' => matches!(text.get(i + 1), Some(b'x' | b'X')),
         b'/' if path => text[i + 1..].starts_with(b"/") || text[i + 1..].starts_with(b"./"),
         _ => false,
@@ -79,6 +79,17 @@ fn percent_round(input: &[u8], out: &mut Vec<u8>) -> bool {
     let mut changed = false;
     let mut i = 0;
     while i < input.len() {
+        if input[i] == b'\\'
+            && matches!(input.get(i + 1), Some(b'u' | b'U'))
+            && let Some(c) = code_point(input.get(i + 2..i + 6))
+        {
+            // A JavaScript or JSON escape (`\u002e`), which the application decodes.
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            i += 6;
+            changed = true;
+            continue;
+        }
         if input[i] == b'%' {
             if let (Some(h), Some(l)) = (
                 input.get(i + 1).and_then(|b| hex(*b)),
@@ -90,12 +101,8 @@ fn percent_round(input: &[u8], out: &mut Vec<u8>) -> bool {
                 continue;
             }
             if matches!(input.get(i + 1), Some(b'u' | b'U'))
-                && let Some(cp) = input.get(i + 2..i + 6).and_then(|d| {
-                    d.iter()
-                        .try_fold(0u32, |acc, b| hex(*b).map(|v| acc << 4 | v as u32))
-                })
+                && let Some(c) = code_point(input.get(i + 2..i + 6))
             {
-                let c = char::from_u32(cp).unwrap_or('\u{fffd}');
                 let mut buf = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                 i += 6;
@@ -113,6 +120,15 @@ fn percent_round(input: &[u8], out: &mut Vec<u8>) -> bool {
         i += 1;
     }
     changed
+}
+
+/// The character that four hex digits name (`None` unless `digits` is four hex digits; a
+/// surrogate is U+FFFD).
+fn code_point(digits: Option<&[u8]>) -> Option<char> {
+    let cp = digits?
+        .iter()
+        .try_fold(0u32, |acc, b| hex(*b).map(|v| acc << 4 | u32::from(v)))?;
+    Some(char::from_u32(cp).unwrap_or('\u{fffd}'))
 }
 
 /// One hex digit of a percent sequence: the digit itself, or the digit percent-encoded (`%32`
@@ -231,7 +247,19 @@ fn fold_unicode(input: &[u8], out: &mut Vec<u8>) {
         if matches!(input[i], 0xc0 | 0xc1)
             && !input.get(i + 1).is_some_and(|c| (0x80..0xc0).contains(c))
         {
-            i += 1;
+            // The lax reading that takes the second byte's low bits whatever its high ones
+            // (IIS read `%c1%1c` as `\`); where it gives no separator, the lead is dropped.
+            let lax = input
+                .get(i + 1)
+                .map(|c| (input[i] & 1) << 6 | (c & 0x3f))
+                .filter(|c| matches!(c, b'.' | b'/' | b'\\'));
+            match lax {
+                Some(c) => {
+                    out.push(c);
+                    i += 2;
+                }
+                None => i += 1,
+            }
             continue;
         }
         out.push(input[i]);
@@ -414,7 +442,19 @@ mod tests {
             "id=0x2f6574632f706173737764",
             "an SQL hex literal stays"
         );
+        assert_eq!(
+            norm("..%c1%1c..%c1%1cx", Field::Query),
+            "..\\..\\x",
+            "IIS's lax reading of a lead and a byte that does not continue it"
+        );
+        assert_eq!(
+            norm("%5cu002e%5Cu002e\\u002fx&q=\\u00e9\\user", Field::Query),
+            "../x&q=é\\user",
+            "JavaScript escapes, decoded once their backslash is"
+        );
+        assert_eq!(norm("\u{ff0e}\u{ff0e}\u{ff0f}x", Field::Header), "../x");
         assert!(!needs_work(b"/index.html", Field::Path));
+        assert!(needs_work("/\u{ff0e}\u{ff0e}/".as_bytes(), Field::Path));
         assert!(needs_work(b"/0x2e0x2e/", Field::Path));
         assert!(needs_work(b"/a%20b", Field::Path));
     }

@@ -414,6 +414,9 @@ fn command_start(text: &[u8], i: usize, outside: bool) -> Option<(usize, Opener)
 
 /// Whether a command is read at `start` (`word` is scratch space).
 fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> bool {
+    if opener == Opener::Value && bare_recon_command(text, start, word) {
+        return true;
+    }
     if opener == Opener::Value && !blank_before_next_parameter(&text[start..]) {
         // Most values hold no blank: nothing to read there.
         return false;
@@ -438,7 +441,9 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
     if opener == Opener::Value {
         let program = sure_program(name) || is(WORD_PROGRAMS) || cmdlet(name).is_some();
         return program
-            && (arguments_follow(text, end, numbers) || program_follows(text, end, word));
+            && (arguments_follow(text, end, numbers)
+                || operand_follows(text, end, name)
+                || program_follows(text, end, word));
     }
     if sure_program(name) || glob_of_system_path(word) {
         return true;
@@ -450,6 +455,53 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
             || brace_list(text, start, end)
             || operand_follows(text, end, name)))
         || (prefix && command_after_prefix(text, end, opener, word))
+}
+
+/// Programs that print what an attacker wants to know with no argument at all and whose names
+/// are no word (sorted): a parameter's value that is only one of them (`cmd=whoami`) is the
+/// command a vulnerable handler runs.
+const RECON: &[&str] = &[
+    "dmesg",
+    "getmac",
+    "ifconfig",
+    "ipconfig",
+    "logname",
+    "lscpu",
+    "lsmod",
+    "netstat",
+    "nproc",
+    "printenv",
+    "quser",
+    "qwinsta",
+    "systeminfo",
+    "tasklist",
+    "uname",
+    "whoami",
+];
+
+/// What the same programs are in a header, with the recon programs whose names are also words
+/// (sorted): a User-Agent or Referer is a product token or a URL, never a lone `id` or `ls`.
+const HEADER_RECON: &[&str] = &[
+    "arp", "dir", "env", "groups", "history", "hostname", "id", "ls", "ps", "pwd", "set", "uptime",
+    "ver", "who",
+];
+
+/// Whether the value that starts at `start` is only a recon program's name, as a shell would
+/// read it (`whoami`, `w'h'oami`, `whoami.exe`): at the start of the text (a header, read whole)
+/// any of [`RECON`] and [`HEADER_RECON`], in a query parameter only the former.
+fn bare_recon_command(text: &[u8], start: usize, word: &mut Vec<u8>) -> bool {
+    let Some(end) = read_word(text, start, word) else {
+        return false;
+    };
+    // A word may end past the text (a `\` as its last byte).
+    let rest = text.get(end..).unwrap_or_default();
+    let ends = rest.trim_ascii().is_empty() || (start > 0 && rest.first() == Some(&b'&'));
+    if !ends || word.contains(&b'/') {
+        return false;
+    }
+    word.make_ascii_lowercase();
+    let name = word.strip_suffix(b".exe").unwrap_or(word);
+    listed(RECON, name) || (start == 0 && listed(HEADER_RECON, name))
 }
 
 /// Word programs whose first argument is a host name (`host evil.example`).
@@ -1082,6 +1134,33 @@ mod tests {
             assert!(injected(s.as_bytes()), "{s}");
         }
         for s in ["?cmd=id", "?tool=curl", "?q=cat videos"] {
+            assert!(!injected(s.as_bytes()), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_lone_recon_program_is_a_command_where_no_word_belongs() {
+        for s in [
+            "?cmd=whoami",
+            "?a=1&c=w'h'oami&b=2",
+            "?run=ipconfig.exe",
+            "?c=net user",
+            "whoami",
+            "id",
+            " pwd ",
+            "hostname",
+        ] {
+            assert!(injected(s.as_bytes()), "{s}");
+        }
+        for s in [
+            "?sort=id",
+            "?field=hostname",
+            "?q=pwd",
+            "/id",
+            "/whoami",
+            "id card",
+            "Mozilla/5.0 (Linux; Android 14)",
+        ] {
             assert!(!injected(s.as_bytes()), "{s}");
         }
     }
