@@ -5,7 +5,9 @@
 //! literals of the signatures of `config/signatures.yaml` that look at that field, finds the
 //! candidate signatures in a single pass; only those run their confirming regex (and a detector
 //! for what a regex cannot read: [`shell`] reads a value as a shell would, [`sqltokens`]
-//! fingerprints its SQL tokens). The result is the
+//! fingerprints its SQL tokens). A query parameter written as a file-system path is also judged
+//! by the path's signatures, as if the file were requested: when they call it sensitive, the
+//! request includes that file (`traversal`). The result is the
 //! row's `threats` bit set (one bit per category; 0 for the vast majority of rows, which cost one
 //! automaton pass). [`behaviour`] finds
 //! what single requests cannot show — brute force, probing, floods — with windowed SQL over the
@@ -422,7 +424,7 @@ impl Tagger {
     /// (`/…`, `\…`, `~/…`, `./…`, `C:\…`) that the path signatures, reading it as a request for
     /// that file, call `sensitive` (`file=/home/u/.aws/credentials`, `inc=/config.prod.yml`):
     /// the file an inclusion would read, judged by the same patterns as a direct request, cut
-    /// where an inclusion stops reading (a NUL, a `?`).
+    /// where an inclusion stops reading (a NUL) or a URL's path ends (`?`, `#`).
     fn includes_sensitive_file(&self, sensitive: u32, s: &mut TagScratch) -> bool {
         std::mem::swap(&mut s.text, &mut s.query);
         let query = std::mem::take(&mut s.query);

@@ -445,7 +445,7 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
                 || operand_follows(text, end, name)
                 || program_follows(text, end, word));
     }
-    if sure_program(name) || glob_of_system_path(word) {
+    if sure_program(name) || glob_of_system_path(word) || in_bin_directory(word, name) {
         return true;
     }
     let word_program = is(WORD_PROGRAMS) || cmdlet(name).is_some();
@@ -878,6 +878,21 @@ fn program_name(word: &[u8]) -> &[u8] {
     }
 }
 
+/// Whether `word` runs a listed program by its absolute path in a directory of programs
+/// (`/usr/bin/id`, `/bin/ls`): no word of prose is written so.
+fn in_bin_directory(word: &[u8], name: &[u8]) -> bool {
+    let dir = &word[..word.len() - name.len()];
+    [
+        &b"/bin/"[..],
+        b"/sbin/",
+        b"/usr/bin/",
+        b"/usr/sbin/",
+        b"/usr/local/bin/",
+    ]
+    .contains(&dir)
+        && (sure_program(name) || listed(WORD_PROGRAMS, name))
+}
+
 /// An absolute path of two or more components written with glob characters (`/b??/c?t`,
 /// `/???/n?`): only a shell expanding it to a program would write one.
 fn glob_of_system_path(word: &[u8]) -> bool {
@@ -908,16 +923,19 @@ fn command_line_follows(text: &[u8], end: usize, opener: Opener, numbers: bool) 
         b'\\' if matches!(text.get(i + 1), Some(b'n' | b'r')) => true,
         b')' => opener == Opener::Paren,
         // `&&`, or a `&` that sends the command to the background and ends the text or a quote.
-        b'&' => matches!(
-            text.get(i + 1),
-            None | Some(b'&' | b'\'' | b'"' | b' ' | b'\t' | b'\n' | b'\r' | b';' | b'|')
-        ),
+        b'&' => {
+            matches!(
+                text.get(i + 1),
+                None | Some(b'&' | b'\'' | b'"' | b' ' | b'\t' | b'\n' | b'\r' | b';' | b'|')
+            ) || (opener != Opener::Ampersand && next_parameter(&text[i + 1..]))
+        }
         b';' => matches!(opener, Opener::LineBreak | Opener::Statement),
         // A comment that cuts off the rest of the server's command line.
         b'#' => {
             blank
                 && matches!(opener, Opener::LineBreak | Opener::Statement)
-                && matches!(text.get(i + 1), None | Some(b' ' | b'\t'))
+                && (matches!(text.get(i + 1), None | Some(b' ' | b'\t'))
+                    || (text.get(i + 1) == Some(&b'&') && next_parameter(&text[i + 2..])))
         }
         b',' => matches!(
             text.get(i + 1),
@@ -925,7 +943,10 @@ fn command_line_follows(text: &[u8], end: usize, opener: Opener, numbers: bool) 
         ),
         b'-' | b'/' | b'~' | b'$' | b'\'' | b'"' | b'\\' => blank || c == b'$',
         b'.' => blank && matches!(text.get(i + 1), Some(b'/' | b'.')),
-        b'0'..=b'9' => blank && numbers,
+        // A redirection of a descriptor (`2>&1`, `1>/dev/null`).
+        b'0'..=b'9' => blank && (numbers || redirects_descriptor(&text[i..])),
+        // A cmd.exe variable (`echo %PATH%`).
+        b'%' => blank && cmd_variable(&text[i..]),
         b'a'..=b'z' | b'A'..=b'Z' => {
             (blank
                 && text.get(i + 1) == Some(&b':')
@@ -934,6 +955,33 @@ fn command_line_follows(text: &[u8], end: usize, opener: Opener, numbers: bool) 
         }
         _ => false,
     }
+}
+
+/// Whether `rest` (after a `&`) is a query's next parameter, `name=`: the value before it ended
+/// there, as a command line does at the end of the text.
+fn next_parameter(rest: &[u8]) -> bool {
+    let n = rest
+        .iter()
+        .take(64)
+        .take_while(|c| c.is_ascii_alphanumeric() || b"_.-[]".contains(c))
+        .count();
+    n > 0 && rest.get(n) == Some(&b'=')
+}
+
+/// Whether `rest` starts with a file descriptor's number and a redirection (`2>`, `1>>`, `0<`).
+fn redirects_descriptor(rest: &[u8]) -> bool {
+    let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    n <= 2 && matches!(rest.get(n), Some(b'>' | b'<'))
+}
+
+/// Whether `rest` starts with a cmd.exe variable, `%NAME%`.
+fn cmd_variable(rest: &[u8]) -> bool {
+    let n = rest[1..]
+        .iter()
+        .take(32)
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count();
+    n > 0 && rest.get(1 + n) == Some(&b'%')
 }
 
 /// Whether `rest` is plain arguments (words, paths) up to the `)` that closes a substitution
@@ -1134,6 +1182,70 @@ mod tests {
             assert!(injected(s.as_bytes()), "{s}");
         }
         for s in ["?cmd=id", "?tool=curl", "?q=cat videos"] {
+            assert!(!injected(s.as_bytes()), "{s}");
+        }
+    }
+
+    /// Every injection of the grammar's cross product is read: what comes before the
+    /// separator, the separator, the command and what ends it, in a query and in a header.
+    #[test]
+    fn the_cross_product_of_separators_commands_and_endings_is_read() {
+        let before = ["", "x", "127.0.0.1", "1'", "1\"", "a b"];
+        let separators = [";", "|", "||", "&&", "\n", " ; ", " | ", "\r\n"];
+        let commands = [
+            "id",
+            "whoami",
+            "uname -a",
+            "cat /etc/passwd",
+            "ls -la",
+            "pwd",
+            "ifconfig",
+            "ipconfig /all",
+            "ping -c 4 127.0.0.1",
+            "sleep 5",
+            "nslookup example.com",
+            "curl http://example.com/x",
+            "type c:\\windows\\win.ini",
+            "dir c:\\",
+            "net user",
+            "/usr/bin/id",
+            "echo %path%",
+        ];
+        let endings = ["", " #", ";", "|", " 2>&1", " >/dev/null", "&"];
+        let mut missed = Vec::new();
+        for b in before {
+            for sep in separators {
+                for c in commands {
+                    for e in endings {
+                        let value = format!("{b}{sep}{c}{e}");
+                        for text in [format!("?q={value}&p=1"), value.clone()] {
+                            if !injected(text.as_bytes()) {
+                                missed.push(text);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            missed.is_empty(),
+            "{} missed: {:?}",
+            missed.len(),
+            &missed[..missed.len().min(20)]
+        );
+    }
+
+    #[test]
+    fn redirections_of_descriptors_and_cmd_variables_are_a_command_line() {
+        for s in [
+            "| ver 2>&1",
+            ";pwd 1>/dev/null",
+            "& echo %USERNAME%",
+            "|set 2>nul",
+        ] {
+            assert!(injected(s.as_bytes()), "{s}");
+        }
+        for s in ["; ver 2 things", "& echo 100% sure", "; set 2 > 1"] {
             assert!(!injected(s.as_bytes()), "{s}");
         }
     }
