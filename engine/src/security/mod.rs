@@ -190,6 +190,8 @@ pub struct TagScratch {
     tmp: Vec<u8>,
     /// The normalised query while its values are judged as paths.
     query: Vec<u8>,
+    /// A path normalised without folding, for the detectors.
+    unfolded: Vec<u8>,
     candidates: Vec<usize>,
     /// The tagger `cache` belongs to.
     tagger: u64,
@@ -386,7 +388,7 @@ impl Tagger {
         }
         // A detector reads a path as the program behind it gets it: decoded, but with its
         // backslashes (a shell's escapes, a written `\n`) and slash runs as sent.
-        let mut unfolded = None;
+        let mut unfolded = false;
         for &sig in &s.candidates {
             let sg = &self.sigs[sig];
             if bits & sg.bit != 0 {
@@ -396,12 +398,11 @@ impl Tagger {
                 if field != Field::Path || !normalised {
                     return detect(text);
                 }
-                let alt = unfolded.get_or_insert_with(|| {
-                    let (mut alt, mut tmp) = (Vec::new(), Vec::new());
-                    normalize::normalize(raw, Field::Header, &mut alt, &mut tmp);
-                    alt
-                });
-                detect(alt)
+                if !unfolded {
+                    normalize::normalize(raw, Field::Header, &mut s.unfolded, &mut s.tmp);
+                    unfolded = true;
+                }
+                detect(&s.unfolded)
             };
             if sg.confirm.as_ref().is_none_or(|re| re.is_match(text))
                 && !sg.unless.as_ref().is_some_and(|re| re.is_match(text))

@@ -414,12 +414,9 @@ fn command_start(text: &[u8], i: usize, outside: bool) -> Option<(usize, Opener)
 
 /// Whether a command is read at `start` (`word` is scratch space).
 fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> bool {
-    if opener == Opener::Value && bare_recon_command(text, start, word) {
-        return true;
-    }
     if opener == Opener::Value && !blank_before_next_parameter(&text[start..]) {
-        // Most values hold no blank: nothing to read there.
-        return false;
+        // Most values hold no blank: only a lone recon program can be a command there.
+        return read_word(text, start, word).is_some_and(|end| bare_recon(text, start, end, word));
     }
     if opener != Opener::Value && runs_assigned_variables(text, start) {
         return true;
@@ -433,6 +430,9 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
         return opener != Opener::Value
             && opener != Opener::Ampersand
             && command_after_assignment(text, end, opener, word);
+    }
+    if opener == Opener::Value && bare_recon(text, start, end, word) {
+        return true;
     }
     word.make_ascii_lowercase();
     let name = program_name(word);
@@ -486,13 +486,11 @@ const HEADER_RECON: &[&str] = &[
     "ver", "who",
 ];
 
-/// Whether the value that starts at `start` is only a recon program's name, as a shell would
-/// read it (`whoami`, `w'h'oami`, `whoami.exe`): at the start of the text (a header, read whole)
-/// any of [`RECON`] and [`HEADER_RECON`], in a query parameter only the former.
-fn bare_recon_command(text: &[u8], start: usize, word: &mut Vec<u8>) -> bool {
-    let Some(end) = read_word(text, start, word) else {
-        return false;
-    };
+/// Whether the value that starts at `start`, whose first word (read into `word`) ends at `end`,
+/// is only a recon program's name, as a shell would read it (`whoami`, `w'h'oami`,
+/// `whoami.exe`): at the start of the text (a header, read whole) any of [`RECON`] and
+/// [`HEADER_RECON`], in a query parameter only the former.
+fn bare_recon(text: &[u8], start: usize, end: usize, word: &mut [u8]) -> bool {
     // A word may end past the text (a `\` as its last byte).
     let rest = text.get(end..).unwrap_or_default();
     let ends = rest.trim_ascii().is_empty() || (start > 0 && rest.first() == Some(&b'&'));
@@ -500,7 +498,7 @@ fn bare_recon_command(text: &[u8], start: usize, word: &mut Vec<u8>) -> bool {
         return false;
     }
     word.make_ascii_lowercase();
-    let name = word.strip_suffix(b".exe").unwrap_or(word);
+    let name = word.strip_suffix(b".exe").unwrap_or(&*word);
     listed(RECON, name) || (start == 0 && listed(HEADER_RECON, name))
 }
 
