@@ -275,6 +275,19 @@ mod tests {
     }
 
     #[test]
+    fn a_run_time_in_any_notation_survives_a_save_and_a_load() {
+        let text = r#"{"version": 0, "runs": [{"id": "r", "started": "2026-12-07T19:45:18Z",
+            "elapsed_s": 0.04219E54, "sources": 1, "lines": 1, "rows": 1, "bad_lines": 0}],
+            "sources": [], "files": []}"#;
+        let m = Manifest::from_json(text, Path::new("manifest.json")).unwrap();
+        let again = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            Manifest::from_json(&again, Path::new("manifest.json")).unwrap(),
+            m
+        );
+    }
+
+    #[test]
     fn a_corrupt_manifest_is_reported_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(MANIFEST_FILE), "{not json").unwrap();
