@@ -321,8 +321,8 @@ fn exposure_recall_on_held_out_sections_of_crs_restricted_files() {
     );
 }
 
-/// Held-out recall of the restricted files when last measured (81.6%), less about two points.
-const EXPOSURE_FLOOR: f64 = 0.80;
+/// Held-out recall of the restricted files when last measured (89.0%), less about two points.
+const EXPOSURE_FLOOR: f64 = 0.87;
 
 /// CRS's list of operating-system and application files that an inclusion reads
 /// (`crs/lfi-os-files.data`: dotfiles, configuration names, server and system paths, compiled

@@ -730,10 +730,54 @@ mod tests {
                 "ua",
             ),
             ("/feeds", Some("src=/rss.xml"), "ua"),
+            ("/api/v1/auth/token", Some("grant=code"), "ua"),
+            ("/docs/deploy.html", Some("x=%25x"), "ua"),
+            ("/processes", Some("view=process.start-date"), "ua"),
         ] {
             assert!(
                 tags(&t, path, query, ua).is_empty(),
                 "{path}?{query:?} {ua}"
+            );
+        }
+    }
+
+    #[test]
+    fn commands_run_through_a_language_process_interface() {
+        let t = tagger(1);
+        for query in [
+            "x=__import__(%27os%27).popen(%27id%27).read()",
+            "c=require(%27child_process%27).exec(%27id%27)",
+            "e=subprocess.check_output([%27ls%27])",
+            "r=IO.popen(%27id%27).read",
+            "p=qx{id}",
+            "a=System.Diagnostics.Process.Start(%22cmd.exe%22)",
+            "v=CreateObject(%22WScript.Shell%22).Exec(%22cmd%22)",
+        ] {
+            let found = tags(&t, "/run", Some(query), "ua");
+            assert!(found.contains(&"cmdi".to_string()), "{query}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn credential_configs_and_kernel_files_are_sensitive() {
+        let t = tagger(1);
+        for path in [
+            "/aws.yml",
+            "/config/aws-key.yml",
+            "/sftp.json",
+            "/auth.json",
+        ] {
+            assert_eq!(tags(&t, path, None, "ua"), ["sensitive_file"], "{path}");
+        }
+        for query in [
+            "f=/proc/mounts",
+            "f=/app/proc/sched_debug",
+            "f=sys/hypervisor/uuid",
+        ] {
+            assert_eq!(
+                tags(&t, "/view", Some(query), "ua"),
+                ["traversal"],
+                "{query}"
             );
         }
     }

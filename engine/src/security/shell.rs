@@ -16,7 +16,10 @@
 
 /// Programs whose names are never ordinary words (sorted: looked up by binary search).
 const PROGRAMS: &[&str] = &[
+    "adduser",
     "apt-get",
+    "aria2c",
+    "arping",
     "attrib",
     "auditpol",
     "awk",
@@ -48,20 +51,28 @@ const PROGRAMS: &[&str] = &[
     "csh",
     "curl",
     "dash",
+    "deluser",
     "dirname",
     "diskpart",
     "dmesg",
+    "doas",
     "dpkg",
+    "driverquery",
     "dsquery",
     "egrep",
     "esentutl",
+    "extrac32",
+    "fgrep",
     "findstr",
     "forfiles",
     "fsutil",
+    "fuser",
     "gawk",
     "gcc",
+    "gdb",
     "getcap",
     "getconf",
+    "getenforce",
     "getent",
     "getfacl",
     "getmac",
@@ -71,6 +82,7 @@ const PROGRAMS: &[&str] = &[
     "gunzip",
     "hexdump",
     "hostname",
+    "hostnamectl",
     "htpasswd",
     "icacls",
     "iex",
@@ -82,6 +94,7 @@ const PROGRAMS: &[&str] = &[
     "iostat",
     "ip6tables",
     "ipconfig",
+    "ipcs",
     "iptables",
     "irm",
     "iwr",
@@ -90,6 +103,8 @@ const PROGRAMS: &[&str] = &[
     "killall",
     "klist",
     "ksh",
+    "lastlog",
+    "ldd",
     "logname",
     "ls",
     "lsattr",
@@ -102,10 +117,15 @@ const PROGRAMS: &[&str] = &[
     "lsusb",
     "ltrace",
     "lua",
+    "lwp-download",
+    "lwp-request",
+    "mailx",
+    "makecab",
     "mawk",
     "md5sum",
     "mimikatz",
     "mkfifo",
+    "mklink",
     "mknod",
     "mkpasswd",
     "mktemp",
@@ -114,10 +134,12 @@ const PROGRAMS: &[&str] = &[
     "mshta",
     "msiexec",
     "mysqldump",
+    "nano",
     "nawk",
     "nbtstat",
     "nc",
     "ncat",
+    "net1",
     "netcat",
     "netsh",
     "netstat",
@@ -132,11 +154,13 @@ const PROGRAMS: &[&str] = &[
     "odbcconf",
     "openssl",
     "pathping",
+    "pcalua",
     "perl",
     "pgrep",
     "php",
     "php-cgi",
     "ping.exe",
+    "ping6",
     "pkexec",
     "pkill",
     "powershell",
@@ -160,18 +184,23 @@ const PROGRAMS: &[&str] = &[
     "regsvr32",
     "renice",
     "rlogin",
+    "rlwrap",
     "rmmod",
     "robocopy",
     "rsync",
     "ruby",
+    "runas",
     "rundll32",
     "runuser",
     "schtasks",
     "scp",
     "sed",
+    "sendmail",
+    "sestatus",
     "setcap",
     "setfacl",
     "setsid",
+    "setspn",
     "sftp",
     "sh",
     "sha1sum",
@@ -198,10 +227,13 @@ const PROGRAMS: &[&str] = &[
     "telnet",
     "tftp",
     "traceroute",
+    "traceroute6",
     "tracert",
     "tshark",
+    "tzutil",
     "ulimit",
     "umask",
+    "umount",
     "unalias",
     "uname",
     "uncompress",
@@ -210,6 +242,7 @@ const PROGRAMS: &[&str] = &[
     "useradd",
     "userdel",
     "usermod",
+    "usleep",
     "uudecode",
     "uuencode",
     "vim",
@@ -221,13 +254,18 @@ const PROGRAMS: &[&str] = &[
     "wget",
     "whereis",
     "whoami",
+    "whois",
+    "winrm",
+    "winrs",
     "wmic",
     "wscript",
+    "wusa",
     "xargs",
     "xcopy",
     "xxd",
     "xzcat",
     "zcat",
+    "zgrep",
     "zsh",
 ];
 
@@ -235,17 +273,23 @@ const PROGRAMS: &[&str] = &[
 const WORD_PROGRAMS: &[&str] = &[
     "alias",
     "apropos",
+    "arch",
     "arp",
+    "bc",
+    "cal",
+    "calc",
     "call",
     "cat",
     "cd",
     "chdir",
+    "cls",
     "cmp",
     "comm",
     "copy",
     "cp",
     "cut",
     "date",
+    "dc",
     "dd",
     "del",
     "df",
@@ -258,48 +302,67 @@ const WORD_PROGRAMS: &[&str] = &[
     "erase",
     "eval",
     "exec",
+    "expect",
     "export",
     "expr",
+    "factor",
+    "fetch",
     "file",
     "find",
     "finger",
     "fold",
     "free",
     "ftp",
+    "groups",
+    "gzip",
     "head",
     "history",
     "host",
     "id",
     "ip",
     "java",
+    "join",
     "kill",
     "last",
     "less",
     "ln",
     "locate",
+    "logger",
     "mail",
+    "make",
+    "man",
+    "md",
     "mkdir",
     "more",
     "mount",
+    "move",
     "mv",
     "net",
     "nl",
+    "nmap",
     "node",
+    "notepad",
     "od",
     "passthru",
     "passwd",
+    "paste",
     "ping",
     "print",
     "printf",
     "ps",
+    "query",
+    "rd",
     "read",
     "reboot",
+    "ren",
     "rename",
     "rev",
     "rm",
     "rmdir",
     "route",
     "sc",
+    "screen",
+    "script",
     "seq",
     "service",
     "set",
@@ -309,6 +372,7 @@ const WORD_PROGRAMS: &[&str] = &[
     "sleep",
     "sort",
     "source",
+    "split",
     "ss",
     "start",
     "stat",
@@ -322,26 +386,57 @@ const WORD_PROGRAMS: &[&str] = &[
     "test",
     "time",
     "timeout",
+    "top",
     "touch",
     "tr",
+    "tree",
+    "tty",
     "type",
     "uniq",
     "unlink",
     "unset",
     "unzip",
+    "users",
     "ver",
     "vi",
+    "vol",
     "w",
     "wc",
     "whatis",
+    "where",
     "which",
     "who",
     "whoami.exe",
+    "yes",
     "zip",
 ];
 
 /// Word programs that run the command that follows them (`time sh -c id`, `env X=1 id`).
 const PREFIXES: &[&[u8]] = &[b"command", b"env", b"exec", b"nice", b"time", b"timeout"];
+
+/// Word programs that print their arguments: what a probe runs to see its marker come back.
+const PRINTERS: &[&[u8]] = &[b"echo", b"printf"];
+
+/// Whether a printer at `end` prints one word that ends the command (`;echo vuln123`,
+/// `|echo 12345;`, `$(echo x)`), where a statement starts: prose puts a word after "echo" too, but
+/// not after a `;`, a `|`, a line break or a substitution's opening outside a user agent's token
+/// list, and not as the whole of what follows.
+fn prints_a_marker(text: &[u8], end: usize, opener: Opener) -> bool {
+    let i = skip_blanks(text, end);
+    let n = text[i..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count();
+    let ends = text
+        .get(i + n)
+        .is_none_or(|c| b";|&`)\n\r\0'\"".contains(c));
+    matches!(
+        opener,
+        Opener::Statement | Opener::LineBreak | Opener::Paren
+    ) && i > end
+        && n > 0
+        && ends
+}
 
 /// Word programs whose first argument may be a plain number (`sleep 5`, `ping 10.0.0.1`).
 const NUMBER_TAKERS: &[&[u8]] = &[b"sleep", b"ping", b"timeout", b"kill", b"expr"];
@@ -448,13 +543,18 @@ fn command_at(text: &[u8], start: usize, opener: Opener, word: &mut Vec<u8>) -> 
     if sure_program(name) || glob_of_system_path(word) || in_bin_directory(word, name) {
         return true;
     }
+    if opener != Opener::Separator && opener != Opener::Ampersand && run_as_file(word, name) {
+        return true;
+    }
     let word_program = is(WORD_PROGRAMS) || cmdlet(name).is_some();
     let prefix = PREFIXES.contains(&name);
+    let printer = PRINTERS.contains(&name);
     (word_program
         && (command_line_follows(text, end, opener, numbers)
             || brace_list(text, start, end)
             || operand_follows(text, end, name)))
         || (prefix && command_after_prefix(text, end, opener, word))
+        || (printer && prints_a_marker(text, end, opener))
 }
 
 /// Programs that print what an attacker wants to know with no argument at all and whose names
@@ -660,10 +760,28 @@ fn brace_list(text: &[u8], start: usize, end: usize) -> bool {
 /// Windows `.exe`.
 fn sure_program(name: &[u8]) -> bool {
     listed(PROGRAMS, name)
+        || versioned_interpreter(name)
         || name
             .strip_suffix(b".exe")
             .is_some_and(|n| listed(PROGRAMS, n))
         || cmdlet(name).is_some_and(|noun| noun >= 6)
+}
+
+/// Interpreters installed under a versioned name (`python3.11`, `php8.2`, `perl5.36`).
+const INTERPRETERS: &[&[u8]] = &[b"lua", b"node", b"perl", b"php", b"pip", b"python", b"ruby"];
+
+/// Whether `name` is an interpreter's name followed by its version (`python3.11`, `php7`).
+fn versioned_interpreter(name: &[u8]) -> bool {
+    let stem = name.len()
+        - name
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_digit() || **c == b'.')
+            .count();
+    stem < name.len()
+        && name[stem].is_ascii_digit()
+        && !name.ends_with(b".")
+        && INTERPRETERS.contains(&&name[..stem])
 }
 
 /// PowerShell's approved verbs most used in cmdlet names (sorted: looked up by binary search).
@@ -876,19 +994,49 @@ fn program_name(word: &[u8]) -> &[u8] {
     }
 }
 
-/// Whether `word` runs a listed program by its absolute path in a directory of programs
-/// (`/usr/bin/id`, `/bin/ls`): no word of prose is written so.
+/// Whether `word` runs a program by its path in a directory of programs: any program from an
+/// absolute path that ends in `bin/` or `sbin/` (`/usr/bin/id`, `/opt/app/bin/run`), a listed one
+/// from a system one written relative (`usr/bin/id`, `bin/sh`); no word of prose is written so.
 fn in_bin_directory(word: &[u8], name: &[u8]) -> bool {
     let dir = &word[..word.len() - name.len()];
-    [
-        &b"/bin/"[..],
-        b"/sbin/",
-        b"/usr/bin/",
-        b"/usr/sbin/",
-        b"/usr/local/bin/",
+    let plain = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-');
+    let absolute = dir.first() == Some(&b'/')
+        && (dir.ends_with(b"/bin/") || dir.ends_with(b"/sbin/"))
+        && !name.is_empty()
+        && name.iter().all(plain)
+        && name.iter().any(u8::is_ascii_alphabetic);
+    let relative = [
+        &b"bin/"[..],
+        b"sbin/",
+        b"usr/bin/",
+        b"usr/sbin/",
+        b"usr/local/bin/",
     ]
     .contains(&dir)
-        && (sure_program(name) || listed(WORD_PROGRAMS, name))
+        && (sure_program(name) || listed(WORD_PROGRAMS, name));
+    absolute || relative
+}
+
+/// Scripts and executables a shell or cmd.exe runs by their file name (sorted).
+const EXECUTABLE_EXTENSIONS: &[&str] = &["bat", "cmd", "exe", "pl", "ps1", "py", "rb", "sh", "vbs"];
+
+/// Whether `word`, at the start of a command, runs a file: one named in the current directory
+/// (`./exploit`), or a file whose extension is a script's or an executable's (`calc.exe`,
+/// `x.ps1`, `/tmp/a.sh`). A user agent's token list (`(Windows; setup.exe)`) and a query's
+/// parameters are not command starts for this rule.
+fn run_as_file(word: &[u8], name: &[u8]) -> bool {
+    let plain = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-');
+    let local = word.starts_with(b"./")
+        && word.len() > 2
+        && word[2..].iter().all(plain)
+        && word[2..].iter().any(u8::is_ascii_alphabetic);
+    let executable = name.iter().rposition(|&c| c == b'.').is_some_and(|dot| {
+        let (stem, extension) = (&name[..dot], &name[dot + 1..]);
+        stem.iter().any(u8::is_ascii_alphabetic)
+            && stem.iter().all(plain)
+            && listed(EXECUTABLE_EXTENSIONS, extension)
+    });
+    local || executable
 }
 
 /// An absolute path of two or more components written with glob characters (`/b??/c?t`,
@@ -1036,7 +1184,7 @@ mod tests {
 
     #[test]
     fn program_lists_are_sorted_for_binary_search() {
-        for list in [PROGRAMS, WORD_PROGRAMS, CMDLET_VERBS] {
+        for list in [PROGRAMS, WORD_PROGRAMS, CMDLET_VERBS, EXECUTABLE_EXTENSIONS] {
             assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
         }
     }
@@ -1101,6 +1249,19 @@ mod tests {
             "|cmdkey /list",
             "a;cd /tmp;",
             "x&&diff /etc/passwd /tmp/p",
+            "a;/opt/app/bin/run",
+            "a|usr/bin/id",
+            ";./exploit",
+            "a|calc.exe",
+            "x;/tmp/a.sh",
+            "`./x.pl`",
+            ";python3.11 -c x",
+            "a&&php7",
+            ";whois evil.example",
+            "|nmap -sv 10.0.0.1",
+            ";echo vulnerable",
+            "a|echo 12345;",
+            "$(printf abc)",
         ] {
             assert!(injected(s.as_bytes()), "{s}");
         }
@@ -1161,6 +1322,13 @@ mod tests {
             "?q=cd player&stat=1",
             "lyrics; cd of the year",
             "the diff; diff is small",
+            "mozilla/5.0 (windows nt 10.0; setup.exe)",
+            "q=a&run.sh",
+            "/docs;bin/readme",
+            "the top; top of the list",
+            "python3.x; php.ini",
+            "mozilla/5.0 (x11; echo 2)",
+            "q=echo hello",
         ] {
             assert!(!injected(s.as_bytes()), "{s}");
         }
