@@ -423,6 +423,12 @@ const PRINTERS: &[&[u8]] = &[b"echo", b"printf"];
 /// not after a `;`, a `|`, a line break or a substitution's opening outside a user agent's token
 /// list, and not as the whole of what follows.
 fn prints_a_marker(text: &[u8], end: usize, opener: Opener) -> bool {
+    if !matches!(
+        opener,
+        Opener::Statement | Opener::LineBreak | Opener::Paren
+    ) {
+        return false;
+    }
     let i = skip_blanks(text, end);
     let n = text[i..]
         .iter()
@@ -431,12 +437,7 @@ fn prints_a_marker(text: &[u8], end: usize, opener: Opener) -> bool {
     let ends = text
         .get(i + n)
         .is_none_or(|c| b";|&`)\n\r\0'\"".contains(c));
-    matches!(
-        opener,
-        Opener::Statement | Opener::LineBreak | Opener::Paren
-    ) && i > end
-        && n > 0
-        && ends
+    i > end && n > 0 && ends
 }
 
 /// Word programs whose first argument may be a plain number (`sleep 5`, `ping 10.0.0.1`).
@@ -1008,12 +1009,9 @@ fn program_name(word: &[u8]) -> &[u8] {
 /// from a system one written relative (`usr/bin/id`, `bin/sh`); no word of prose is written so.
 fn in_bin_directory(word: &[u8], name: &[u8]) -> bool {
     let dir = &word[..word.len() - name.len()];
-    let plain = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-');
     let absolute = dir.first() == Some(&b'/')
         && (dir.ends_with(b"/bin/") || dir.ends_with(b"/sbin/"))
-        && !name.is_empty()
-        && name.iter().all(plain)
-        && name.iter().any(u8::is_ascii_alphabetic);
+        && file_name(name);
     let relative = [
         &b"bin/"[..],
         b"sbin/",
@@ -1034,18 +1032,18 @@ const EXECUTABLE_EXTENSIONS: &[&str] = &["bat", "cmd", "exe", "pl", "ps1", "py",
 /// `x.ps1`, `/tmp/a.sh`). A user agent's token list (`(Windows; setup.exe)`) and a query's
 /// parameters are not command starts for this rule.
 fn run_as_file(word: &[u8], name: &[u8]) -> bool {
-    let plain = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-');
-    let local = word.starts_with(b"./")
-        && word.len() > 2
-        && word[2..].iter().all(plain)
-        && word[2..].iter().any(u8::is_ascii_alphabetic);
+    let local = word.strip_prefix(b"./").is_some_and(file_name);
     let executable = name.iter().rposition(|&c| c == b'.').is_some_and(|dot| {
-        let (stem, extension) = (&name[..dot], &name[dot + 1..]);
-        stem.iter().any(u8::is_ascii_alphabetic)
-            && stem.iter().all(plain)
-            && listed(EXECUTABLE_EXTENSIONS, extension)
+        file_name(&name[..dot]) && listed(EXECUTABLE_EXTENSIONS, &name[dot + 1..])
     });
     local || executable
+}
+
+/// Whether `s` is a plain file name: letters, digits, `.`, `_` and `-`, with a letter.
+fn file_name(s: &[u8]) -> bool {
+    s.iter()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && s.iter().any(u8::is_ascii_alphabetic)
 }
 
 /// An absolute path of two or more components written with glob characters (`/b??/c?t`,
